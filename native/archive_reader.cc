@@ -1,0 +1,4 @@
+#include "archive_reader.h"
+namespace guts {
+void InitArchiveReader(Napi::Env env, Napi::Object exports) {}
+}  // namespace guts

@@ -1,0 +1,5 @@
+#pragma once
+#include <napi.h>
+namespace guts {
+void InitArchiveWriter(Napi::Env env, Napi::Object exports);
+}  // namespace guts

@@ -1,0 +1,87 @@
+#include "errors.h"
+
+#include <rocksdb/status.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace guts {
+
+const char* CodeName(Code code) {
+  switch (code) {
+    case Code::Corrupt: return "GUTS_CORRUPT";
+    case Code::Locked: return "GUTS_LOCKED";
+    case Code::NotFound: return "GUTS_NOT_FOUND";
+    case Code::InvalidArgument: return "GUTS_INVALID_ARGUMENT";
+    case Code::Io: return "GUTS_IO";
+    case Code::UnsafePath: return "GUTS_UNSAFE_PATH";
+    case Code::Exists: return "GUTS_EXISTS";
+    case Code::NoSpace: return "GUTS_NO_SPACE";
+    case Code::Permission: return "GUTS_PERMISSION";
+    case Code::Cancelled: return "GUTS_CANCELLED";
+    case Code::Closed: return "GUTS_CLOSED";
+    case Code::Internal: return "GUTS_INTERNAL";
+  }
+  return "GUTS_INTERNAL";
+}
+
+static Code CodeForErrno(int err) {
+  switch (err) {
+    case ENOENT: case ENOTDIR: return Code::NotFound;
+    case EEXIST: case ENOTEMPTY: return Code::Exists;
+    case ENOSPC: case EDQUOT: case EFBIG: return Code::NoSpace;
+    case EACCES: case EPERM: case EROFS: return Code::Permission;
+    case EAGAIN: return Code::Locked;
+    case EINVAL: return Code::InvalidArgument;
+    default: return Code::Io;
+  }
+}
+
+GutsError ErrnoError(const std::string& what, const std::string& path, int err) {
+  std::string msg = what;
+  if (!path.empty()) msg += " " + path;
+  msg += ": ";
+  msg += std::strerror(err);
+  return GutsError(CodeForErrno(err), msg, path);
+}
+
+void ThrowErrno(const std::string& what, const std::string& path, int err) {
+  throw ErrnoError(what, path, err);
+}
+
+GutsError StatusError(const rocksdb::Status& s, const std::string& path) {
+  std::string text = s.ToString();
+  Code code = Code::Io;
+  if (s.IsIOError() && (text.find("lock") != std::string::npos || text.find("LOCK") != std::string::npos) &&
+      (text.find("Resource temporarily unavailable") != std::string::npos ||
+       text.find("lock hold by current process") != std::string::npos ||
+       text.find("No locks available") != std::string::npos)) {
+    return GutsError(Code::Locked,
+                     "store " + path + " is locked by another process (is the node running?)", path);
+  }
+  if (s.IsCorruption()) code = Code::Corrupt;
+  else if (s.IsNotFound()) code = Code::NotFound;
+  else if (s.IsInvalidArgument()) code = Code::InvalidArgument;
+  else if (s.IsNoSpace() || text.find("No space left") != std::string::npos) code = Code::NoSpace;
+  else if (text.find("Permission denied") != std::string::npos) code = Code::Permission;
+  return GutsError(code, "store " + path + ": " + text, path);
+}
+
+Napi::Error MakeError(Napi::Env env, const GutsError& e) {
+  Napi::Error err = Napi::Error::New(env, e.what());
+  err.Set("code", Napi::String::New(env, CodeName(e.code)));
+  if (!e.path.empty()) err.Set("path", Napi::String::New(env, e.path));
+  return err;
+}
+
+void ThrowJs(Napi::Env env, Code code, const std::string& message) {
+  throw MakeError(env, GutsError(code, message));
+}
+
+}  // namespace guts
+
+namespace guts {
+void CheckStatus(const rocksdb::Status& s, const std::string& path) {
+  if (!s.ok()) throw StatusError(s, path);
+}
+}  // namespace guts

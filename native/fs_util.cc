@@ -1,0 +1,97 @@
+#include "fs_util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "errors.h"
+
+namespace guts {
+
+void FsyncPath(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) ThrowErrno("cannot open for fsync", path, errno);
+  if (fsync(fd) != 0) {
+    int err = errno;
+    close(fd);
+    ThrowErrno("fsync failed for", path, err);
+  }
+  close(fd);
+}
+
+void RemoveTree(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    if (DIR* d = opendir(path.c_str())) {
+      while (struct dirent* e = readdir(d)) {
+        std::string name = e->d_name;
+        if (name == "." || name == "..") continue;
+        RemoveTree(path + "/" + name);
+      }
+      closedir(d);
+    }
+    rmdir(path.c_str());
+  } else {
+    unlink(path.c_str());
+  }
+}
+
+int LockHolder(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct flock fl = {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  int pid = 0;
+  if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) pid = fl.l_pid ? fl.l_pid : -1;
+  close(fd);
+  return pid;
+}
+
+void RenameExchange(const std::string& a, const std::string& b) {
+  if (syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0)
+    ThrowErrno("cannot exchange " + a + " with", b, errno);
+}
+
+void WriteAll(int fd, const void* data, size_t len, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowErrno("cannot write", path, errno);
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+void InitFsUtil(Napi::Env env, Napi::Object exports) {
+  exports.Set("lockHolder", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::Number::New(info.Env(), LockHolder(info[0].As<Napi::String>()));
+  }));
+  exports.Set("renameExchange", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    try {
+      RenameExchange(info[0].As<Napi::String>(), info[1].As<Napi::String>());
+    } catch (const GutsError& e) {
+      throw MakeError(info.Env(), e);
+    }
+    return info.Env().Undefined();
+  }));
+  exports.Set("fsyncPath", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    try {
+      FsyncPath(info[0].As<Napi::String>());
+    } catch (const GutsError& e) {
+      throw MakeError(info.Env(), e);
+    }
+    return info.Env().Undefined();
+  }));
+}
+
+}  // namespace guts

@@ -1,0 +1,108 @@
+// The git-object store: one data dir holds two RocksDB instances.
+//   db/         column families objects, refs, repos, meta
+//   consensus/  blocks by height and the finalized height
+// Kept separate so a consensus-only backup can take consensus/ alone.
+#pragma once
+#include <rocksdb/db.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace guts {
+
+struct ObjectCounts {
+  uint64_t commit = 0, tree = 0, blob = 0, tag = 0, repos = 0;
+  uint64_t& ForType(int type);
+};
+
+struct PutObject {
+  uint8_t type;
+  const uint8_t* data;
+  size_t len;
+};
+
+struct RefUpdate {
+  std::string name;
+  std::string target;    // 20 raw bytes, or empty
+  std::string symbolic;  // "refs/heads/main" for a symbolic ref, or empty
+  bool remove = false;
+};
+
+struct RefValue {
+  std::string name, target, symbolic;
+};
+
+struct StoredObject {
+  std::string id;  // 20 raw bytes
+  int type = 0;
+  std::string body;
+};
+
+class Store {
+ public:
+  struct Options {
+    std::string data_dir;
+    bool read_only = false;
+    bool create = true;
+    bool open_db = true;
+    bool open_consensus = true;
+  };
+  enum Cf { kDefault = 0, kObjects, kRefs, kRepos, kMeta, kCfCount };
+
+  static std::shared_ptr<Store> Open(const Options& options);
+  ~Store();
+  void Close();
+
+  const std::string& data_dir() const { return options_.data_dir; }
+  std::string db_path() const { return options_.data_dir + "/db"; }
+  std::string consensus_path() const { return options_.data_dir + "/consensus"; }
+  rocksdb::DB* db() const { return db_; }
+  rocksdb::DB* consensus() const { return consensus_; }
+  rocksdb::ColumnFamilyHandle* cf(Cf which) const { return cfs_[which]; }
+
+  // Objects: one atomic batch, counts updated in the same batch. Existing
+  // objects are skipped. ids_out gets 20 bytes per input object.
+  uint64_t PutObjects(const std::string& repo, const std::vector<PutObject>& objects, std::string* ids_out);
+  bool GetObject(const std::string& id, StoredObject* out);
+  std::vector<bool> HasObjects(const std::vector<std::string>& ids);
+  // Objects of one repository (repo non-empty) or all, after `after`, at most limit.
+  std::vector<StoredObject> ScanObjects(const std::string& repo, const std::string& after, size_t limit);
+
+  bool PutRepo(const std::string& repo, const std::string& meta_json);  // true when new
+  std::vector<std::pair<std::string, std::string>> ListRepos();
+  void UpdateRefs(const std::string& repo, const std::vector<RefUpdate>& updates);
+  std::vector<RefValue> GetRefs(const std::string& repo);
+
+  ObjectCounts Counts();
+
+  void PutBlocks(const std::vector<std::pair<uint64_t, std::string>>& blocks, int64_t finalized);
+  bool GetBlock(uint64_t height, std::string* out);
+  uint64_t FinalizedHeight();
+  uint64_t BlockCount();
+
+  // Flush memtables and sync the WAL of both stores (maintenance mode).
+  void FlushAndSync();
+  uint64_t DbSequence() const;
+  uint64_t ConsensusSequence() const;
+
+ private:
+  explicit Store(const Options& options) : options_(options) {}
+  Options options_;
+  rocksdb::DB* db_ = nullptr;
+  rocksdb::DB* consensus_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+  std::mutex write_mu_;  // serializes read-modify-write of counts
+};
+
+// Key helpers shared with the verifier.
+std::string MembershipKey(const std::string& repo, const std::string& id);
+std::string RefKey(const std::string& repo, const std::string& ref);
+std::string HeightKey(uint64_t height);
+extern const char* const kCountKeys[5];  // meta keys: commit, tree, blob, tag, repos
+uint64_t DecodeCount(const std::string& v);
+std::string EncodeCount(uint64_t v);
+
+}  // namespace guts

@@ -1,0 +1,96 @@
+// The one place where error codes are named and mapped to exit codes.
+// Native errors arrive with `.code` already set (native/errors.cc); TS code
+// throws GutsError with the same vocabulary. Tests assert codes, not messages.
+
+export const ErrorCodes = [
+  'GUTS_CORRUPT',
+  'GUTS_LOCKED',
+  'GUTS_NOT_FOUND',
+  'GUTS_INVALID_ARGUMENT',
+  'GUTS_IO',
+  'GUTS_UNSAFE_PATH',
+  'GUTS_EXISTS',
+  'GUTS_NO_SPACE',
+  'GUTS_PERMISSION',
+  'GUTS_CANCELLED',
+  'GUTS_CLOSED',
+  'GUTS_INTERNAL',
+  'GUTS_INVALID_CONFIG',
+  'GUTS_NOT_RUNNING',
+  'GUTS_MAINTENANCE',
+  'GUTS_TIMEOUT',
+] as const;
+
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export class GutsError extends Error {
+  readonly code: ErrorCode;
+  readonly path?: string;
+  constructor(code: ErrorCode, message: string, path?: string) {
+    super(message);
+    this.name = 'GutsError';
+    this.code = code;
+    if (path !== undefined) this.path = path;
+  }
+}
+
+/** Documented exit codes (README "Exit codes"). */
+export const ExitCode = {
+  OK: 0,
+  /** the data was checked and is invalid / corrupt */
+  INVALID: 1,
+  /** usage, configuration or I/O error */
+  ERROR: 2,
+  /** the store is held by a running node or another process */
+  LOCKED: 3,
+  /** interrupted (SIGINT / SIGTERM); nothing half-written is left */
+  INTERRUPTED: 130,
+} as const;
+
+export function exitCodeFor(err: unknown): number {
+  const code = errorCode(err);
+  if (code === 'GUTS_LOCKED') return ExitCode.LOCKED;
+  if (code === 'GUTS_CORRUPT') return ExitCode.INVALID;
+  if (code === 'GUTS_CANCELLED') return ExitCode.INTERRUPTED;
+  return ExitCode.ERROR;
+}
+
+/** Stable code of any error: native, GutsError, or a Node system error. */
+export function errorCode(err: unknown): ErrorCode {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if ((ErrorCodes as readonly string[]).includes(code)) return code as ErrorCode;
+    switch (code) {
+      case 'ENOENT':
+      case 'ENOTDIR':
+        return 'GUTS_NOT_FOUND';
+      case 'EEXIST':
+      case 'ENOTEMPTY':
+        return 'GUTS_EXISTS';
+      case 'ENOSPC':
+      case 'EDQUOT':
+      case 'EFBIG':
+        return 'GUTS_NO_SPACE';
+      case 'EACCES':
+      case 'EPERM':
+      case 'EROFS':
+        return 'GUTS_PERMISSION';
+      case 'ECONNREFUSED':
+        return 'GUTS_NOT_RUNNING';
+    }
+  }
+  return err instanceof GutsError ? err.code : 'GUTS_IO';
+}
+
+/** One line for stderr: "guts-node: GUTS_X: message". */
+export function formatError(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return `guts-node: ${errorCode(err)}: ${msg.split('\n')[0]}`;
+}
+
+/** Wrap a Node fs error so the message names the file and the cause. */
+export function fsError(err: unknown, what: string, path: string): GutsError {
+  const e = err as NodeJS.ErrnoException;
+  const cause = e?.code ? `${e.code}${e.message ? ' (' + e.message.replace(/^[A-Z]+: /, '').split(',')[0] + ')' : ''}` : String(err);
+  return new GutsError(errorCode(err), `${what} ${path}: ${cause}`, path);
+}

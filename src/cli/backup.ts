@@ -1,0 +1,5 @@
+import { Command } from 'commander';
+
+export function registerBackup(program: Command): void {
+  void program;
+}

@@ -1,0 +1,58 @@
+import { Command } from 'commander';
+import * as path from 'node:path';
+
+import { CONFIG_KEYS, getConfigValue, loadConfig, setConfigValue } from '../config';
+import { formatKey, generateKey, writeKeyFile } from '../keygen';
+import { globals, printJson, run } from './context';
+
+export function registerConfig(program: Command): void {
+  const config = program.command('config').description('read and edit config.yaml (comments are kept)');
+  config
+    .command('get')
+    .description('print one key (or the whole effective config with no key)')
+    .argument('[key]', 'dotted key, e.g. storage.data_dir')
+    .option('--json', 'print JSON')
+    .action(
+      run(async (key: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+        const loaded = loadConfig(globals(cmd).config);
+        const value = key ? getConfigValue(loaded.config, key) : loaded.config;
+        if (opts.json || typeof value === 'object') printJson(value);
+        else process.stdout.write(`${String(value)}\n`);
+      }),
+    );
+  config
+    .command('set')
+    .description('set one key, validated; the file is written atomically')
+    .argument('<key>', 'dotted key, e.g. wal.archive_command')
+    .argument('<value>', 'new value (lists: comma-separated)')
+    .action(
+      run(async (key: string, value: string, _opts: unknown, cmd: Command) => {
+        const r = setConfigValue(globals(cmd).config, key, value);
+        process.stderr.write(`${key} = ${JSON.stringify(r.value)} (${r.path}); restart the node to apply\n`);
+      }),
+    );
+  config
+    .command('keys')
+    .description('list every known key with its default')
+    .action(
+      run(async () => {
+        for (const [k, s] of Object.entries(CONFIG_KEYS)) process.stdout.write(`${k.padEnd(24)} ${JSON.stringify(s.default).padEnd(22)} ${s.help}\n`);
+      }),
+    );
+
+  program
+    .command('keygen')
+    .description('generate an ed25519 node key: "<private hex>\\n<public hex>\\n"')
+    .option('-o, --output <path>', 'write to this file with mode 0600 (refuses to overwrite)')
+    .action(
+      run(async (opts: { output?: string }) => {
+        const key = generateKey();
+        if (opts.output) {
+          writeKeyFile(path.resolve(opts.output), key);
+          process.stderr.write(`wrote ${path.resolve(opts.output)} (public key ${key.publicHex})\n`);
+        } else {
+          process.stdout.write(formatKey(key));
+        }
+      }),
+    );
+}

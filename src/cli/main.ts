@@ -1,0 +1,44 @@
+// guts-node: a thin commander layer over the library API (src/*.ts).
+import { Command } from 'commander';
+
+import { ExitCode } from '../errors';
+import { VERSION } from '../version';
+import { registerBackup } from './backup';
+import { registerConfig } from './config';
+import { registerData } from './data';
+import { registerNode } from './node';
+import { registerVerify } from './verify';
+
+export function buildProgram(): Command {
+  const program = new Command('guts-node');
+  program
+    .description('Guts node storage engine: git-object store, hot backups, verify, restore, WAL archiving')
+    .version(VERSION)
+    .option('-c, --config <path>', 'config file (env GUTS_CONFIG)', undefined)
+    .option('-d, --data-dir <dir>', 'data directory (env GUTS_DATA_DIR; default storage.data_dir)')
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `
+Exit codes:
+  0    success
+  1    the data was checked and is invalid or corrupt
+  2    usage, configuration or I/O error
+  3    the store is locked by a running node or another process
+  130  interrupted (nothing half-written is left)`,
+    );
+  program.exitOverride((err) => {
+    // commander's own usage errors: exit 2 like every other usage error.
+    process.exit(err.exitCode === 0 ? 0 : ExitCode.ERROR);
+  });
+  registerBackup(program);
+  registerVerify(program);
+  registerNode(program);
+  registerConfig(program);
+  registerData(program);
+  return program;
+}
+
+export async function main(argv = process.argv): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

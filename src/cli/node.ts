@@ -1,0 +1,5 @@
+import { Command } from 'commander';
+
+export function registerNode(program: Command): void {
+  void program;
+}

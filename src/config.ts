@@ -1,0 +1,182 @@
+// config.yaml: upstream Guts sections (api, p2p, storage, metrics, logging) plus
+// wal and backup. A missing file means defaults; an invalid one is an error
+// naming the key. `config set` edits the YAML document in place (comments kept)
+// and writes it atomically.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as YAML from 'yaml';
+
+import { GutsError } from './errors';
+import { writeFileAtomic } from './fsutil';
+
+export const DEFAULT_CONFIG_PATH = '/etc/guts/config.yaml';
+
+type Kind = 'string' | 'addr' | 'bool' | 'int' | 'duration' | 'strings' | 'enum';
+interface KeySpec {
+  kind: Kind;
+  default: unknown;
+  values?: string[];
+  help: string;
+}
+
+/** Every known key, with its type and default. Unknown keys are rejected. */
+export const CONFIG_KEYS: Record<string, KeySpec> = {
+  'api.addr': { kind: 'addr', default: '127.0.0.1:8080', help: 'HTTP API listen address' },
+  'p2p.addr': { kind: 'addr', default: '0.0.0.0:9000', help: 'P2P listen address' },
+  'p2p.bootstrap_nodes': { kind: 'strings', default: [], help: 'bootstrap peer multiaddrs' },
+  'p2p.key_file': { kind: 'string', default: '/etc/guts/node.key', help: 'node identity key file' },
+  'storage.data_dir': { kind: 'string', default: '/var/lib/guts', help: 'data directory' },
+  'metrics.enabled': { kind: 'bool', default: true, help: 'serve /metrics' },
+  'metrics.addr': { kind: 'string', default: '', help: 'separate metrics listen address (empty = api.addr)' },
+  'metrics.textfile': { kind: 'string', default: '', help: 'node_exporter textfile path written after each backup' },
+  'logging.level': { kind: 'enum', default: 'info', values: ['trace', 'debug', 'info', 'warn', 'error'], help: 'log level' },
+  'logging.format': { kind: 'enum', default: 'text', values: ['text', 'json'], help: 'log format' },
+  'wal.archive_command': { kind: 'string', default: '', help: 'shell command archiving one WAL file (%f = file path, %p = archive name)' },
+  'wal.restore_command': { kind: 'string', default: '', help: 'shell command fetching one archived WAL file (%f = archive name, %p = destination path)' },
+  'wal.archive_timeout': { kind: 'duration', default: '60s', help: 'force a WAL segment switch at least this often' },
+  'backup.dir': { kind: 'string', default: '/var/backups/guts', help: 'default backup directory' },
+  'backup.retention_days': { kind: 'int', default: 7, help: 'days to keep scheduled backups' },
+  'backup.level': { kind: 'int', default: 3, help: 'zstd level for backups' },
+};
+
+export interface GutsConfig {
+  api: { addr: string };
+  p2p: { addr: string; bootstrap_nodes: string[]; key_file: string };
+  storage: { data_dir: string };
+  metrics: { enabled: boolean; addr: string; textfile: string };
+  logging: { level: string; format: string };
+  wal: { archive_command: string; restore_command: string; archive_timeout: string };
+  backup: { dir: string; retention_days: number; level: number };
+}
+
+export interface LoadedConfig {
+  path: string;
+  exists: boolean;
+  config: GutsConfig;
+}
+
+export function configPath(explicit?: string): string {
+  return explicit || process.env.GUTS_CONFIG || DEFAULT_CONFIG_PATH;
+}
+
+export function parseDuration(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(String(s).trim());
+  if (!m) throw new GutsError('GUTS_INVALID_ARGUMENT', `invalid duration "${s}" (use e.g. 30s, 10m, 1h)`);
+  const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] ?? 's']!;
+  return Math.round(Number(m[1]) * mult);
+}
+
+function coerce(key: string, spec: KeySpec, value: unknown, file: string): unknown {
+  const bad = (why: string) => new GutsError('GUTS_INVALID_CONFIG', `${file}: ${key}: ${why}`, file);
+  switch (spec.kind) {
+    case 'string':
+      if (typeof value !== 'string') throw bad(`expected a string, got ${JSON.stringify(value)}`);
+      return value;
+    case 'addr':
+      if (typeof value !== 'string' || !/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]*):\d{1,5}$/.test(value)) throw bad(`expected host:port, got ${JSON.stringify(value)}`);
+      if (Number(value.slice(value.lastIndexOf(':') + 1)) > 65535) throw bad(`port out of range in ${value}`);
+      return value;
+    case 'bool':
+      if (typeof value === 'boolean') return value;
+      if (value === 'true' || value === 'false') return value === 'true';
+      throw bad(`expected true or false, got ${JSON.stringify(value)}`);
+    case 'int': {
+      const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw bad(`expected a non-negative integer, got ${JSON.stringify(value)}`);
+      return n;
+    }
+    case 'duration':
+      if (typeof value !== 'string' && typeof value !== 'number') throw bad('expected a duration like 60s');
+      try {
+        parseDuration(String(value));
+      } catch {
+        throw bad(`invalid duration ${JSON.stringify(value)} (use e.g. 30s, 10m, 1h)`);
+      }
+      return String(value);
+    case 'strings':
+      if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw bad('expected a list of strings');
+      return value;
+    case 'enum':
+      if (typeof value !== 'string' || !spec.values!.includes(value)) throw bad(`expected one of ${spec.values!.join(', ')}, got ${JSON.stringify(value)}`);
+      return value;
+  }
+}
+
+function defaults(): GutsConfig {
+  const c: Record<string, Record<string, unknown>> = {};
+  for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
+    const [section, name] = key.split('.');
+    (c[section] ??= {})[name] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
+  }
+  return c as unknown as GutsConfig;
+}
+
+/** Validates a parsed YAML object; throws GUTS_INVALID_CONFIG naming the key. */
+export function validateConfig(raw: unknown, file: string): GutsConfig {
+  const cfg = defaults() as unknown as Record<string, Record<string, unknown>>;
+  if (raw === null || raw === undefined) return cfg as unknown as GutsConfig;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: top level must be a mapping`, file);
+  for (const [section, body] of Object.entries(raw as Record<string, unknown>)) {
+    if (!(section in cfg)) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: unknown section "${section}"`, file);
+    if (body === null) continue;
+    if (typeof body !== 'object' || Array.isArray(body)) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${section}: must be a mapping`, file);
+    for (const [name, value] of Object.entries(body as Record<string, unknown>)) {
+      const key = `${section}.${name}`;
+      const spec = CONFIG_KEYS[key];
+      if (!spec) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: unknown key "${key}"`, file);
+      cfg[section][name] = coerce(key, spec, value, file);
+    }
+  }
+  return cfg as unknown as GutsConfig;
+}
+
+export function loadConfig(explicitPath?: string): LoadedConfig {
+  const file = path.resolve(configPath(explicitPath));
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { path: file, exists: false, config: defaults() };
+    throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
+  }
+  const doc = YAML.parseDocument(text);
+  if (doc.errors.length) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${doc.errors[0].message.split('\n')[0]}`, file);
+  return { path: file, exists: true, config: validateConfig(doc.toJS(), file) };
+}
+
+/** Data dir by precedence: --data-dir, GUTS_DATA_DIR, storage.data_dir. */
+export function resolveDataDir(cfg: GutsConfig, explicit?: string): string {
+  return path.resolve(explicit || process.env.GUTS_DATA_DIR || cfg.storage.data_dir);
+}
+
+export function getConfigValue(cfg: GutsConfig, key: string): unknown {
+  if (!CONFIG_KEYS[key]) throw new GutsError('GUTS_INVALID_ARGUMENT', `unknown config key "${key}" (see guts-node config keys)`);
+  const [section, name] = key.split('.');
+  return (cfg as unknown as Record<string, Record<string, unknown>>)[section][name];
+}
+
+/** Set one key, keeping the file's comments and layout; atomic write, mode kept. */
+export function setConfigValue(explicitPath: string | undefined, key: string, rawValue: string): { path: string; value: unknown } {
+  const spec = CONFIG_KEYS[key];
+  if (!spec) throw new GutsError('GUTS_INVALID_ARGUMENT', `unknown config key "${key}" (see guts-node config keys)`);
+  const file = path.resolve(configPath(explicitPath));
+  let text = '';
+  let mode = 0o640;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+    mode = fs.statSync(file).mode & 0o7777;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
+  }
+  const doc = YAML.parseDocument(text);
+  if (doc.errors.length) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${doc.errors[0].message.split('\n')[0]}`, file);
+  let value: unknown = rawValue;
+  if (spec.kind === 'strings') value = rawValue === '' ? [] : rawValue.split(',').map((s) => s.trim());
+  value = coerce(key, spec, value, file);
+  if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
+  doc.setIn(key.split('.'), value);
+  validateConfig(doc.toJS(), file); // the whole file must stay valid
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeFileAtomic(file, doc.toString(), mode);
+  return { path: file, value };
+}

@@ -1,0 +1,5 @@
+import { Command } from 'commander';
+
+export function registerBackupRestore(backup: Command): void {
+  void backup;
+}

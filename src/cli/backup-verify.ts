@@ -1,0 +1,5 @@
+import { Command } from 'commander';
+
+export function registerBackupVerify(backup: Command): void {
+  void backup;
+}

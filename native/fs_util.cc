@@ -7,7 +7,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sys/sysmacros.h>
+
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 #include "errors.h"
 
@@ -43,14 +47,27 @@ void RemoveTree(const std::string& path) {
 }
 
 int LockHolder(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  struct flock fl = {};
-  fl.l_type = F_WRLCK;
-  fl.l_whence = SEEK_SET;
+  // Read /proc/locks instead of probing with fcntl(F_GETLK): opening and
+  // closing the LOCK file in a process that holds it would silently drop that
+  // process's POSIX lock (locks die with *any* close of the file).
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return 0;
+  FILE* f = fopen("/proc/locks", "re");
+  if (!f) return 0;
+  char line[512];
   int pid = 0;
-  if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) pid = fl.l_pid ? fl.l_pid : -1;
-  close(fd);
+  while (!pid && fgets(line, sizeof line, f)) {
+    char kind[32], mode[32], access[32];
+    int lpid = 0;
+    unsigned maj = 0, min = 0;
+    unsigned long long ino = 0;
+    // "1: POSIX  ADVISORY  WRITE 19410 fe:00:2146700 0 EOF"
+    const char* p = strchr(line, ':');
+    if (!p) continue;
+    if (sscanf(p + 1, "%31s %31s %31s %d %x:%x:%llu", kind, mode, access, &lpid, &maj, &min, &ino) != 7) continue;
+    if (ino == static_cast<unsigned long long>(st.st_ino) && maj == major(st.st_dev) && min == minor(st.st_dev)) pid = lpid;
+  }
+  fclose(f);
   return pid;
 }
 

@@ -153,7 +153,15 @@ Napi::Value StoreWrap::IsOpen(const Napi::CallbackInfo& info) {
 template <typename R>
 static Napi::Value RunOp(StoreWrap* self, Napi::Env env, std::function<R(Store&)> run,
                          std::function<Napi::Value(Napi::Env, R&)> result) {
-  std::shared_ptr<Store> store = self->BeginOp(env);
+  std::shared_ptr<Store> store;
+  try {
+    store = self->BeginOp(env);
+  } catch (const Napi::Error& e) {
+    // Async API: a closed store rejects, it does not throw synchronously.
+    auto d = Napi::Promise::Deferred::New(env);
+    d.Reject(e.Value());
+    return d.Promise();
+  }
   auto out = std::make_shared<R>();
   auto* w = new LambdaWorker(
       env, [store, run, out]() { *out = run(*store); },

@@ -36,7 +36,7 @@ export function dataDirLayout(dataDir: string) {
   };
 }
 
-/** pid holding the data dir's RocksDB lock (0 = free). */
+/** pid holding the data dir's RocksDB lock (0 = free; may be this process). Read from /proc/locks, never by opening LOCK. */
 export function storeLockHolder(dataDir: string): number {
   const l = dataDirLayout(dataDir);
   return native.lockHolder(path.join(l.db, 'LOCK')) || native.lockHolder(path.join(l.consensus, 'LOCK'));
@@ -56,7 +56,7 @@ export class GutsStore {
     if (options.readOnly) {
       // RocksDB read-only opens take no lock: refuse a store a live process holds.
       const holder = storeLockHolder(dir);
-      if (holder) throw new GutsError('GUTS_LOCKED', `store ${dir} is locked by process ${holder} (is the node running?)`, dir);
+      if (holder && holder !== process.pid) throw new GutsError('GUTS_LOCKED', `store ${dir} is locked by process ${holder} (is the node running?)`, dir);
       if (!fs.existsSync(path.join(dir, 'db', 'CURRENT'))) {
         throw new GutsError('GUTS_NOT_FOUND', `no store in ${dir} (missing db/CURRENT)`, dir);
       }

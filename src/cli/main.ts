@@ -6,6 +6,7 @@ import { VERSION } from '../version';
 import { registerBackup } from './backup';
 import { registerConfig } from './config';
 import { registerData } from './data';
+import { registerDemo } from './demo';
 import { registerNode } from './node';
 import { registerVerify } from './verify';
 
@@ -36,6 +37,7 @@ Exit codes:
   registerNode(program);
   registerConfig(program);
   registerData(program);
+  registerDemo(program);
   return program;
 }
 

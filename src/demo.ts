@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 
 import { GutsError } from './errors';
+import { CLI_BIN as BIN } from './paths';
 
-const BIN = path.resolve(__dirname, '..', '..', 'bin', 'guts-node.js');
 
 export interface DemoOptions {
   dir: string;

@@ -3,6 +3,8 @@
 // jobs return a TaskHandle whose progress is polled (no cross-thread callbacks).
 import * as path from 'node:path';
 
+import { PACKAGE_ROOT } from './paths';
+
 export interface Counts {
   commit: number;
   tree: number;
@@ -191,19 +193,14 @@ export interface NativeAddon {
 }
 
 function load(): NativeAddon {
-  const root = path.resolve(__dirname, '..', '..');
-  const candidates = [path.join(root, 'build', 'Release', 'guts_native.node'), path.resolve(__dirname, '..', 'build', 'Release', 'guts_native.node')];
-  let lastErr: unknown;
-  for (const c of candidates) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      return require(c) as NativeAddon;
-    } catch (e) {
-      lastErr = e;
-      if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
-    }
+  const file = path.join(PACKAGE_ROOT, 'build', 'Release', 'guts_native.node');
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(file) as NativeAddon;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
+    throw new Error(`guts-store native addon not built: ${file} is missing (run npm ci, or npm run build:native)`);
   }
-  throw new Error(`guts-store native addon not built (run npm ci or npm run build:native): ${String(lastErr)}`);
 }
 
 export const native: NativeAddon = load();

@@ -1,2 +1,6 @@
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const VERSION: string = (require('../../package.json') as { version: string }).version;
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { PACKAGE_ROOT } from './paths';
+
+export const VERSION: string = (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;

@@ -369,7 +369,7 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
     WriteAll(fd, p, n, partial);
     sha.Update(p, n);
     result.archive_bytes += n;
-  });
+  }, &state.cancelled);
   TarEmitter tar(cc, state);
   try {
     std::string hdr;
@@ -457,7 +457,7 @@ class CreateArchiveWorker : public PromiseWorker {
     r.Set("sha256", result_.sha256);
     r.Set("frames", num(result_.stats.frames));
     Napi::Object levels = Napi::Object::New(env);
-    for (const auto& kv : result_.stats.frames_by_level) levels.Set(std::to_string(kv.first), num(kv.second));
+    for (const auto& kv : result_.stats.frames_by_level) levels.Set(kv.first, num(kv.second));
     r.Set("levels", levels);
     Napi::Array files = Napi::Array::New(env, result_.files.size());
     for (size_t i = 0; i < result_.files.size(); i++) {

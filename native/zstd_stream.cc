@@ -4,6 +4,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <string>
 
 #include "errors.h"
@@ -12,30 +13,39 @@ namespace guts {
 
 // Tiers, measured on a checkpoint of snappy SSTs holding text and binary git
 // blobs (4 MiB chunks, libzstd 1.5.7, one core):
-//   level 1: 0.956 of the input at ~800 MB/s, level 2: 0.939 at ~660 MB/s,
+//   zstd level 1: 0.956 of the input at ~800 MB/s, level 2: 0.939 at ~660 MB/s,
 //   level 3: 0.911 at ~270 MB/s; `zstd -T0 -3` (1.5.4) on the whole tar: 0.927.
-// So "already compressed" chunks go to level 2 (still within 1.02x of the
-// stock pipeline's size, at ~2.4x the speed), and chunks that barely compress
-// at all go to level 1. For gzip the same tiers map to stored (level 0) and 1.
-// Chunks that compress well get the requested level.
+//   zlib level 1: 0.926 at ~45 MB/s, Huffman-only: 0.958 at ~110 MB/s.
+// So "already compressed" chunks get zstd level 2 (within 1.02x of the stock
+// pipeline's size at ~2.4x the speed of level 3) or deflate Huffman-only, and
+// chunks that barely compress at all get zstd level 1 or stored deflate
+// blocks. Chunks that compress well get the requested level.
 static constexpr double kIncompressibleGain = 0.02;
 static constexpr double kPrecompressedGain = 0.15;
 
-int ChooseLevel(Compression c, int requested, double gain) {
+FrameLevel ChooseLevel(Compression c, int requested, double gain) {
   if (c == Compression::kGzip) {
-    if (gain < kIncompressibleGain / 2) return 0;
-    if (gain < kPrecompressedGain) return std::min(requested, 1);
-    return requested;
+    if (gain < kIncompressibleGain / 2) return {0, false};
+    if (gain < kPrecompressedGain) return {std::min(requested, 1), true};
+    return {requested, false};
   }
-  if (gain < kIncompressibleGain) return std::min(requested, 1);
-  if (gain < kPrecompressedGain) return std::min(requested, 2);
-  return requested;
+  if (gain < kIncompressibleGain) return {std::min(requested, 1), false};
+  if (gain < kPrecompressedGain) return {std::min(requested, 2), false};
+  return {requested, false};
 }
+
+std::string FrameLevel::Name() const { return huffman_only ? "huffman-only" : std::to_string(level); }
 
 namespace {
 
+// 16 slices of 16 KiB: SST blocks are 16 KiB and alternate between text and
+// binary blobs, so fewer, larger slices give a noisy estimate.
 constexpr size_t kSampleSlice = 16 << 10;
-constexpr size_t kSampleSlices = 4;
+constexpr size_t kSampleSlices = 16;
+// Levels from here on take long per chunk: compress in slices and check for
+// cancel between them (one-shot ZSTD_compress2 is faster at low levels).
+constexpr int kSlicedZstdLevel = 10;
+constexpr size_t kSlice = 512 << 10;
 
 [[noreturn]] void ZstdFail(size_t r) {
   throw GutsError(Code::Internal, std::string("zstd: ") + ZSTD_getErrorName(r));
@@ -44,7 +54,7 @@ constexpr size_t kSampleSlices = 4;
 // One per worker thread: contexts are reused across chunks.
 class Codec {
  public:
-  explicit Codec(Compression c) : c_(c) {
+  Codec(Compression c, const std::atomic<bool>* cancel) : c_(c), cancel_(cancel) {
     cctx_ = ZSTD_createCCtx();
     if (!cctx_) throw std::bad_alloc();
     sample_out_.resize(ZSTD_compressBound(kSampleSlice));
@@ -69,11 +79,11 @@ class Codec {
   }
 
  private:
-  // Level-1 compression of a few slices spread over the chunk: cheap (~2% of
-  // the chunk's work) and a good predictor for homogeneous SST data. Small
-  // chunks are treated as compressible: they cost little either way.
+  // Level-1 compression of slices spread over the chunk: ~4% of the chunk's
+  // work at level 2. Small chunks are treated as compressible: they cost
+  // little either way.
   double SampleGain(const uint8_t* p, size_t n) {
-    if (n < 2 * kSampleSlice * kSampleSlices) return 1.0;
+    if (n < 4 * kSampleSlice * kSampleSlices) return 1.0;
     size_t in = 0, out = 0;
     for (size_t i = 0; i < kSampleSlices; i++) {
       size_t off = i * (n - kSampleSlice) / (kSampleSlices - 1);
@@ -87,27 +97,60 @@ class Codec {
 
   void CompressZstd(Chunk& ch) {
     size_t r = ZSTD_CCtx_reset(cctx_, ZSTD_reset_session_and_parameters);
-    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, ch.level);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_compressionLevel, ch.level.level);
     if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_contentSizeFlag, 1);
     if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1);
-    if (!ZSTD_isError(r)) r = ZSTD_compress2(cctx_, ch.out.get(), ch.out_cap, ch.in.get(), ch.in_len);
     if (ZSTD_isError(r)) ZstdFail(r);
-    ch.out_len = r;
+    if (ch.level.level < kSlicedZstdLevel) {
+      r = ZSTD_compress2(cctx_, ch.out.get(), ch.out_cap, ch.in.get(), ch.in_len);
+      if (ZSTD_isError(r)) ZstdFail(r);
+      ch.out_len = r;
+      return;
+    }
+    r = ZSTD_CCtx_setPledgedSrcSize(cctx_, ch.in_len);  // keeps the content size in the frame header
+    if (ZSTD_isError(r)) ZstdFail(r);
+    ZSTD_outBuffer out = {ch.out.get(), ch.out_cap, 0};
+    for (size_t pos = 0;;) {
+      CheckCancelled();
+      size_t end = std::min(ch.in_len, pos + kSlice);
+      ZSTD_inBuffer in = {ch.in.get(), end, pos};
+      bool last = end == ch.in_len;
+      r = ZSTD_compressStream2(cctx_, &out, &in, last ? ZSTD_e_end : ZSTD_e_continue);
+      if (ZSTD_isError(r)) ZstdFail(r);
+      pos = in.pos;
+      if (last && r == 0) break;
+      if (out.pos == out.size) throw GutsError(Code::Internal, "zstd: output buffer too small");
+    }
+    ch.out_len = out.pos;
   }
 
   void CompressGzip(Chunk& ch) {
-    if (deflateReset(&zs_) != Z_OK || deflateParams(&zs_, ch.level, Z_DEFAULT_STRATEGY) != Z_OK)
-      throw GutsError(Code::Internal, "zlib: cannot set level " + std::to_string(ch.level));
-    zs_.next_in = ch.in.get();
-    zs_.avail_in = static_cast<uInt>(ch.in_len);
+    int strategy = ch.level.huffman_only ? Z_HUFFMAN_ONLY : Z_DEFAULT_STRATEGY;
+    if (deflateReset(&zs_) != Z_OK || deflateParams(&zs_, ch.level.level, strategy) != Z_OK)
+      throw GutsError(Code::Internal, "zlib: cannot set level " + ch.level.Name());
     zs_.next_out = ch.out.get();
     zs_.avail_out = static_cast<uInt>(ch.out_cap);
-    int r = deflate(&zs_, Z_FINISH);
-    if (r != Z_STREAM_END) throw GutsError(Code::Internal, "zlib: deflate failed (" + std::to_string(r) + ")");
+    for (size_t pos = 0;;) {
+      CheckCancelled();
+      size_t n = std::min(ch.in_len - pos, kSlice);
+      bool last = pos + n == ch.in_len;
+      zs_.next_in = ch.in.get() + pos;
+      zs_.avail_in = static_cast<uInt>(n);
+      int r = deflate(&zs_, last ? Z_FINISH : Z_NO_FLUSH);
+      if (last ? r != Z_STREAM_END : (r != Z_OK || zs_.avail_in != 0))
+        throw GutsError(Code::Internal, "zlib: deflate failed (" + std::to_string(r) + ")");
+      pos += n;
+      if (last) break;
+    }
     ch.out_len = ch.out_cap - zs_.avail_out;
   }
 
+  void CheckCancelled() const {
+    if (cancel_ && cancel_->load(std::memory_order_relaxed)) throw GutsError(Code::Cancelled, "cancelled");
+  }
+
   Compression c_;
+  const std::atomic<bool>* cancel_;
   ZSTD_CCtx* cctx_ = nullptr;
   z_stream zs_;
   bool zinit_ = false;
@@ -122,8 +165,9 @@ size_t OutCapacity(Compression c, size_t chunk) {
 
 }  // namespace
 
-ChunkCompressor::ChunkCompressor(Compression c, int level, int threads, size_t chunk_size, Sink sink)
-    : compression_(c), level_(level), chunk_size_(chunk_size), sink_(std::move(sink)) {
+ChunkCompressor::ChunkCompressor(Compression c, int level, int threads, size_t chunk_size, Sink sink,
+                                 const std::atomic<bool>* cancel)
+    : compression_(c), level_(level), chunk_size_(chunk_size), sink_(std::move(sink)), cancel_(cancel) {
   int workers = c == Compression::kNone ? 0 : std::max(1, threads);
   // In flight: one chunk per worker, as many finished ones waiting for the
   // writer, one being filled and one being written.
@@ -162,7 +206,9 @@ void ChunkCompressor::Fail(std::exception_ptr e) {
 
 Chunk* ChunkCompressor::Acquire() {
   std::unique_lock<std::mutex> lock(mu_);
-  free_cv_.wait(lock, [this] { return !free_.empty() || stop_; });
+  while (!free_cv_.wait_for(lock, std::chrono::milliseconds(50), [this] { return !free_.empty() || stop_; })) {
+    if (cancel_ && cancel_->load(std::memory_order_relaxed)) throw GutsError(Code::Cancelled, "cancelled");
+  }
   if (error_) std::rethrow_exception(error_);
   if (stop_) throw GutsError(Code::Cancelled, "cancelled");
   Chunk* ch = free_.back();
@@ -176,7 +222,7 @@ Chunk* ChunkCompressor::Acquire() {
 void ChunkCompressor::Submit(Chunk* ch) {
   std::lock_guard<std::mutex> lock(mu_);
   if (compression_ == Compression::kNone) {
-    ch->level = 0;
+    ch->level = {};
     done_[ch->seq] = ch;
     done_cv_.notify_all();
   } else {
@@ -187,7 +233,7 @@ void ChunkCompressor::Submit(Chunk* ch) {
 
 void ChunkCompressor::WorkerLoop() {
   try {
-    Codec codec(compression_);
+    Codec codec(compression_, cancel_);
     for (;;) {
       Chunk* ch;
       {
@@ -228,7 +274,7 @@ void ChunkCompressor::WriterLoop() {
       stats_.frames++;
       stats_.in_bytes += ch->in_len;
       stats_.out_bytes += raw ? ch->in_len : ch->out_len;
-      if (!raw) stats_.frames_by_level[ch->level]++;
+      if (!raw) stats_.frames_by_level[ch->level.Name()]++;
       next_write_++;
       free_.push_back(ch);
       free_cv_.notify_one();

@@ -13,6 +13,7 @@
 // them buys little at a high CPU cost; such chunks get a faster level
 // (see ChooseLevel in zstd_stream.cc for the tiers and the measurements).
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -29,31 +31,41 @@ namespace guts {
 
 enum class Compression { kNone, kZstd, kGzip };
 
+// Level of one frame; for gzip, Huffman-only deflate is a tier of its own.
+struct FrameLevel {
+  int level = 0;
+  bool huffman_only = false;
+  std::string Name() const;  // "3", "0", "huffman-only"
+};
+
 struct Chunk {
   std::unique_ptr<uint8_t[]> in;
   size_t in_cap = 0, in_len = 0;
   std::unique_ptr<uint8_t[]> out;
   size_t out_cap = 0, out_len = 0;
   uint64_t seq = 0;
-  int level = 0;  // level actually used for this frame
+  FrameLevel level;  // level actually used for this frame
 };
 
 struct CompressStats {
   uint64_t frames = 0;
   uint64_t in_bytes = 0;
   uint64_t out_bytes = 0;
-  std::map<int, uint64_t> frames_by_level;
+  std::map<std::string, uint64_t> frames_by_level;
 };
 
 // Level for one chunk given the level-1 sample gain (1 - compressed/original).
-int ChooseLevel(Compression c, int requested, double sample_gain);
+FrameLevel ChooseLevel(Compression c, int requested, double sample_gain);
 
 class ChunkCompressor {
  public:
   // Called on the writer thread, in chunk order, with the final bytes.
   using Sink = std::function<void(const uint8_t* data, size_t len)>;
 
-  ChunkCompressor(Compression c, int level, int threads, size_t chunk_size, Sink sink);
+  // `cancel` (may be null) is polled while waiting and between slices of
+  // slow (high-level) compressions, so cancel() takes effect within ~50 ms.
+  ChunkCompressor(Compression c, int level, int threads, size_t chunk_size, Sink sink,
+                  const std::atomic<bool>* cancel = nullptr);
   ~ChunkCompressor();  // aborts and joins if Finish() was not reached
   ChunkCompressor(const ChunkCompressor&) = delete;
   ChunkCompressor& operator=(const ChunkCompressor&) = delete;
@@ -80,6 +92,7 @@ class ChunkCompressor {
   const int level_;
   const size_t chunk_size_;
   Sink sink_;
+  const std::atomic<bool>* cancel_;
 
   std::vector<std::unique_ptr<Chunk>> chunks_;
   std::mutex mu_;

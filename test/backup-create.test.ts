@@ -378,7 +378,7 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 t.test('interrupted and killed runs leave nothing behind', async (t) => {
   const dir = t.testdir({ out: {} });
   const dataDir = path.join(dir, 'data');
-  // compressible text at level 19 on one thread: slow enough to interrupt
+  // compressible text at level 19 on one thread: slow enough to catch mid-write and stop
   await seed(dataDir, path.join(dir, 'git'), 12, true);
   const out = path.join(dir, 'out', 'slow.tar.zst');
   const partial = `${out}.partial`;
@@ -393,7 +393,10 @@ t.test('interrupted and killed runs leave nothing behind', async (t) => {
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
     t.ok(await waitFor(() => fs.existsSync(partial), 20000), 'partial appears');
+    // freeze it mid-write so the test does not race the archive's completion
+    child.kill('SIGSTOP');
     child.kill('SIGINT');
+    child.kill('SIGCONT');
     const { code } = await exited(child);
     t.equal(code, 130, stderr);
     t.match(stderr, /GUTS_CANCELLED/);
@@ -405,7 +408,9 @@ t.test('interrupted and killed runs leave nothing behind', async (t) => {
   await t.test('kill -9: the next run cleans up; a live writer is GUTS_LOCKED', async (t) => {
     const child = slow();
     const done = exited(child);
-    t.ok(await waitFor(() => fs.existsSync(partial) && fs.statSync(partial).size > 0, 20000), 'partial is being written');
+    t.ok(await waitFor(() => fs.existsSync(partial), 20000), 'partial is being written');
+    await new Promise((r) => setTimeout(r, 20)); // past its open() + flock()
+    child.kill('SIGSTOP'); // alive (its lock held) but not finishing while we look
     // a second writer of the same file is refused while the first one lives
     const second = cli(dataDir, ['backup', 'create', '--output', out]);
     t.equal(second.status, 3, second.stderr);

@@ -371,6 +371,7 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
     result.archive_bytes += n;
   }, &state.cancelled);
   TarEmitter tar(cc, state);
+  OwnerNames owners;
   try {
     std::string hdr;
     auto put_small = [&](const std::string& name, const std::string& data, uint32_t mode) {
@@ -381,6 +382,8 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
       h.mtime = static_cast<int64_t>(time(nullptr));
       h.uid = geteuid();
       h.gid = getegid();
+      h.uname = owners.User(h.uid);
+      h.gname = owners.Group(h.gid);
       hdr.clear();
       AppendTarHeader(hdr, h);
       tar.Put(hdr);

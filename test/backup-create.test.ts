@@ -9,6 +9,7 @@ import * as path from 'node:path';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { XXHash128 } = require('xxhash-addon') as { XXHash128: { hash(b: Buffer): Buffer } };
 
+import { ArchiveEntrySpec, native } from '../src/native';
 import { GitObject, GutsStore } from '../src/store';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -451,4 +452,55 @@ t.test('a store held by another process: exit 3, GUTS_LOCKED', async (t) => {
     holder.kill('SIGKILL');
     await exited(holder);
   }
+});
+
+t.test('native writer: pax headers for long paths, in-memory files, invalid input', async (t) => {
+  const dir = t.testdir({ src: { 'a.bin': 'x'.repeat(1000) } });
+  const longDir = path.join(dir, 'src', 'd'.repeat(120));
+  fs.mkdirSync(longDir);
+  const longFile = path.join(longDir, `${'f'.repeat(150)}.sst`);
+  fs.writeFileSync(longFile, crypto.randomBytes(70_000));
+  const rel = `db/${'d'.repeat(120)}/${'f'.repeat(150)}.sst`;
+  const out = path.join(dir, 'long.tar.zst');
+  const task = native.createArchive({
+    output: out,
+    format: 'tar.zst',
+    level: 3,
+    threads: 2,
+    frameSize: 64 * 1024,
+    entries: [
+      { path: 'db', source: path.join(dir, 'src'), type: 'dir', mode: 0o700 },
+      { path: 'db/a.bin', source: path.join(dir, 'src', 'a.bin'), type: 'file' },
+      { path: `db/${'d'.repeat(120)}`, source: longDir, type: 'dir' },
+      { path: rel, source: longFile, type: 'file' },
+    ],
+    extraFiles: [{ path: 'notes/readme.txt', data: Buffer.from('hello\n') }],
+    manifestBase: '{"format":"guts-backup"}',
+  });
+  const r = await task.promise;
+  t.equal(r.files.length, 3);
+  t.ok(r.frames >= 2, 'several independent frames');
+  t.same(task.progress(), { done: 71_006, total: 71_006, files: 3 });
+  const names = tarNames(out);
+  t.same(names, ['GUTS-INDEX', 'db/', 'db/a.bin', `db/${'d'.repeat(120)}/`, rel, 'notes/readme.txt', 'MANIFEST.json']);
+  const x = path.join(dir, 'x');
+  extract(out, x);
+  t.ok(fs.readFileSync(path.join(x, rel)).equals(fs.readFileSync(longFile)));
+  t.equal(fs.readFileSync(path.join(x, 'notes', 'readme.txt'), 'utf8'), 'hello\n');
+  const m = JSON.parse(fs.readFileSync(path.join(x, 'MANIFEST.json'), 'utf8')) as Manifest;
+  t.equal(m.format, 'guts-backup');
+  t.equal(m.total_bytes, 71_006);
+  t.equal(m.files[1].xxh3, XXHash128.hash(fs.readFileSync(longFile)).toString('hex'));
+  t.equal(sha256(out), r.sha256);
+
+  const bad = (entries: ArchiveEntrySpec[], code: string) =>
+    t.rejects(native.createArchive({ output: path.join(dir, 'bad.tar'), format: 'tar', level: 3, threads: 1, entries, manifestBase: '{}' }).promise, { code });
+  await bad([{ path: '../escape', source: longFile, type: 'file' }], 'GUTS_INVALID_ARGUMENT');
+  await bad([{ path: '/abs', source: longFile, type: 'file' }], 'GUTS_INVALID_ARGUMENT');
+  await bad([{ path: 'MANIFEST.json', source: longFile, type: 'file' }], 'GUTS_INVALID_ARGUMENT');
+  await bad([{ path: 'db/missing', source: path.join(dir, 'missing'), type: 'file' }], 'GUTS_NOT_FOUND');
+  fs.symlinkSync(longFile, path.join(dir, 'link'));
+  await bad([{ path: 'db/link', source: path.join(dir, 'link'), type: 'file' }], 'GUTS_INVALID_ARGUMENT');
+  t.notOk(fs.existsSync(path.join(dir, 'bad.tar.partial')));
+  t.notOk(fs.existsSync(path.join(dir, 'bad.tar')));
 });

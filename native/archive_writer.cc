@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -317,6 +318,90 @@ class PartialFile {
   bool created_ = false, committed_ = false;
 };
 
+// Writes the archive with O_DIRECT through an aligned staging buffer: no
+// page-cache copy (on this 2-core VM the kernel's copy into the page cache
+// and the writeback cost more CPU than SHA-256), the final fsync has almost
+// nothing left to do, and a backup does not evict the node's cached SSTs.
+// The unaligned tail is written buffered. Filesystems without O_DIRECT
+// (EINVAL) get plain buffered writes.
+class OutputWriter {
+ public:
+  static constexpr size_t kAlign = 4096;
+  static constexpr size_t kCapacity = 4 << 20;
+
+  OutputWriter(int fd, const std::string& path) : fd_(fd), path_(path) {
+    int flags = fcntl(fd_, F_GETFL);
+    if (flags >= 0 && fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0) {
+      buf_ = static_cast<uint8_t*>(std::aligned_alloc(kAlign, kCapacity));
+      direct_ = buf_ != nullptr;
+      if (!direct_) Buffered();
+    }
+  }
+  ~OutputWriter() { std::free(buf_); }
+
+  void Write(const uint8_t* p, size_t n) {
+    if (!direct_) {
+      WriteAll(fd_, p, n, path_);
+      return;
+    }
+    while (n) {
+      size_t k = std::min(n, kCapacity - fill_);
+      std::memcpy(buf_ + fill_, p, k);
+      fill_ += k;
+      p += k;
+      n -= k;
+      if (fill_ == kCapacity) FlushAligned();
+    }
+  }
+
+  // Everything staged reaches the file (the tail without O_DIRECT).
+  void Finish() {
+    if (!direct_) return;
+    FlushAligned();
+    Buffered();
+    WriteAll(fd_, buf_, fill_, path_);
+    fill_ = 0;
+  }
+
+ private:
+  void Buffered() {
+    int flags = fcntl(fd_, F_GETFL);
+    if (flags >= 0) fcntl(fd_, F_SETFL, flags & ~O_DIRECT);
+    direct_ = false;
+  }
+
+  void FlushAligned() {
+    size_t aligned = fill_ & ~(kAlign - 1);
+    size_t done = 0;
+    while (direct_ && done < aligned) {
+      ssize_t w = write(fd_, buf_ + done, aligned - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && errno == EINVAL && written_ == 0) {
+        Buffered();  // the filesystem refuses O_DIRECT after all
+        break;
+      }
+      if (w < 0) ThrowErrno("cannot write", path_, errno);
+      done += static_cast<size_t>(w);
+      written_ += static_cast<uint64_t>(w);
+      if (done < aligned && (static_cast<size_t>(w) & (kAlign - 1))) Buffered();  // short, unaligned: finish buffered
+    }
+    if (done < aligned) WriteAll(fd_, buf_ + done, aligned - done, path_);
+    std::memmove(buf_, buf_ + aligned, fill_ - aligned);
+    fill_ -= aligned;
+    if (!direct_) {
+      WriteAll(fd_, buf_, fill_, path_);
+      fill_ = 0;
+    }
+  }
+
+  int fd_;
+  std::string path_;
+  uint8_t* buf_ = nullptr;
+  size_t fill_ = 0;
+  uint64_t written_ = 0;
+  bool direct_ = false;
+};
+
 class FileHandle {
  public:
   explicit FileHandle(const std::string& path) : fd_(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) {
@@ -363,10 +448,9 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
 
   ArchiveResult result;
   Digest sha(Digest::kSha256);
-  int fd = out.fd();
-  const std::string& partial = o.partial;
+  OutputWriter writer(out.fd(), o.partial);
   ChunkCompressor cc(o.compression, o.level, o.threads, o.frame_size, [&](const uint8_t* p, size_t n) {
-    WriteAll(fd, p, n, partial);
+    writer.Write(p, n);
     sha.Update(p, n);
     result.archive_bytes += n;
   }, &state.cancelled);
@@ -426,6 +510,7 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
     tar.Zeros(TarTrailerSize(tar.bytes()));
     tar.Flush();
     cc.Finish();
+    writer.Finish();
   } catch (...) {
     cc.Abort();
     throw;

@@ -284,7 +284,9 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     const rocksdb: Record<string, { sequence: number }> = {};
     if (cp.info.db) rocksdb.db = { sequence: cp.info.db.sequence };
     if (cp.info.consensus) rocksdb.consensus = { sequence: cp.info.consensus.sequence };
-    const objects = { commit: cp.counts.commit, tree: cp.counts.tree, blob: cp.counts.blob, tag: cp.counts.tag };
+    // A consensus-only archive holds no objects: its counts say so (verify compares them).
+    const c = which.db ? cp.counts : { commit: 0, tree: 0, blob: 0, tag: 0, repositories: 0 };
+    const objects = { commit: c.commit, tree: c.tree, blob: c.blob, tag: c.tag };
     const compression =
       format === 'tar' ? { format: 'none' } : { format: format === 'tar.zst' ? 'zstd' : 'gzip', level, frame_size: frameSize };
     const manifestBase = {
@@ -297,7 +299,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       hostname: os.hostname(),
       rocksdb,
       objects,
-      repositories: cp.counts.repositories,
+      repositories: c.repositories,
       consensus: { blocks: cp.consensus.blocks, finalized_height: cp.consensus.finalizedHeight },
       compression,
     };
@@ -337,7 +339,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       checksum,
       duration_s: Math.round(Number(process.hrtime.bigint() - started) / 1e6) / 1e3,
       objects,
-      repositories: cp.counts.repositories,
+      repositories: c.repositories,
       kind,
       created,
       source: cp.source,

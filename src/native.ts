@@ -130,7 +130,7 @@ export interface CreateArchiveResult {
   sha256: string;
   /** zstd frames / gzip members (tar: chunks written) */
   frames: number;
-  /** frames per level actually used, e.g. { "2": 40, "3": 2 } */
+  /** frames per level actually used, e.g. { "2": 40, "3": 2 } (gzip also "huffman-only"; tar: {}) */
   levels: Record<string, number>;
   files: ArchivedFile[];
   /** the MANIFEST.json text as stored */

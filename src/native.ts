@@ -83,7 +83,7 @@ export type ArchiveFormat = 'tar.zst' | 'tar.gz' | 'tar';
 export interface ArchiveEntrySpec {
   /** path inside the archive, relative, '/'-separated; directories end without '/' */
   path: string;
-  /** absolute source path on disk */
+  /** absolute source path on disk (symlinks are refused) */
   source: string;
   /** 'file' or 'dir' */
   type: 'file' | 'dir';
@@ -100,25 +100,42 @@ export interface ArchivedFile {
 }
 
 export interface CreateArchiveOptions {
+  /** final archive path; written as `partial`, then renamed (link()ed unless overwrite) */
   output: string;
+  /** default `${output}.partial`: created O_EXCL 0600 and flock()ed while written; a stale one is removed */
+  partial?: string;
+  /** replace an existing output (else GUTS_EXISTS) */
+  overwrite?: boolean;
   format: ArchiveFormat;
+  /** requested level (zstd -7..22, gzip 1..9; ignored for tar); chunks that barely compress get a faster one */
   level: number;
+  /** compression worker threads */
   threads: number;
-  /** bytes of tar stream per independent zstd frame / gzip member */
+  /** bytes of tar stream per independent zstd frame / gzip member (64 KiB..64 MiB, default 4 MiB) */
   frameSize?: number;
   entries: ArchiveEntrySpec[];
   /** JSON object text; the writer appends "files" and "total_bytes" and stores it as MANIFEST.json */
   manifestBase: string;
-  /** extra small files written verbatim before MANIFEST.json (e.g. keys/node.key), mode given */
-  extraFiles?: Array<{ path: string; data: Buffer; mode: number }>;
+  /** small in-memory files written after `entries` (mode default 0600), listed in GUTS-INDEX and files */
+  extraFiles?: Array<{ path: string; data: Buffer; mode?: number }>;
 }
 
 export interface CreateArchiveResult {
+  output: string;
+  /** bytes of the archive file */
   archiveBytes: number;
+  /** bytes of the uncompressed tar stream */
   tarBytes: number;
+  /** sum of the archived files' sizes (MANIFEST total_bytes) */
+  totalBytes: number;
+  /** SHA-256 (hex) of the archive file */
   sha256: string;
+  /** zstd frames / gzip members (tar: chunks written) */
   frames: number;
+  /** frames per level actually used, e.g. { "2": 40, "3": 2 } (gzip also "huffman-only"; tar: {}) */
+  levels: Record<string, number>;
   files: ArchivedFile[];
+  /** the MANIFEST.json text as stored */
   manifest: string;
 }
 

@@ -1,0 +1,111 @@
+// Chunk compressor: the tar stream arrives in fixed-size chunks; a pool of
+// worker threads turns each chunk into one complete zstd frame (content size
+// and checksum flags, per-thread ZSTD_CCtx) or one gzip member (zlib deflate),
+// and a writer thread hands the results to a sink strictly in order. The
+// concatenation is one valid .zst / .gz stream for stock tools, and a reader
+// can decompress frames in parallel (docs/FORMAT.md "Compression framing").
+//
+// Memory is bounded: a fixed pool of chunk buffers circulates (producer ->
+// workers -> writer -> producer), so nothing grows with the data size.
+//
+// Per-chunk level: a sample of the chunk is compressed at level 1 first.
+// RocksDB SST blocks are already snappy-compressed, and spending level 3 on
+// them buys little at a high CPU cost; such chunks get a faster level
+// (see ChooseLevel in zstd_stream.cc for the tiers and the measurements).
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace guts {
+
+enum class Compression { kNone, kZstd, kGzip };
+
+// Level of one frame; for gzip, Huffman-only deflate is a tier of its own.
+struct FrameLevel {
+  int level = 0;
+  bool huffman_only = false;
+  std::string Name() const;  // "3", "0", "huffman-only"
+};
+
+struct Chunk {
+  std::unique_ptr<uint8_t[]> in;
+  size_t in_cap = 0, in_len = 0;
+  std::unique_ptr<uint8_t[]> out;
+  size_t out_cap = 0, out_len = 0;
+  uint64_t seq = 0;
+  FrameLevel level;  // level actually used for this frame
+};
+
+struct CompressStats {
+  uint64_t frames = 0;
+  uint64_t in_bytes = 0;
+  uint64_t out_bytes = 0;
+  std::map<std::string, uint64_t> frames_by_level;
+};
+
+// Level for one chunk given the level-1 sample gain (1 - compressed/original).
+FrameLevel ChooseLevel(Compression c, int requested, double sample_gain);
+
+class ChunkCompressor {
+ public:
+  // Called on the writer thread, in chunk order, with the final bytes.
+  using Sink = std::function<void(const uint8_t* data, size_t len)>;
+
+  // `cancel` (may be null) is polled while waiting and between slices of
+  // slow (high-level) compressions, so cancel() takes effect within ~50 ms.
+  ChunkCompressor(Compression c, int level, int threads, size_t chunk_size, Sink sink,
+                  const std::atomic<bool>* cancel = nullptr);
+  ~ChunkCompressor();  // aborts and joins if Finish() was not reached
+  ChunkCompressor(const ChunkCompressor&) = delete;
+  ChunkCompressor& operator=(const ChunkCompressor&) = delete;
+
+  // Producer side (one thread). Acquire blocks until a buffer is free and
+  // rethrows the first error of any stage.
+  Chunk* Acquire();
+  void Submit(Chunk* chunk);
+  // Waits until every submitted chunk is written; rethrows the first error.
+  void Finish();
+  // Stops every thread without writing the rest.
+  void Abort();
+
+  const CompressStats& stats() const { return stats_; }
+  size_t chunk_size() const { return chunk_size_; }
+
+ private:
+  void WorkerLoop();
+  void WriterLoop();
+  void Fail(std::exception_ptr e);
+  void Join();
+
+  const Compression compression_;
+  const int level_;
+  const size_t chunk_size_;
+  Sink sink_;
+  const std::atomic<bool>* cancel_;
+
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  std::mutex mu_;
+  std::condition_variable free_cv_, work_cv_, done_cv_;
+  std::vector<Chunk*> free_;
+  std::deque<Chunk*> work_;
+  std::map<uint64_t, Chunk*> done_;
+  uint64_t next_seq_ = 0, next_write_ = 0;
+  bool finishing_ = false, stop_ = false;
+  std::exception_ptr error_;
+  CompressStats stats_;
+  std::vector<std::thread> workers_;
+  std::thread writer_;
+};
+
+}  // namespace guts

@@ -1,0 +1,359 @@
+// Backup creation: a RocksDB checkpoint of the data dir (hard links, O(1)),
+// streamed by the native archive writer into FILE.partial (tar + parallel
+// zstd/gzip frames, per-file XXH3-128, SHA-256 of the archive on the same
+// pass), renamed into place, with a FILE.sha256 sidecar. Used by the CLI
+// (`guts-node backup create`) and by the node's scheduler.
+//
+// The checkpoint comes from the running node when one serves the data dir
+// (through its admin socket: the CLI never fights the node for the store
+// lock), else from the store opened here. Live files are never archived.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { errorCode, fsError, GutsError } from './errors';
+import { isProcessAlive, writeFileAtomic } from './fsutil';
+import { ArchiveEntrySpec, ArchiveFormat, CheckpointInfo, Counts, CreateArchiveResult, native, TaskHandle } from './native';
+import { connectNode, NodeClient } from './node-client';
+import { dataDirLayout, GutsStore, storeLockHolder } from './store';
+import { VERSION } from './version';
+
+export type BackupKind = 'full' | 'hot' | 'consensus-only';
+
+export const DEFAULT_FRAME_SIZE = 4 * 1024 * 1024;
+
+export interface CreateBackupOptions {
+  dataDir: string;
+  /** archive path; its extension picks the format: .tar.zst, .tar.gz or .tar */
+  output: string;
+  kind?: BackupKind;
+  /** node key file to store as keys/node.key (0600); omitted when unset */
+  keyFile?: string;
+  /** config file to store as config/config.yaml (0600); omitted when unset */
+  configFile?: string;
+  /** requested compression level (default 3; chunks that barely compress get a faster one) */
+  level?: number;
+  /** compression threads (default: number of cores) */
+  threads?: number;
+  /** replace an existing output file */
+  force?: boolean;
+  frameSize?: number;
+  /** aborting cancels the backup: nothing is left behind, GUTS_CANCELLED is thrown */
+  signal?: AbortSignal;
+  /** called once the archive is being written (progress polling) */
+  onTask?: (task: TaskHandle<CreateArchiveResult>) => void;
+  /** a store this process already holds open (the node itself); else opened here or reached through the node */
+  store?: GutsStore;
+}
+
+export interface BackupResult {
+  file: string;
+  size_bytes: number;
+  checksum: string;
+  duration_s: number;
+  objects: { commit: number; tree: number; blob: number; tag: number };
+  repositories: number;
+  kind: BackupKind;
+  created: string;
+  /** where the checkpoint came from */
+  source: 'node' | 'store';
+  format: ArchiveFormat;
+  total_bytes: number;
+  files: number;
+  frames: number;
+  levels: Record<string, number>;
+}
+
+/** Contents of <dataDir>/last-backup.json (the node's metrics read it). */
+export interface LastBackup {
+  file: string;
+  size_bytes: number;
+  created: string;
+  kind: BackupKind;
+  checksum: string;
+}
+
+export function formatForPath(file: string): ArchiveFormat {
+  if (file.endsWith('.tar.zst')) return 'tar.zst';
+  if (file.endsWith('.tar.gz') || file.endsWith('.tgz')) return 'tar.gz';
+  if (file.endsWith('.tar')) return 'tar';
+  throw new GutsError('GUTS_INVALID_ARGUMENT', `cannot tell the archive format of ${file}: use a name ending in .tar.zst (recommended), .tar.gz or .tar`, file);
+}
+
+/** UTC ISO time without milliseconds: 2025-01-01T02:00:00Z. */
+export function isoSeconds(d = new Date()): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+const CLI_CHECKPOINT = /^cli-(\d+)-\d+$/;
+
+/** Removes checkpoints left by CLI runs whose process is gone (kill -9). */
+export function removeStaleCheckpoints(dataDir: string): string[] {
+  const dir = dataDirLayout(dataDir).checkpoints;
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = CLI_CHECKPOINT.exec(name);
+    if (!m || isProcessAlive(Number(m[1]))) continue;
+    fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    removed.push(path.join(dir, name));
+  }
+  return removed;
+}
+
+function checkOutput(output: string, force: boolean): void {
+  const dir = path.dirname(output);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch (e) {
+    throw fsError(e, 'output directory', dir);
+  }
+  if (!st.isDirectory()) throw new GutsError('GUTS_NOT_FOUND', `output directory ${dir} is not a directory`, dir);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    throw new GutsError('GUTS_PERMISSION', `output directory ${dir} is not writable`, dir);
+  }
+  let existing: fs.Stats | null = null;
+  try {
+    existing = fs.lstatSync(output);
+  } catch {
+    /* absent: fine */
+  }
+  if (existing) {
+    if (existing.isDirectory()) throw new GutsError('GUTS_EXISTS', `${output} is a directory`, output);
+    if (!force) throw new GutsError('GUTS_EXISTS', `${output} already exists (use --force to overwrite)`, output);
+  }
+}
+
+function checkLevel(format: ArchiveFormat, level: number): void {
+  const [min, max] = format === 'tar.gz' ? [1, 9] : [1, 19];
+  if (format !== 'tar' && (!Number.isInteger(level) || level < min || level > max)) {
+    throw new GutsError('GUTS_INVALID_ARGUMENT', `--level for ${format} must be an integer from ${min} to ${max}`);
+  }
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw new GutsError('GUTS_CANCELLED', 'backup interrupted; no archive was written and the checkpoint was removed');
+}
+
+/** Archive entries for a checkpoint dir: db/ and consensus/ (0700) and their files, sorted. */
+function checkpointEntries(cpDir: string, subdirs: string[]): ArchiveEntrySpec[] {
+  const entries: ArchiveEntrySpec[] = [];
+  const walk = (rel: string, top: boolean) => {
+    const abs = path.join(cpDir, rel);
+    entries.push({ path: rel, source: abs, type: 'dir', ...(top ? { mode: 0o700 } : {}) });
+    const children = fs.readdirSync(abs, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const c of children) {
+      const childRel = `${rel}/${c.name}`;
+      if (c.isDirectory()) walk(childRel, false);
+      else if (c.isFile()) entries.push({ path: childRel, source: path.join(cpDir, childRel), type: 'file' });
+      else throw new GutsError('GUTS_INVALID_ARGUMENT', `checkpoint holds ${path.join(cpDir, childRel)}, which is not a regular file`, path.join(cpDir, childRel));
+    }
+  };
+  for (const sub of subdirs) if (fs.existsSync(path.join(cpDir, sub))) walk(sub, true);
+  return entries;
+}
+
+/** keys/node.key or config/config.yaml, both 0600 in a 0700 directory. */
+function extraEntries(file: string, dir: string, name: string, what: string): ArchiveEntrySpec[] {
+  let real: string;
+  try {
+    real = fs.realpathSync(file);
+    if (!fs.statSync(real).isFile()) throw new GutsError('GUTS_INVALID_ARGUMENT', `${what} ${file} is not a regular file`, file);
+  } catch (e) {
+    if (e instanceof GutsError) throw e;
+    throw fsError(e, `cannot read ${what}`, file);
+  }
+  return [
+    { path: dir, source: path.dirname(real), type: 'dir', mode: 0o700 },
+    { path: `${dir}/${name}`, source: real, type: 'file', mode: 0o600 },
+  ];
+}
+
+interface Checkpoint {
+  dir: string;
+  info: CheckpointInfo;
+  counts: Counts;
+  consensus: { blocks: number; finalizedHeight: number };
+  source: 'node' | 'store';
+  release: () => Promise<void>;
+}
+
+/** A checkpoint from the running node's admin socket. */
+async function nodeCheckpoint(client: NodeClient, which: { db: boolean; consensus: boolean }): Promise<Checkpoint> {
+  const cp = await client.checkpoint(which);
+  return {
+    dir: cp.dir,
+    info: cp.info,
+    counts: cp.counts,
+    consensus: cp.consensus,
+    source: 'node',
+    release: () => client.releaseCheckpoint(cp.id),
+  };
+}
+
+/** A checkpoint taken through a store this process opens (or already holds). */
+async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus: boolean }, held?: GutsStore): Promise<Checkpoint> {
+  const layout = dataDirLayout(dataDir);
+  let store = held;
+  if (!store) {
+    if (!fs.existsSync(path.join(layout.db, 'CURRENT'))) {
+      throw new GutsError('GUTS_NOT_FOUND', `no store in ${dataDir} (missing ${path.join(layout.db, 'CURRENT')})`, dataDir);
+    }
+    try {
+      store = await GutsStore.open(dataDir, { create: false });
+    } catch (e) {
+      if (errorCode(e) !== 'GUTS_LOCKED') throw e;
+      const pid = storeLockHolder(dataDir);
+      throw new GutsError(
+        'GUTS_LOCKED',
+        `store ${dataDir} is locked by ${pid > 0 ? `process ${pid}` : 'another process'} and no node answers on ${layout.socket}; ` +
+          'stop that process, or back up through the running node',
+        dataDir,
+      );
+    }
+  }
+  fs.mkdirSync(layout.checkpoints, { recursive: true, mode: 0o700 });
+  const dir = path.join(layout.checkpoints, `cli-${process.pid}-${Date.now()}`);
+  const release = async () => fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    const info = await store.native.checkpoint(dir, which);
+    const counts = await store.counts();
+    const consensus = await store.consensusInfo();
+    return { dir, info, counts, consensus, source: 'store', release };
+  } catch (e) {
+    await release();
+    throw e;
+  } finally {
+    // The checkpoint is independent of the live store: let go of the lock
+    // now, so a node can start while the archive is written.
+    if (!held) await store.close();
+  }
+}
+
+/** The running node records it (its metrics); without a node, last-backup.json is written here. */
+async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null): Promise<void> {
+  if (client) {
+    try {
+      await client.recordBackup(record);
+      return;
+    } catch {
+      /* the node went away: record it in the file ourselves */
+    }
+  }
+  writeFileAtomic(dataDirLayout(dataDir).lastBackup, JSON.stringify(record, null, 2) + '\n', 0o600);
+}
+
+export async function createBackup(opts: CreateBackupOptions): Promise<BackupResult> {
+  const started = process.hrtime.bigint();
+  const dataDir = path.resolve(opts.dataDir);
+  const output = path.resolve(opts.output);
+  const format = formatForPath(output);
+  const kind: BackupKind = opts.kind ?? 'full';
+  const level = opts.level ?? 3;
+  const threads = opts.threads ?? Math.max(1, os.availableParallelism());
+  const frameSize = opts.frameSize ?? DEFAULT_FRAME_SIZE;
+  checkLevel(format, level);
+  if (!Number.isInteger(threads) || threads < 1) throw new GutsError('GUTS_INVALID_ARGUMENT', '--threads must be a positive integer');
+  checkOutput(output, Boolean(opts.force));
+  if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
+
+  // Optional extra files are checked before any checkpoint is taken.
+  const extras: ArchiveEntrySpec[] = [];
+  if (opts.keyFile) extras.push(...extraEntries(opts.keyFile, 'keys', 'node.key', 'node key'));
+  if (opts.configFile) extras.push(...extraEntries(opts.configFile, 'config', 'config.yaml', 'config file'));
+
+  removeStaleCheckpoints(dataDir);
+  throwIfAborted(opts.signal);
+
+  const which = { db: kind !== 'consensus-only', consensus: true };
+  const client = opts.store ? null : await connectNode(dataDir);
+  let cp: Checkpoint | null = null;
+  try {
+    cp = client ? await nodeCheckpoint(client, which) : await storeCheckpoint(dataDir, which, opts.store);
+    throwIfAborted(opts.signal);
+
+    const created = isoSeconds();
+    const rocksdb: Record<string, { sequence: number }> = {};
+    if (cp.info.db) rocksdb.db = { sequence: cp.info.db.sequence };
+    if (cp.info.consensus) rocksdb.consensus = { sequence: cp.info.consensus.sequence };
+    // A consensus-only archive holds no objects: its counts say so (verify compares them).
+    const c = which.db ? cp.counts : { commit: 0, tree: 0, blob: 0, tag: 0, repositories: 0 };
+    const objects = { commit: c.commit, tree: c.tree, blob: c.blob, tag: c.tag };
+    const compression =
+      format === 'tar' ? { format: 'none' } : { format: format === 'tar.zst' ? 'zstd' : 'gzip', level, frame_size: frameSize };
+    const manifestBase = {
+      format: 'guts-backup',
+      format_version: 1,
+      tool: `guts-store ${VERSION}`,
+      created,
+      kind,
+      source_data_dir: dataDir,
+      hostname: os.hostname(),
+      rocksdb,
+      objects,
+      repositories: c.repositories,
+      consensus: { blocks: cp.consensus.blocks, finalized_height: cp.consensus.finalizedHeight },
+      compression,
+    };
+    const entries = [...checkpointEntries(cp.dir, which.db ? ['db', 'consensus'] : ['consensus']), ...extras];
+
+    const task = native.createArchive({
+      output,
+      overwrite: Boolean(opts.force),
+      format,
+      level,
+      threads,
+      frameSize,
+      entries,
+      manifestBase: JSON.stringify(manifestBase, null, 2),
+    });
+    const onAbort = () => task.cancel();
+    opts.signal?.addEventListener('abort', onAbort);
+    let result: CreateArchiveResult;
+    try {
+      opts.onTask?.(task);
+      result = await task.promise;
+    } catch (e) {
+      if (errorCode(e) === 'GUTS_CANCELLED') throwIfAborted({ aborted: true } as AbortSignal);
+      throw e;
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+
+    const checksum = `sha256:${result.sha256}`;
+    writeFileAtomic(`${output}.sha256`, `${result.sha256}  ${path.basename(output)}\n`, 0o600);
+    const record: LastBackup = { file: output, size_bytes: result.archiveBytes, created, kind, checksum };
+    await recordLastBackup(dataDir, record, client);
+
+    return {
+      file: output,
+      size_bytes: result.archiveBytes,
+      checksum,
+      duration_s: Math.round(Number(process.hrtime.bigint() - started) / 1e6) / 1e3,
+      objects,
+      repositories: c.repositories,
+      kind,
+      created,
+      source: cp.source,
+      format,
+      total_bytes: result.totalBytes,
+      files: result.files.length,
+      frames: result.frames,
+      levels: result.levels,
+    };
+  } finally {
+    try {
+      if (cp) await cp.release();
+    } finally {
+      client?.close();
+    }
+  }
+}

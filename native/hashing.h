@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <string>
 
+#ifndef XXH_INLINE_ALL
 #define XXH_INLINE_ALL
+#endif
 #include <xxhash.h>
 
 namespace guts {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
-import { errorFromPayload, LineSplitter, Response } from './daemon/protocol';
+import { errorFromPayload, LineSplitter, Response, withSocketPath } from './daemon/protocol';
 import { GutsError } from './errors';
 import { Counts, CheckpointInfo } from './native';
 import { dataDirLayout, GitObject } from './store';
@@ -84,7 +84,7 @@ export async function connectNode(dataDir: string, opts: { timeoutMs?: number } 
   let sock: net.Socket;
   try {
     sock = await new Promise<net.Socket>((resolve, reject) => {
-      const s = net.connect(socketPath);
+      const s = withSocketPath(socketPath, (p) => net.connect(p));
       s.once('connect', () => {
         s.off('error', reject);
         resolve(s);

@@ -9,7 +9,7 @@ import { ObjectType, ObjectTypeName } from '../native';
 import { GitObject } from '../store';
 import { VERSION } from '../version';
 import type { GutsNode } from './node';
-import { errorPayload, LineSplitter, PROTOCOL_VERSION, Request, Response, WireBlock, WireObject } from './protocol';
+import { errorPayload, LineSplitter, withSocketPath, PROTOCOL_VERSION, Request, Response, WireBlock, WireObject } from './protocol';
 
 export class AdminServer {
   private readonly server: net.Server;
@@ -33,10 +33,10 @@ export class AdminServer {
     try {
       await new Promise<void>((resolve, reject) => {
         this.server.once('error', reject);
-        this.server.listen(this.socketPath, () => {
+        withSocketPath(this.socketPath, (p) => this.server.listen(p, () => {
           this.server.off('error', reject);
           resolve();
-        });
+        }));
       });
     } finally {
       process.umask(old);

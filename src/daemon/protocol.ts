@@ -4,6 +4,8 @@
 //   response: {"id": 1, "ok": true, "result": ...}
 //          or {"id": 1, "ok": false, "error": {"code": "GUTS_MAINTENANCE", "message": "..."}}
 // Requests on one connection are answered in order; binary payloads are base64.
+import * as path from 'node:path';
+
 import { errorCode, GutsError } from '../errors';
 
 export const PROTOCOL_VERSION = 1;
@@ -83,5 +85,22 @@ export class LineSplitter {
       }
       this.parts.push(chunk.subarray(start));
     }
+  }
+}
+
+/**
+ * Runs fn with a path to the socket that fits in sockaddr_un (108 bytes): long
+ * paths are reached relative to a temporarily changed cwd. bind(2)/connect(2)
+ * happen synchronously inside net's listen()/connect(), so fn must call them
+ * directly.
+ */
+export function withSocketPath<T>(socketPath: string, fn: (p: string) => T): T {
+  if (Buffer.byteLength(socketPath) < 100) return fn(socketPath);
+  const cwd = process.cwd();
+  process.chdir(path.dirname(socketPath));
+  try {
+    return fn(`./${path.basename(socketPath)}`);
+  } finally {
+    process.chdir(cwd);
   }
 }

@@ -5,6 +5,7 @@ import * as net from 'node:net';
 
 import { isProcessAlive, writeFileAtomic } from '../fsutil';
 import { dataDirLayout } from '../store';
+import { withSocketPath } from './protocol';
 
 export function readPidFile(dataDir: string): number {
   try {
@@ -30,7 +31,7 @@ export type SocketState = 'absent' | 'stale' | 'alive';
 export function probeSocket(socketPath: string, timeoutMs = 2000): Promise<SocketState> {
   if (!fs.existsSync(socketPath)) return Promise.resolve('absent');
   return new Promise((resolve) => {
-    const s = net.connect(socketPath);
+    const s = withSocketPath(socketPath, (p) => net.connect(p));
     const done = (st: SocketState) => {
       clearTimeout(timer);
       s.destroy();

@@ -87,9 +87,16 @@ export class GutsNode {
     return this.state === 'stopping' || this.state === 'stopped';
   }
 
+  private starting: Promise<void> | null = null;
+
   /** Starts the node; calls onListening as soon as the HTTP port is bound (before the store opens). */
-  async start(onListening?: (url: string) => void): Promise<void> {
+  start(onListening?: (url: string) => void): Promise<void> {
     if (this.state !== 'new') throw new GutsError('GUTS_INTERNAL', 'node already started');
+    this.starting = this.doStart(onListening);
+    return this.starting;
+  }
+
+  private async doStart(onListening?: (url: string) => void): Promise<void> {
     this.state = 'starting';
     const layout = dataDirLayout(this.dataDir);
     fs.mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
@@ -162,6 +169,8 @@ export class GutsNode {
   private async doStop(reason: string): Promise<void> {
     this.state = 'stopping';
     this.log.info('shutting down', { reason });
+    // A signal during start: let start finish (or fail) first, then stop what it built.
+    await this.starting?.catch(() => undefined);
     const grace = this.opts.shutdownGraceMs ?? 10_000;
     // Held checkpoints stay on disk for their readers; sessions closing below must not delete them.
     this.checkpoints.stop();

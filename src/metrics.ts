@@ -48,7 +48,7 @@ export interface MetricsSnapshot {
   maintenance?: boolean;
   checkpointsActive?: number;
   checkpointsTotal?: number;
-  lastCheckpoint?: { pauseMs: number; createdMs: number } | null;
+  lastCheckpoint?: { createdMs: number } | null;
   writesInFlight?: number;
   httpRequests?: Map<string, number>;
   startedAt?: number;
@@ -96,8 +96,7 @@ export function renderMetrics(s: MetricsSnapshot, opts: { only?: string[] } = {}
   if (s.checkpointsActive !== undefined) g('guts_checkpoints_active', 'Hot-backup checkpoints currently held.', [{ value: s.checkpointsActive }]);
   if (s.checkpointsTotal !== undefined) g('guts_checkpoints_created_total', 'Hot-backup checkpoints created since start.', [{ value: s.checkpointsTotal }], 'counter');
   if (s.lastCheckpoint) {
-    g('guts_checkpoint_pause_seconds', 'Write pause of the last checkpoint.', [{ value: s.lastCheckpoint.pauseMs / 1000 }]);
-    g('guts_checkpoint_duration_seconds', 'Total time of the last checkpoint (flush included).', [{ value: s.lastCheckpoint.createdMs / 1000 }]);
+    g('guts_checkpoint_duration_seconds', 'Time the last checkpoint took (memtable flush, hard links, reading its counts).', [{ value: s.lastCheckpoint.createdMs / 1000 }]);
   }
   if (s.writesInFlight !== undefined) g('guts_writes_in_flight', 'Store writes in progress.', [{ value: s.writesInFlight }]);
   if (s.httpRequests) {

@@ -24,14 +24,13 @@ export interface NodeCheckpoint {
   /** absolute dir holding db/ and/or consensus/ */
   dir: string;
   info: CheckpointInfo;
-  /** counts and consensus figures of exactly this checkpoint (writes were paused while it was taken) */
+  /** counts and consensus figures of exactly this checkpoint (read from it; zeros for a part not taken) */
   counts: Counts;
   consensus: { blocks: number; finalizedHeight: number };
   /** lease length; the client renews it automatically while it holds the checkpoint */
   leaseMs?: number;
   expires?: string;
-  /** how long the node paused writes for this checkpoint, and its total time */
-  pauseMs?: number;
+  /** how long the node took (writes are never paused for a checkpoint) */
   createdMs?: number;
 }
 

@@ -142,20 +142,21 @@ t.test('hot checkpoints while several writers push: counts exact, nothing acknow
   };
   const writers = [0, 1, 2, 3].map(writer);
 
-  const pauses: number[] = [];
   const totals: number[] = [];
   for (let i = 0; i < 6; i++) {
     await sleep(80);
     const before = acked.slice();
     const cp = await client.checkpoint({ db: true, consensus: true });
-    pauses.push(cp.pauseMs!);
+    const after = acked.length;
     totals.push(cp.createdMs!);
     t.ok(cp.dir.startsWith(path.join(dataDir, 'checkpoints', 'node-')), 'checkpoint under <data_dir>/checkpoints/node-*');
     t.ok(fs.existsSync(path.join(cp.dir, 'db', 'CURRENT')) && fs.existsSync(path.join(cp.dir, 'consensus', 'CURRENT')));
+    t.same(fs.readdirSync(path.join(cp.dir, 'db')).filter((f) => f === 'LOG' || f === 'IDENTITY'), [], 'reading the counts left no files in it');
     const snap = await GutsStore.open(cp.dir, { readOnly: true });
     const counts = await snap.counts();
     t.same(counts, cp.counts, `checkpoint ${i}: reported counts are the checkpoint's own`);
     t.ok(counts.blob >= before.length, `checkpoint ${i}: ${counts.blob} blobs >= ${before.length} acknowledged before it`);
+    t.ok(counts.blob <= after + 4 * 8, `checkpoint ${i}: ${counts.blob} blobs <= ${after} acknowledged after it + the batches in flight`);
     const has = await snap.hasObjects(before);
     t.equal(has.filter((x) => !x).length, 0, `checkpoint ${i}: every acknowledged object is in it`);
     await snap.close();
@@ -171,8 +172,7 @@ t.test('hot checkpoints while several writers push: counts exact, nothing acknow
   t.equal(final.repositories, 4);
   t.same(fs.readdirSync(path.join(dataDir, 'checkpoints')), [], 'no checkpoint left behind');
   const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
-  t.comment(`checkpoint latency under load: write pause median ${med(pauses)} ms (max ${Math.max(...pauses)}), total median ${med(totals)} ms (max ${Math.max(...totals)})`);
-  t.ok(Math.max(...pauses) < 1000, 'writes are paused only briefly');
+  t.comment(`checkpoint latency under load (no write pause): median ${med(totals)} ms, max ${Math.max(...totals)} ms`);
   const m = (await request(node.url + '/metrics')).body.toString();
   t.equal(metric(m, 'guts_checkpoints_created_total'), 6);
   t.equal(metric(m, 'guts_checkpoints_active'), 0);

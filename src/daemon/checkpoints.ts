@@ -1,7 +1,9 @@
 // Checkpoints for hot backup, held under leases. A checkpoint is a RocksDB
 // checkpoint (hard links, O(1) in data size) in <data_dir>/checkpoints/node-<id>/.
-// Writes are paused for the few ms of the checkpoint so the counts and consensus
-// figures returned are exactly the checkpoint's. A lease ends when its owner
+// Writes are never paused: the counts and consensus figures returned are read
+// from the checkpoint itself (the counts live in the store's meta column family,
+// written atomically with the objects), so they are exactly the checkpoint's
+// whatever the write load. A lease ends when its owner
 // releases it, when the owner's admin connection closes (CLI crashed), or when
 // its TTL passes without renewal (CLI hung); the dir is then deleted. Leftovers
 // of a crashed node are deleted at start.
@@ -10,10 +12,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { GutsError } from '../errors';
-import { CheckpointInfo, Counts } from '../native';
+import { CheckpointInfo, Counts, native } from '../native';
 import { dataDirLayout, GutsStore } from '../store';
 import { Logger } from './log';
-import { WriteGate } from './write-gate';
 
 export const DEFAULT_LEASE_MS = 10 * 60_000;
 export const MAX_LEASE_MS = 24 * 3_600_000;
@@ -28,8 +29,7 @@ export interface CheckpointResult {
   /** lease length; the client renews well before it ends */
   leaseMs: number;
   expires: string;
-  /** how long writes were paused */
-  pauseMs: number;
+  /** checkpoint + reading its figures */
   createdMs: number;
 }
 
@@ -48,13 +48,12 @@ export class CheckpointManager {
   private readonly root: string;
   private stopped = false;
   /** latency of the last checkpoint, for metrics */
-  last: { pauseMs: number; createdMs: number } | null = null;
+  last: { createdMs: number } | null = null;
   total = 0;
 
   constructor(
     dataDir: string,
     private readonly store: () => GutsStore | null,
-    private readonly gate: WriteGate,
     private readonly log: Logger,
     private readonly defaultLeaseMs = DEFAULT_LEASE_MS,
   ) {
@@ -101,22 +100,16 @@ export class CheckpointManager {
     const dir = path.join(this.root, NODE_CHECKPOINT_PREFIX + id);
 
     const t0 = performance.now();
-    // Flush memtables first, outside the pause: the checkpoint's own flush then
-    // has (almost) nothing left to do, which keeps the write pause short.
-    await store.flush();
-    let pauseMs = 0;
-    const taken = await this.gate.exclusive(async () => {
-      const p0 = performance.now();
-      try {
-        const [counts, consensus] = await Promise.all([store.counts(), store.consensusInfo()]);
-        const info = await store.native.checkpoint(dir, which);
-        return { counts, consensus, info };
-      } finally {
-        pauseMs = performance.now() - p0;
-      }
-    });
+    const info = await store.native.checkpoint(dir, which);
+    let taken: { counts: Counts; consensus: { blocks: number; finalizedHeight: number } };
+    try {
+      taken = await describeCheckpoint(dir, which);
+    } catch (e) {
+      await fs.promises.rm(dir, { recursive: true, force: true });
+      throw e;
+    }
     const createdMs = performance.now() - t0;
-    this.last = { pauseMs, createdMs };
+    this.last = { createdMs };
     this.total++;
 
     if (this.stopped) {
@@ -138,17 +131,17 @@ export class CheckpointManager {
       id,
       db: which.db,
       consensus: which.consensus,
-      pause_ms: round(pauseMs),
-      total_ms: round(createdMs),
+      ms: round(createdMs),
+      objects: taken.counts.commit + taken.counts.tree + taken.counts.blob + taken.counts.tag,
       lease_s: leaseMs / 1000,
     });
     return {
       id,
       dir,
+      info,
       ...taken,
       leaseMs,
       expires: new Date(lease.expiresAt).toISOString(),
-      pauseMs: round(pauseMs),
       createdMs: round(createdMs),
     };
   }
@@ -209,6 +202,32 @@ export class CheckpointManager {
     }, ms);
     t.unref();
     return t;
+  }
+}
+
+/**
+ * Counts and consensus figures of a checkpoint, from a read-only open of it.
+ * The open leaves LOG and IDENTITY files behind; they are removed again so the
+ * checkpoint holds exactly what RocksDB put there.
+ */
+async function describeCheckpoint(
+  dir: string,
+  which: { db: boolean; consensus: boolean },
+): Promise<{ counts: Counts; consensus: { blocks: number; finalizedHeight: number } }> {
+  const subdirs = [which.db && path.join(dir, 'db'), which.consensus && path.join(dir, 'consensus')].filter(Boolean) as string[];
+  const before = new Map(subdirs.map((d) => [d, new Set(fs.readdirSync(d))]));
+  const ro = new native.Store(dir, { readOnly: true, create: false, db: which.db, consensus: which.consensus });
+  await ro.open();
+  try {
+    return {
+      counts: which.db ? await ro.counts() : { commit: 0, tree: 0, blob: 0, tag: 0, repositories: 0 },
+      consensus: which.consensus ? await ro.consensusInfo() : { blocks: 0, finalizedHeight: 0 },
+    };
+  } finally {
+    await ro.close();
+    for (const [d, names] of before) {
+      for (const n of fs.readdirSync(d)) if (!names.has(n)) fs.rmSync(path.join(d, n), { recursive: true, force: true });
+    }
   }
 }
 

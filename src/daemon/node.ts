@@ -76,7 +76,7 @@ export class GutsNode {
     this.dataDir = opts.dataDir;
     this.log = opts.log;
     this.maintenance = new Maintenance(this.gate, () => this.store, this.log);
-    this.checkpoints = new CheckpointManager(this.dataDir, () => this.store, this.gate, this.log, opts.leaseMs ?? DEFAULT_LEASE_MS);
+    this.checkpoints = new CheckpointManager(this.dataDir, () => this.store, this.log, opts.leaseMs ?? DEFAULT_LEASE_MS);
   }
 
   get ready(): boolean {

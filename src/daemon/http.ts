@@ -233,6 +233,9 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
     });
     req.on('end', () => resolve(Buffer.concat(parts)));
     req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new HttpError(400, 'request aborted by the client'));
+    });
   });
 }
 

@@ -44,7 +44,13 @@ export async function collectStatus(dataDir: string): Promise<StatusReport> {
     notes: [],
   };
 
-  const client = await connectNode(dataDir);
+  let client: Awaited<ReturnType<typeof connectNode>> = null;
+  try {
+    client = await connectNode(dataDir);
+  } catch (e) {
+    // e.g. the socket belongs to the node's user: report what the files say.
+    base.notes.push(`cannot talk to the node: ${(e as Error).message}`);
+  }
   if (client) {
     try {
       const s = await client.status();

@@ -1,0 +1,132 @@
+// Prometheus text exposition of the node's figures, and the last-backup record
+// (<data_dir>/last-backup.json, written by `backup create` or by the node on
+// recordBackup) that feeds the guide's alert
+//   time() - guts_last_backup_timestamp > 86400
+import * as fs from 'node:fs';
+
+import { writeFileAtomic } from './fsutil';
+import { Counts } from './native';
+import { dataDirLayout } from './store';
+
+export interface LastBackup {
+  file: string;
+  size_bytes: number;
+  /** ISO 8601 UTC */
+  created: string;
+  kind: string;
+  checksum?: string;
+}
+
+/** The last-backup record, or null when there is none (or it is unreadable). */
+export function readLastBackup(dataDir: string): LastBackup | null {
+  try {
+    const v = JSON.parse(fs.readFileSync(dataDirLayout(dataDir).lastBackup, 'utf8')) as Partial<LastBackup>;
+    if (typeof v.file !== 'string' || typeof v.size_bytes !== 'number' || typeof v.created !== 'string' || Number.isNaN(Date.parse(v.created))) return null;
+    return { file: v.file, size_bytes: v.size_bytes, created: v.created, kind: String(v.kind ?? 'full'), ...(v.checksum ? { checksum: String(v.checksum) } : {}) };
+  } catch {
+    return null;
+  }
+}
+
+export function writeLastBackup(dataDir: string, info: LastBackup): void {
+  writeFileAtomic(dataDirLayout(dataDir).lastBackup, JSON.stringify(info, null, 2) + '\n', 0o644);
+}
+
+/** node_exporter textfile-collector file (config metrics.textfile). */
+export function writeBackupTextfile(file: string, info: LastBackup): void {
+  const text = renderMetrics({ lastBackup: info }, { only: ['guts_last_backup_timestamp', 'guts_backup_size_bytes'] });
+  writeFileAtomic(file, text, 0o644);
+}
+
+export interface MetricsSnapshot {
+  up?: boolean;
+  ready?: boolean;
+  counts?: Counts | null;
+  consensus?: { blocks: number; finalizedHeight: number } | null;
+  storeBytes?: { db: number; consensus: number; checkpoints: number };
+  lastBackup?: LastBackup | null;
+  maintenance?: boolean;
+  checkpointsActive?: number;
+  checkpointsTotal?: number;
+  lastCheckpoint?: { createdMs: number } | null;
+  writesInFlight?: number;
+  httpRequests?: Map<string, number>;
+  startedAt?: number;
+}
+
+interface Family {
+  name: string;
+  type: 'gauge' | 'counter';
+  help: string;
+  samples: Array<{ labels?: Record<string, string>; value: number }>;
+}
+
+export function renderMetrics(s: MetricsSnapshot, opts: { only?: string[] } = {}): string {
+  const fams: Family[] = [];
+  const g = (name: string, help: string, samples: Family['samples'], type: Family['type'] = 'gauge') => {
+    if (!opts.only || opts.only.includes(name)) fams.push({ name, type, help, samples });
+  };
+  if (s.up !== undefined) g('guts_up', 'Whether the node is up and its store open (1) or not (0).', [{ value: s.up ? 1 : 0 }]);
+  if (s.counts) {
+    g(
+      'guts_objects',
+      'Git objects in the store, by type.',
+      (['commit', 'tree', 'blob', 'tag'] as const).map((type) => ({ labels: { type }, value: s.counts![type] })),
+    );
+    g('guts_repositories', 'Repositories in the store.', [{ value: s.counts.repositories }]);
+  }
+  if (s.consensus) {
+    g('guts_consensus_blocks', 'Consensus blocks stored.', [{ value: s.consensus.blocks }]);
+    g('guts_consensus_finalized_height', 'Finalized consensus height.', [{ value: s.consensus.finalizedHeight }]);
+  }
+  if (s.storeBytes) {
+    g(
+      'guts_store_bytes',
+      'Bytes on disk per store directory.',
+      (['db', 'consensus', 'checkpoints'] as const).map((store) => ({ labels: { store }, value: s.storeBytes![store] })),
+    );
+  }
+  if (s.lastBackup !== undefined || opts.only) {
+    const b = s.lastBackup;
+    // 0 when there never was a backup: the "backup missing" alert then fires, as it should.
+    g('guts_last_backup_timestamp', 'Unix time of the last successful backup (0 = none recorded).', [{ value: b ? Math.floor(Date.parse(b.created) / 1000) : 0 }]);
+    g('guts_backup_size_bytes', 'Size of the last successful backup archive.', [{ value: b ? b.size_bytes : 0 }]);
+  }
+  if (s.maintenance !== undefined) g('guts_maintenance', 'Whether the node is in maintenance mode (writes paused).', [{ value: s.maintenance ? 1 : 0 }]);
+  if (s.checkpointsActive !== undefined) g('guts_checkpoints_active', 'Hot-backup checkpoints currently held.', [{ value: s.checkpointsActive }]);
+  if (s.checkpointsTotal !== undefined) g('guts_checkpoints_created_total', 'Hot-backup checkpoints created since start.', [{ value: s.checkpointsTotal }], 'counter');
+  if (s.lastCheckpoint) {
+    g('guts_checkpoint_duration_seconds', 'Time the last checkpoint took (memtable flush, hard links, reading its counts).', [{ value: s.lastCheckpoint.createdMs / 1000 }]);
+  }
+  if (s.writesInFlight !== undefined) g('guts_writes_in_flight', 'Store writes in progress.', [{ value: s.writesInFlight }]);
+  if (s.httpRequests) {
+    g(
+      'guts_http_requests_total',
+      'HTTP requests served, by status code.',
+      [...s.httpRequests.entries()].sort().map(([code, value]) => ({ labels: { code }, value })),
+      'counter',
+    );
+  }
+  if (s.startedAt !== undefined) g('guts_start_time_seconds', 'Unix time the node started.', [{ value: Math.floor(s.startedAt / 1000) }]);
+
+  let out = '';
+  for (const f of fams) {
+    out += `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.type}\n`;
+    for (const smp of f.samples) {
+      const labels = smp.labels ? `{${Object.entries(smp.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}` : '';
+      out += `${f.name}${labels} ${formatValue(smp.value)}\n`;
+    }
+  }
+  return out;
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}

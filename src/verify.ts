@@ -174,7 +174,7 @@ const nf = new Intl.NumberFormat('en-US');
 export const formatCount = (n: number): string => nf.format(n);
 
 /** "50,000 blobs, 10,000 trees, 5,000 commits" (tags only when present) — the guide's order. */
-export function formatTypeCounts(c: Counts): string {
+export function formatTypeCounts(c: Pick<Counts, 'commit' | 'tree' | 'blob' | 'tag'>): string {
   const parts = [`${formatCount(c.blob)} blobs`, `${formatCount(c.tree)} trees`, `${formatCount(c.commit)} commits`];
   if (c.tag) parts.push(`${formatCount(c.tag)} tags`);
   return parts.join(', ');

@@ -43,13 +43,19 @@ export async function git(args: string[], opts: { cwd?: string; allowFail?: bool
 /** Checks that `repoPath` is a SHA-1 git repository (bare or not); returns its git dir. */
 export async function checkGitRepo(repoPath: string): Promise<string> {
   if (!fs.existsSync(repoPath)) throw new GutsError('GUTS_NOT_FOUND', `git repository ${repoPath} does not exist`, repoPath);
-  const r = await git(['-C', repoPath, 'rev-parse', '--absolute-git-dir'], { allowFail: true });
+  const r = await git(['-C', repoPath, 'rev-parse', '--is-bare-repository', '--absolute-git-dir'], { allowFail: true });
   if (r.code !== 0) throw new GutsError('GUTS_INVALID_ARGUMENT', `${repoPath} is not a git repository`, repoPath);
+  // The path must be the repository itself, not a directory inside another one.
+  const [bare, gitDir] = r.stdout.split('\n');
+  const root = bare === 'true' ? gitDir : (await git(['-C', repoPath, 'rev-parse', '--show-toplevel'])).stdout.trim();
+  if (root !== fs.realpathSync(repoPath)) {
+    throw new GutsError('GUTS_INVALID_ARGUMENT', `${repoPath} is not a git repository (it is inside ${root})`, repoPath);
+  }
   const fmt = await git(['-C', repoPath, 'rev-parse', '--show-object-format'], { allowFail: true });
   if (fmt.code === 0 && fmt.stdout.trim() !== 'sha1') {
     throw new GutsError('GUTS_INVALID_ARGUMENT', `${repoPath} uses object format ${fmt.stdout.trim()}; only sha1 repositories can be stored`, repoPath);
   }
-  return r.stdout.trim();
+  return gitDir;
 }
 
 export interface GitObjectWithId extends GitObject {

@@ -26,15 +26,20 @@ namespace {
 constexpr size_t kMaxProblems = 10000;
 // Key ranges of the objects CF handed out to threads. Ids are uniformly
 // distributed SHA-1s, so equal slices of the 2-byte prefix space are equal
-// amounts of work; many small ranges keep the threads busy to the end.
-constexpr int kRanges = 1024;
+// amounts of work; many ranges keep the threads busy to the end, but each
+// range must be large enough that its iterator's readahead (on every
+// overlapping SST) is not mostly wasted.
+constexpr int kMaxRanges = 1024;
+constexpr uint64_t kTargetRangeBytes = 8 << 20;
+// Explicit readahead for whole-file scans (checksums, small CFs). The object
+// scan uses RocksDB's auto readahead (grows to 256 KiB per sequential file).
 constexpr size_t kReadahead = 2 << 20;
 
 std::string Hex(const rocksdb::Slice& s) { return ToHex(reinterpret_cast<const uint8_t*>(s.data()), s.size()); }
 
-// Lower bound of range k as a 2-byte big-endian prefix.
-std::string RangeBound(int k) {
-  uint32_t p = static_cast<uint32_t>((static_cast<uint64_t>(k) * 65536) / kRanges);
+// Lower bound of range k of n as a 2-byte big-endian prefix.
+std::string RangeBound(int k, int n) {
+  uint32_t p = static_cast<uint32_t>((static_cast<uint64_t>(k) * 65536) / n);
   std::string s(2, '\0');
   s[0] = static_cast<char>(p >> 8);
   s[1] = static_cast<char>(p & 0xff);
@@ -116,7 +121,7 @@ struct FileDeletionGuard {
 
 }  // namespace
 
-ChecksumReport VerifyChecksums(Store& store, int threads) {
+ChecksumReport VerifyChecksums(Store& store, int threads, bool skip_objects) {
   struct File {
     std::string path, label;
     uint64_t size;
@@ -127,7 +132,10 @@ ChecksumReport VerifyChecksums(Store& store, int threads) {
     if (!db) return;
     std::vector<rocksdb::LiveFileMetaData> md;
     db->GetLiveFilesMetaData(&md);
-    for (auto& m : md) files.push_back({m.db_path + m.name, std::string(label) + m.name, m.size});
+    for (auto& m : md) {
+      if (skip_objects && db == store.db() && m.column_family_name == "objects") continue;
+      files.push_back({m.db_path + m.name, std::string(label) + m.name, m.size});
+    }
   };
   collect(store.db(), "db");
   collect(store.consensus(), "consensus");
@@ -172,14 +180,17 @@ ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
   const std::string db_path = store.db_path();
 
   // Progress total: uncompressed value bytes of the SSTs plus the memtables.
+  uint64_t total = 0;
   {
-    uint64_t total = 0, mem = 0;
+    uint64_t mem = 0;
     rocksdb::TablePropertiesCollection props;
     if (db->GetPropertiesOfAllTables(objects_cf, &props).ok())
       for (auto& p : props) total += p.second->raw_value_size;
     if (db->GetIntProperty(objects_cf, "rocksdb.cur-size-all-mem-tables", &mem)) total += mem;
     state.total = total;
   }
+  const int ranges = static_cast<int>(std::min<uint64_t>(
+      kMaxRanges, std::max<uint64_t>(static_cast<uint64_t>(threads) * 4, total / kTargetRangeBytes)));
 
   ObjectReport report;
   std::mutex mu;
@@ -204,15 +215,14 @@ ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
   };
   std::vector<BadRange> bad_ranges;
 
-  ParallelFor(threads, kRanges, [&](int k) {
-    std::string lo = RangeBound(k), hi = k + 1 < kRanges ? RangeBound(k + 1) : "";
+  ParallelFor(threads, ranges, [&](int k) {
+    std::string lo = RangeBound(k, ranges), hi = k + 1 < ranges ? RangeBound(k + 1, ranges) : "";
     rocksdb::Slice lo_s(lo), hi_s(hi);
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;  // a full scan must not evict the node's working set
     ro.verify_checksums = true;
-    ro.readahead_size = kReadahead;
     if (k > 0) ro.iterate_lower_bound = &lo_s;
-    if (k + 1 < kRanges) ro.iterate_upper_bound = &hi_s;
+    if (k + 1 < ranges) ro.iterate_upper_bound = &hi_s;
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, objects_cf));
     Digest sha1(Digest::kSha1);
     ObjectCounts local;
@@ -276,7 +286,7 @@ ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
     size_t j = i + 1;
     while (j < bad_ranges.size() && bad_ranges[j].k == bad_ranges[j - 1].k + 1 && bad_ranges[j].status == bad_ranges[i].status) j++;
     int last = bad_ranges[j - 1].k;
-    std::string range = Hex(RangeBound(bad_ranges[i].k)) + ".." + (last + 1 < kRanges ? Hex(RangeBound(last + 1)) : std::string("end"));
+    std::string range = Hex(RangeBound(bad_ranges[i].k, ranges)) + ".." + (last + 1 < ranges ? Hex(RangeBound(last + 1, ranges)) : std::string("end"));
     add_problem(MakeProblem(bad_ranges[i].kind, "objects key range " + range + " unreadable: " + bad_ranges[i].status), "");
     i = j;
   }
@@ -470,15 +480,16 @@ Napi::Value VerifyObjectsJs(const Napi::CallbackInfo& info) {
   return MakeTaskHandle(env, w->Start(), state);
 }
 
-// verifyChecksums(store, {threads}?) -> Promise<{files, bytes, problems}>
+// verifyChecksums(store, {threads, skipObjects}?) -> Promise<{files, bytes, problems}>
 Napi::Value VerifyChecksumsJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   StoreWrap* wrap = StoreWrap::FromValue(info[0]);
   int threads = ThreadsOption(info[1]);
+  bool skip_objects = info[1].IsObject() && info[1].As<Napi::Object>().Get("skipObjects").ToBoolean();
   std::shared_ptr<Store> store = wrap->BeginOp(env);
   auto out = std::make_shared<ChecksumReport>();
   auto* w = new LambdaWorker(
-      env, [store, threads, out]() { *out = VerifyChecksums(*store, threads); },
+      env, [store, threads, skip_objects, out]() { *out = VerifyChecksums(*store, threads, skip_objects); },
       [out](Napi::Env e) -> Napi::Value {
         Napi::Object r = Napi::Object::New(e);
         r.Set("files", Napi::Number::New(e, static_cast<double>(out->files)));

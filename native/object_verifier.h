@@ -1,6 +1,6 @@
 // Integrity checks of an open store (issue 4, `verify --data-dir`).
 //
-//   verifyChecksums(store, {threads})  block checksums of every live SST file
+//   verifyChecksums(store, {threads, skipObjects})  block checksums of every live SST file
 //       of both RocksDB instances (one SstFileReader per file, so every bad
 //       file is named) and the store metadata (stored counts decode).
 //   verifyObjects(store, {threads, listAffected})  the full check: worker
@@ -47,7 +47,9 @@ struct ObjectReport {
   std::vector<std::string> affected;  // sorted, unique
 };
 
-ChecksumReport VerifyChecksums(Store& store, int threads);
+// skip_objects: leave out the objects CF's files (the full object scan reads
+// every one of their blocks with checksums verified anyway).
+ChecksumReport VerifyChecksums(Store& store, int threads, bool skip_objects);
 ObjectReport VerifyObjects(Store& store, int threads, TaskState& state);
 
 void InitObjectVerifier(Napi::Env env, Napi::Object exports);

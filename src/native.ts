@@ -206,7 +206,8 @@ export interface NativeAddon {
   createArchive(options: CreateArchiveOptions): TaskHandle<CreateArchiveResult>;
   readArchive(options: ReadArchiveOptions): TaskHandle<ReadArchiveResult>;
   verifyObjects(store: NativeStore, options: { threads: number; listAffected: boolean }): TaskHandle<VerifyObjectsResult>;
-  verifyChecksums(store: NativeStore, options?: { threads: number }): Promise<VerifyChecksumsResult>;
+  /** skipObjects: leave out the objects CF's SSTs (verifyObjects reads every block of them, checksummed) */
+  verifyChecksums(store: NativeStore, options?: { threads: number; skipObjects?: boolean }): Promise<VerifyChecksumsResult>;
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
   debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
 }

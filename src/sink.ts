@@ -27,5 +27,14 @@ export async function openSink(dataDir: string): Promise<OpenedSink> {
     return { sink: node, via: 'node', description: `via running node${pid} serving ${dir}`, close: async () => node.close() };
   }
   const store = await GutsStore.open(dir);
-  return { sink: store, via: 'store', description: `opened data dir ${dir}`, close: () => store.close() };
+  const close = async () => {
+    // Flush memtables so the data dir is all SSTs: read-only opens (verify,
+    // export) and backups then need no WAL replay of what was just written.
+    try {
+      await store.flush();
+    } finally {
+      await store.close();
+    }
+  };
+  return { sink: store, via: 'store', description: `opened data dir ${dir}`, close };
 }

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 
 import { exportGitRepo, importGitRepo } from '../git';
-import { formatBytes } from '../progress';
+import { formatBytes, ProgressBar } from '../progress';
 import { defaultRepoCount, parseSize, seedData } from '../seed';
 import { openSink } from '../sink';
 import { checkRepoName, GutsStore } from '../store';
@@ -36,7 +36,9 @@ export function registerData(program: Command): void {
         const opened = await openSink(dataDir);
         say(`import: ${opened.description}`);
         try {
-          const r = await importGitRepo(opened.sink, repoPath, opts.repo);
+          let done = 0;
+          const bar = new ProgressBar('import', () => ({ done, total: 0, files: 0 }));
+          const r = await importGitRepo(opened.sink, repoPath, opts.repo, (_objects, bytes) => (done = bytes)).finally(() => bar.stop());
           if (opts.json) printJson({ ...r, via: opened.via, dataDir: path.resolve(dataDir) });
           else {
             process.stdout.write(
@@ -92,7 +94,15 @@ export function registerData(program: Command): void {
         const opened = await openSink(dataDir);
         say(`dev seed: ${opened.description}`);
         try {
-          const r = await seedData(opened.sink, { size, repos: opts.repos ?? defaultRepoCount(size), seed: opts.seed, blocks: opts.blocks });
+          let done = 0;
+          const bar = new ProgressBar('seed', () => ({ done, total: size, files: 0 }));
+          const r = await seedData(opened.sink, {
+            size,
+            repos: opts.repos ?? defaultRepoCount(size),
+            seed: opts.seed,
+            blocks: opts.blocks,
+            onProgress: (bytes) => (done = bytes),
+          }).finally(() => bar.stop());
           if (opts.json) printJson({ ...r, via: opened.via, dataDir: path.resolve(dataDir) });
           else
             process.stdout.write(

@@ -173,9 +173,16 @@ ChecksumReport VerifyChecksums(Store& store, int threads, bool skip_objects) {
   return report;
 }
 
-ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
+namespace {
+
+void AddProblem(ObjectReport& report, ObjectProblem p) {
+  if (report.problems.size() >= kMaxProblems) report.problems_dropped++;
+  else report.problems.push_back(std::move(p));
+}
+
+// Objects, counts, repositories, refs of db/.
+void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport& report) {
   rocksdb::DB* db = store.db();
-  if (!db) throw GutsError(Code::Closed, "object store is not open");
   rocksdb::ColumnFamilyHandle* objects_cf = store.cf(Store::kObjects);
   const std::string db_path = store.db_path();
 
@@ -192,7 +199,6 @@ ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
   const int ranges = static_cast<int>(std::min<uint64_t>(
       kMaxRanges, std::max<uint64_t>(static_cast<uint64_t>(threads) * 4, total / kTargetRangeBytes)));
 
-  ObjectReport report;
   std::mutex mu;
   // raw id -> index into report.problems, for naming repositories later.
   std::unordered_map<std::string, size_t> corrupt;
@@ -366,32 +372,6 @@ ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
   }
   state.CheckCancelled();
 
-  // Consensus: block count and finalized height agree with the blocks.
-  if (rocksdb::DB* c = store.consensus()) {
-    std::unique_ptr<rocksdb::Iterator> it(c->NewIterator(scan));
-    uint64_t n = 0, highest = 0;
-    bool any = false;
-    for (it->Seek("h/"); it->Valid() && it->key().starts_with("h/"); it->Next()) {
-      n++;
-      rocksdb::Slice k = it->key();
-      if (k.size() == 10) {
-        uint64_t h = 0;
-        for (int i = 2; i < 10; i++) h = (h << 8) | static_cast<uint8_t>(k[i]);
-        highest = h;
-        any = true;
-      }
-    }
-    if (!it->status().ok()) add_problem(MakeProblem(StatusKind(it->status()), "consensus blocks unreadable: " + it->status().ToString()), "");
-    std::vector<ObjectProblem> ps;
-    uint64_t stored = 0, finalized = 0;
-    if (ReadStoredCount(c, nullptr, "count/blocks", "consensus", &stored, &ps) && stored != n)
-      ps.push_back(MakeProblem("MISMATCH", "consensus block count: stored " + std::to_string(stored) + ", found " + std::to_string(n)));
-    if (ReadStoredCount(c, nullptr, "finalized", "consensus", &finalized, &ps) && finalized > 0 && (!any || finalized > highest))
-      ps.push_back(MakeProblem("MISMATCH", "consensus finalized height " + std::to_string(finalized) + " is beyond the highest block " +
-                                               std::to_string(highest)));
-    for (auto& p : ps) add_problem(std::move(p), "");
-  }
-
   // Name the repositories of corrupt objects: one scan of the membership
   // keys "m/<repo>\0<id>", only when something is corrupt.
   if (!corrupt.empty()) {
@@ -407,6 +387,50 @@ ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
     if (!it->status().ok()) add_problem(MakeProblem(StatusKind(it->status()), "repository membership unreadable: " + it->status().ToString()), "");
   }
 
+}
+
+// Consensus: block count and finalized height agree with the blocks.
+void VerifyConsensus(Store& store, ObjectReport& report) {
+  rocksdb::DB* c = store.consensus();
+  if (!c) return;
+  rocksdb::ReadOptions scan;
+  scan.fill_cache = false;
+  scan.verify_checksums = true;
+  scan.readahead_size = kReadahead;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(c->NewIterator(scan));
+    uint64_t n = 0, highest = 0;
+    bool any = false;
+    for (it->Seek("h/"); it->Valid() && it->key().starts_with("h/"); it->Next()) {
+      n++;
+      rocksdb::Slice k = it->key();
+      if (k.size() == 10) {
+        uint64_t h = 0;
+        for (int i = 2; i < 10; i++) h = (h << 8) | static_cast<uint8_t>(k[i]);
+        highest = h;
+        any = true;
+      }
+    }
+    if (!it->status().ok()) AddProblem(report, MakeProblem(StatusKind(it->status()), "consensus blocks unreadable: " + it->status().ToString()));
+    std::vector<ObjectProblem> ps;
+    uint64_t stored = 0, finalized = 0;
+    if (ReadStoredCount(c, nullptr, "count/blocks", "consensus", &stored, &ps) && stored != n)
+      ps.push_back(MakeProblem("MISMATCH", "consensus block count: stored " + std::to_string(stored) + ", found " + std::to_string(n)));
+    if (ReadStoredCount(c, nullptr, "finalized", "consensus", &finalized, &ps) && finalized > 0 && (!any || finalized > highest))
+      ps.push_back(MakeProblem("MISMATCH", "consensus finalized height " + std::to_string(finalized) + " is beyond the highest block " +
+                                               std::to_string(highest)));
+    for (auto& p : ps) AddProblem(report, std::move(p));
+  }
+}
+
+}  // namespace
+
+ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
+  if (!store.db() && !store.consensus()) throw GutsError(Code::Closed, "store is not open");
+  ObjectReport report;
+  if (store.db()) VerifyObjectStore(store, threads, state, report);
+  state.CheckCancelled();
+  VerifyConsensus(store, report);
   std::set<std::string> affected;
   for (const auto& p : report.problems)
     for (const auto& r : p.repos) affected.insert(r);

@@ -49,6 +49,10 @@ export interface VerifyReport {
   sstBytes: number;
   /** repositories named by any problem, sorted */
   affected: string[];
+  /** the consensus store's block count and finalized height (null when absent or undecodable) */
+  consensus: { blocks: number; finalizedHeight: number } | null;
+  /** false for a consensus-only data dir (e.g. an extracted --consensus-only backup) */
+  hasObjectStore: boolean;
   durationS: number;
 }
 
@@ -106,6 +110,8 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
     sstFiles: 0,
     sstBytes: 0,
     affected: [],
+    consensus: null,
+    hasObjectStore: true,
     durationS: 0,
   };
   const finish = () => {
@@ -128,12 +134,20 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
     report.sstFiles = sums.files;
     report.sstBytes = sums.bytes;
     report.problems.push(...sums.problems.map(problemLine));
-    if (!hasDb) {
+    report.hasObjectStore = hasDb;
+    if (exists(path.join(dataDirLayout(dataDir).consensus, 'CURRENT'))) {
+      try {
+        report.consensus = await store.consensusInfo();
+      } catch (err) {
+        if (errorCode(err) !== 'GUTS_CORRUPT') throw err; // a problem line already says why
+      }
+    }
+    if (!opts.full || !hasDb) {
       report.bytes = sums.bytes;
-      return finish();
     }
     if (!opts.full) {
       // Quick mode: the counts the store keeps (they decoded, or a problem says why not).
+      if (!hasDb) return finish();
       try {
         report.stored = await store.counts();
         report.counts = { ...report.stored };
@@ -157,11 +171,13 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
       stop?.();
       opts.signal?.removeEventListener('abort', onAbort);
     }
-    report.counts = r.counts;
-    report.stored = r.stored;
-    report.objects = r.objects;
-    report.bytes = r.bytes;
-    report.refs = r.refs;
+    if (hasDb) {
+      report.counts = r.counts;
+      report.stored = r.stored;
+      report.objects = r.objects;
+      report.bytes = r.bytes;
+      report.refs = r.refs;
+    }
     report.problems.push(...r.problems.map(problemLine));
     if (r.problemsDropped) report.problems.push(`ERROR ${r.problemsDropped} more problems not listed (only the first 10,000 are kept)`);
     report.affected = r.affected;
@@ -183,6 +199,10 @@ export function formatTypeCounts(c: Pick<Counts, 'commit' | 'tree' | 'blob' | 't
 
 /** The one-line summary of a clean report. */
 export function formatSummary(r: VerifyReport): string {
+  const blocks = r.consensus ? `${formatCount(r.consensus.blocks)} consensus blocks (finalized ${formatCount(r.consensus.finalizedHeight)})` : '';
+  if (!r.hasObjectStore) {
+    return `OK: consensus only: ${blocks || 'no consensus store'}, ${formatCount(r.sstFiles)} SST files (${formatBytes(r.sstBytes)}) checksummed in ${r.durationS.toFixed(1)} s`;
+  }
   const objects = `${formatCount(r.objects)} objects (${formatTypeCounts(r.counts)}), ${formatCount(r.counts.repositories)} repositories`;
   const secs = `${r.durationS.toFixed(1)} s`;
   if (r.full) return `OK: ${objects}, ${formatBytes(r.bytes)} checked in ${secs}`;

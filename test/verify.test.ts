@@ -211,3 +211,36 @@ t.test('usage and missing data dir: exit 2', async (t) => {
   t.equal(cli(['verify', '--data-dir', dir]).status, 2, 'empty dir holds no store');
   t.equal(cli(['verify', '--data-dir', dir, '--threads', '0']).status, 2);
 });
+
+t.test('consensus: tampered block count is a MISMATCH; a consensus-only dir verifies alone', async (t) => {
+  const dir = t.testdir();
+  await makeStore(dir);
+  const ok = await verifyDataDir(dir, { full: true });
+  t.same(ok.consensus, { blocks: 3, finalizedHeight: 2 });
+  await withRawStore(dir, async (s) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(9n);
+    await native.debugPutRaw!(s.native, 'consensus', Buffer.from('count/blocks'), b);
+  });
+  const r = await verifyDataDir(dir, { full: true });
+  t.same(r.problems, ['MISMATCH consensus block count: stored 9, found 3']);
+
+  // a consensus-only dir (like an extracted --consensus-only backup) is checked alone
+  const copyConsensus = (name: string) => {
+    const only = path.join(dir, name);
+    fs.mkdirSync(only);
+    fs.cpSync(path.join(dir, 'consensus'), path.join(only, 'consensus'), { recursive: true });
+    return only;
+  };
+  const bad = cli(['verify', '--data-dir', copyConsensus('only-bad'), '--full']);
+  t.equal(bad.status, 1);
+  t.match(bad.stdout, /^MISMATCH consensus block count: stored 9, found 3$/m);
+  await withRawStore(dir, async (s) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(3n);
+    await native.debugPutRaw!(s.native, 'consensus', Buffer.from('count/blocks'), b);
+  });
+  const good = cli(['verify', '--data-dir', copyConsensus('only-good'), '--full']);
+  t.equal(good.status, 0, good.stdout + good.stderr);
+  t.match(good.stdout, /^OK: consensus only: 3 consensus blocks \(finalized 2\), \d+ SST files/m);
+});

@@ -184,7 +184,6 @@ void AddProblem(ObjectReport& report, ObjectProblem p) {
 void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport& report) {
   rocksdb::DB* db = store.db();
   rocksdb::ColumnFamilyHandle* objects_cf = store.cf(Store::kObjects);
-  const std::string db_path = store.db_path();
 
   // Progress total: uncompressed value bytes of the SSTs plus the memtables.
   uint64_t total = 0;
@@ -248,8 +247,8 @@ void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport
         unreported = 0;
         state.CheckCancelled();
       }
-      std::string hex = Hex(key);
       if (key.size() != 20) {
+        std::string hex = Hex(key);
         found.emplace_back(MakeProblem("CORRUPT", "object key " + hex + " is " + std::to_string(key.size()) + " bytes, not 20", hex),
                            key.ToString());
         continue;
@@ -257,12 +256,14 @@ void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport
       int type = value.size() ? static_cast<uint8_t>(value[0]) : -1;
       if (!ObjectTypeName(type)) {
         std::string why = value.size() ? "invalid type byte " + std::to_string(type) : "empty value";
+        std::string hex = Hex(key);
         found.emplace_back(MakeProblem("CORRUPT", "object " + hex + ": " + why, hex), key.ToString());
         continue;
       }
       local.ForType(type)++;
       GitObjectId(sha1, type, reinterpret_cast<const uint8_t*>(value.data()) + 1, value.size() - 1, id);
       if (std::memcmp(id, key.data(), 20) != 0) {
+        std::string hex = Hex(key);
         found.emplace_back(MakeProblem("CORRUPT", "object " + hex + ": " + ObjectTypeName(type) + " content hashes to " + ToHex(id, 20), hex),
                            key.ToString());
       }

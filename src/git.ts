@@ -310,7 +310,8 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
         pending.length = 0;
         pendingBytes = 0;
       };
-      for await (const o of store.objects(repo)) {
+      // small pages: a page of large blobs is held in memory at once
+      for await (const o of store.objects(repo, 64)) {
         const h = packEntryHeader(ObjectType[o.type], o.data.length);
         const z = zlib.deflateSync(o.data, { level: 1 });
         pending.push(h, z);

@@ -158,17 +158,45 @@ function hash(type: ObjectTypeName, body: Buffer): Buffer {
   return native.gitHash(ObjectType[type], body);
 }
 
-/** Tree body in git's order: by name, directories compared as "name/". */
-function treeBody(entries: Array<{ name: string; mode: string; id: Buffer; dir: boolean }>): Buffer {
-  const sorted = entries
-    .map((e) => ({ ...e, key: e.dir ? e.name + '/' : e.name }))
-    .sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
-  const parts: Buffer[] = [];
-  for (const e of sorted) parts.push(Buffer.from(`${e.mode} ${e.name}\0`, 'utf8'), e.id);
-  return Buffer.concat(parts);
+/**
+ * One directory's entries, kept in git's tree order (by name, directories
+ * compared as "name/"), each with its "<mode> <name>\0" header encoded once;
+ * a tree body is then one allocation and a copy per entry.
+ */
+class TreeDir {
+  private entries = new Map<string, { key: string; header: Buffer; id: Buffer }>();
+  private order: Array<{ key: string; header: Buffer; id: Buffer }> | null = null;
+
+  set(name: string, mode: string, id: Buffer, dir: boolean): void {
+    const e = this.entries.get(name);
+    if (e) {
+      e.id = id;
+      return;
+    }
+    this.entries.set(name, { key: dir ? name + '/' : name, header: Buffer.from(`${mode} ${name}\0`, 'utf8'), id });
+    this.order = null;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  body(): Buffer {
+    if (!this.order) this.order = [...this.entries.values()].sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+    let n = 0;
+    for (const e of this.order) n += e.header.length + 20;
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    for (const e of this.order) {
+      off += e.header.copy(out, off);
+      off += e.id.copy(out, off);
+    }
+    return out;
+  }
 }
 
 const DIRS = ['', 'src', 'src/lib', 'docs', 'assets'] as const;
+const DEEPEST_FIRST = [...DIRS].sort((a, b) => b.split('/').length - a.split('/').length || b.length - a.length);
 
 function dirOf(p: string): string {
   const i = p.lastIndexOf('/');
@@ -331,11 +359,15 @@ export async function seedData(sink: ObjectSink, opts: SeedOptions): Promise<See
     };
 
     const files = new Map<string, FileEntry>();
+    const dirs = new Map<string, TreeDir>(DIRS.map((d) => [d, new TreeDir()]));
     const writeFile = async (p: string, rev: number) => {
       const binary = p.startsWith('assets/');
       const data = binary ? keystream.bytes(binarySize()) : textBlob(name, p, rev, textSize());
       const id = await emit(name, 'blob', data);
-      files.set(p, { id, mode: p.endsWith('.sh') ? '100755' : '100644', rev });
+      const mode = p.endsWith('.sh') ? '100755' : '100644';
+      files.set(p, { id, mode, rev });
+      const dir = dirOf(p);
+      dirs.get(dir)!.set(p.slice(dir ? dir.length + 1 : 0), mode, id, false);
     };
     const newPath = (dir: string): string => {
       for (;;) {
@@ -361,14 +393,13 @@ export async function seedData(sink: ObjectSink, opts: SeedOptions): Promise<See
     const treeIds = new Map<string, Buffer>();
     const buildTrees = async (dirty: Set<string>): Promise<Buffer> => {
       // deepest first, so parents see their children's new ids
-      for (const dir of [...DIRS].sort((a, b) => b.length - a.length)) {
+      for (const dir of DEEPEST_FIRST) {
         if (!dirty.has(dir)) continue;
-        const entries: Array<{ name: string; mode: string; id: Buffer; dir: boolean }> = [];
-        for (const [p, f] of files) if (dirOf(p) === dir) entries.push({ name: p.slice(dir ? dir.length + 1 : 0), mode: f.mode, id: f.id, dir: false });
-        for (const sub of DIRS) {
-          if (sub && dirOf(sub) === dir && treeIds.has(sub)) entries.push({ name: sub.slice(dir ? dir.length + 1 : 0), mode: '40000', id: treeIds.get(sub)!, dir: true });
-        }
-        if (entries.length) treeIds.set(dir, await emit(name, 'tree', treeBody(entries)));
+        const tree = dirs.get(dir)!;
+        if (!tree.size) continue;
+        const id = await emit(name, 'tree', tree.body());
+        treeIds.set(dir, id);
+        if (dir) dirs.get(dirOf(dir))!.set(dir.slice(dirOf(dir) ? dirOf(dir).length + 1 : 0), '40000', id, true);
       }
       return treeIds.get('')!;
     };

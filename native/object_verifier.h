@@ -1,5 +1,57 @@
+// Integrity checks of an open store (issue 4, `verify --data-dir`).
+//
+//   verifyChecksums(store, {threads, skipObjects})  block checksums of every live SST file
+//       of both RocksDB instances (one SstFileReader per file, so every bad
+//       file is named) and the store metadata (stored counts decode).
+//   verifyObjects(store, {threads, listAffected})  the full check: worker
+//       threads take disjoint key ranges of the objects CF from a shared
+//       counter, re-hash every object (git SHA-1 of "<type> <len>\0<body>")
+//       against its key, check the type byte, recount by type; then refs
+//       (every target exists) and the repository count. Repositories of
+//       corrupt objects are found by one scan of the membership keys, only
+//       when there are corrupt objects. Memory is flat in data size (problem
+//       lists are capped).
+//   debugPutRaw(store, cf, key, value)  test hook, exported only when
+//       GUTS_TEST_HOOKS=1 is set when the addon loads: writes a raw value
+//       into a column family, bypassing every invariant, so tests can build
+//       corrupt stores.
 #pragma once
 #include <napi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "async.h"
+#include "store.h"
+
 namespace guts {
+
+struct ObjectProblem {
+  std::string kind;  // "CORRUPT", "MISMATCH" or "ERROR"
+  std::string id;    // hex object id, when the problem is about one object
+  std::vector<std::string> repos;
+  std::string message;  // the line after the kind, without the repositories
+};
+
+struct ChecksumReport {
+  uint64_t files = 0, bytes = 0;
+  std::vector<ObjectProblem> problems;
+};
+
+struct ObjectReport {
+  uint64_t objects = 0, bytes = 0, refs = 0, repos = 0;
+  ObjectCounts counts, stored;
+  std::vector<ObjectProblem> problems;
+  uint64_t problems_dropped = 0;  // beyond the cap
+  std::vector<std::string> affected;  // sorted, unique
+};
+
+// skip_objects: leave out the objects CF's files (the full object scan reads
+// every one of their blocks with checksums verified anyway).
+ChecksumReport VerifyChecksums(Store& store, int threads, bool skip_objects);
+ObjectReport VerifyObjects(Store& store, int threads, TaskState& state);
+
 void InitObjectVerifier(Napi::Env env, Napi::Object exports);
+
 }  // namespace guts

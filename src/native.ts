@@ -181,19 +181,38 @@ export interface ReadArchiveResult {
 // ---- object verifier (native/object_verifier.cc) ----
 export interface ObjectProblem {
   kind: 'CORRUPT' | 'MISMATCH' | 'ERROR';
+  /** hex object id when the problem is about one object */
   id?: string;
-  repositories?: string[];
+  /** repositories holding the object / owning the ref (may be empty) */
+  repositories: string[];
+  /** the problem line without its kind and repositories */
   message: string;
 }
 
 export interface VerifyObjectsResult {
   objects: number;
+  /** object body bytes re-hashed */
   bytes: number;
+  /** recounted (repositories = repository records found) */
   counts: Counts;
+  /** stored in meta */
   stored: Counts;
   refs: number;
   problems: ObjectProblem[];
+  /** problems beyond the cap (10,000), counted only */
+  problemsDropped: number;
+  /** sorted repositories named by any problem */
+  affected: string[];
 }
+
+export interface VerifyChecksumsResult {
+  /** live SST files checked (db/ and consensus/) */
+  files: number;
+  bytes: number;
+  problems: ObjectProblem[];
+}
+
+export type RawColumnFamily = 'objects' | 'refs' | 'repos' | 'meta' | 'consensus';
 
 export interface NativeAddon {
   Store: new (dataDir: string, options?: StoreOptions) => NativeStore;
@@ -206,7 +225,10 @@ export interface NativeAddon {
   createArchive(options: CreateArchiveOptions): TaskHandle<CreateArchiveResult>;
   readArchive(options: ReadArchiveOptions): TaskHandle<ReadArchiveResult>;
   verifyObjects(store: NativeStore, options: { threads: number; listAffected: boolean }): TaskHandle<VerifyObjectsResult>;
-  verifyChecksums(store: NativeStore): Promise<{ files: number; problems: ObjectProblem[] }>;
+  /** skipObjects: leave out the objects CF's SSTs (verifyObjects reads every block of them, checksummed) */
+  verifyChecksums(store: NativeStore, options?: { threads: number; skipObjects?: boolean }): Promise<VerifyChecksumsResult>;
+  /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
+  debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
 }
 
 function load(): NativeAddon {

@@ -6,8 +6,8 @@ import { DEFAULT_MAINTENANCE_MS } from '../daemon/maintenance';
 import { Logger } from '../daemon/log';
 import { GutsNode } from '../daemon/node';
 import { collectStatus, StatusReport } from '../daemon/status';
-import { ExitCode } from '../errors';
-import { requireNode } from '../node-client';
+import { ExitCode, GutsError } from '../errors';
+import { connectNode, requireNode } from '../node-client';
 import { formatBytes } from '../progress';
 import { context, printJson, run } from './context';
 
@@ -60,9 +60,12 @@ GUTS_LOCKED (exit 3).`,
     .command('status')
     .description('running or not, data dir sizes, object counts, maintenance state, last backup')
     .option('--json', 'print JSON')
+    .option('--wait-sync', 'wait until a node serves this data dir and is ready (this storage node has no peer sync of its own)')
+    .option('--timeout <duration>', 'with --wait-sync: give up after this long (exit 2, GUTS_TIMEOUT)', '10m')
     .action(
-      run(async (opts: { json?: boolean }, cmd: Command) => {
+      run(async (opts: { json?: boolean; waitSync?: boolean; timeout: string }, cmd: Command) => {
         const ctx = context(cmd);
+        if (opts.waitSync) await waitForNode(ctx.dataDir, parseDuration(opts.timeout));
         const r = await collectStatus(ctx.dataDir);
         if (opts.json) printJson(r);
         else process.stdout.write(formatStatus(r));
@@ -142,4 +145,22 @@ export function formatStatus(r: StatusReport): string {
   } else lines.push('Last backup: none recorded');
   for (const note of r.notes) lines.push(`Note: ${note}`);
   return lines.join('\n') + '\n';
+}
+
+/** Polls the admin socket until a node answers status, or the timeout passes. */
+async function waitForNode(dataDir: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const client = await connectNode(dataDir);
+    if (client) {
+      try {
+        await client.status();
+        return;
+      } finally {
+        client.close();
+      }
+    }
+    if (Date.now() >= deadline) throw new GutsError('GUTS_TIMEOUT', `no node became ready for ${dataDir} within ${timeoutMs / 1000}s`, dataDir);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }

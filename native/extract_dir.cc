@@ -15,6 +15,13 @@ namespace guts {
 namespace {
 constexpr size_t kMaxDirs = 4096;
 constexpr size_t kMaxUnsynced = 16;  // files whose fsync is deferred (writeback already started)
+
+// Defense in depth: callers validate paths, but a name that could leave the
+// directory it is resolved in is refused here too.
+void CheckName(const std::string& name, const std::string& rel) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+    throw GutsError(Code::UnsafePath, "refusing unsafe path " + rel, rel);
+}
 }  // namespace
 
 ExtractDir::ExtractDir(const std::string& root, bool fsync) : root_(root), fsync_(fsync) {
@@ -47,6 +54,7 @@ int ExtractDir::OpenDir(const std::string& rel) {
   size_t slash = rel.rfind('/');
   int parent = OpenDir(slash == std::string::npos ? "" : rel.substr(0, slash));
   std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
+  CheckName(name, rel);
   const std::string full = root_ + "/" + rel;
   int fd = openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) {
@@ -72,6 +80,7 @@ void ExtractDir::BeginFile(const std::string& rel, uint64_t size) {
   size_t slash = rel.rfind('/');
   int dir = OpenDir(slash == std::string::npos ? "" : rel.substr(0, slash));
   std::string name = slash == std::string::npos ? rel : rel.substr(slash + 1);
+  CheckName(name, rel);
   cur_ = root_ + "/" + rel;
   fd_ = openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd_ < 0) {

@@ -111,6 +111,19 @@ bool InputBuffer::Skip(uint64_t n) {
   return true;
 }
 
+size_t InputBuffer::ReadInto(uint8_t* p, size_t n) {
+  if (avail() > 0) {
+    size_t take = std::min(n, avail());
+    std::memcpy(p, data(), take);
+    Consume(take);
+    return take;
+  }
+  if (eof_) return 0;
+  size_t r = src_.Read(p, n);
+  if (r == 0) eof_ = true;
+  return r;
+}
+
 ArchiveKind DetectKind(InputBuffer& in) {
   in.Fill(4);
   const uint8_t* p = in.data();
@@ -122,9 +135,17 @@ ArchiveKind DetectKind(InputBuffer& in) {
   return ArchiveKind::kTar;
 }
 
-// ---- zstd ----
+// ---- pipeline: reader thread -> ordered chunks -> consumer ----
+//
+// The reader thread reads the file (and hashes it), splits zstd frames and
+// hands whole frames to the decoder pool, or decodes itself (streamed zstd
+// frames, gzip, plain tar), pushing chunks in archive order. The calling
+// thread consumes them in order: tar parsing, XXH3, writes. Both sides are
+// bounded (chunk count and decoded bytes queued).
 
 namespace {
+
+constexpr size_t kMaxQueuedBytes = 128 << 20;
 
 struct Buf {
   std::unique_ptr<uint8_t[]> p;
@@ -137,12 +158,25 @@ struct Buf {
   }
 };
 
-struct FrameJob {
+// One unit of the tar stream, in archive order.
+struct Chunk {
   Buf in, out;
-  size_t in_size = 0, content = 0;
-  uint64_t offset = 0;
-  std::string error;
-  bool done = false;
+  size_t in_size = 0;
+  size_t size = 0;      // decoded bytes in `out`, or bytes lost when `error` is set
+  uint64_t offset = 0;  // archive offset of the frame (messages)
+  bool pooled = false;  // decoded by the pool: wait for `done`
+  bool done = false;    // guarded by the pool's mutex
+  std::string error;    // frame failed to decode: a hole of `size` bytes
+  std::string fail;     // the stream cannot continue
+  std::exception_ptr exception;  // the reader thread failed (I/O, cancel)
+  void Reset() {
+    in_size = size = 0;
+    offset = 0;
+    pooled = done = false;
+    error.clear();
+    fail.clear();
+    exception = nullptr;
+  }
 };
 
 struct DctxDeleter {
@@ -156,14 +190,14 @@ Dctx NewDctx() {
   return d;
 }
 
-void DecodeFrame(ZSTD_DCtx* d, FrameJob* j) {
-  j->out.Reserve(std::max<size_t>(j->content, 1));
-  size_t r = ZSTD_decompressDCtx(d, j->out.p.get(), j->content, j->in.p.get(), j->in_size);
-  if (ZSTD_isError(r)) j->error = ZSTD_getErrorName(r);
-  else if (r != j->content) j->error = "frame decodes to " + std::to_string(r) + " bytes, header says " + std::to_string(j->content);
+void DecodeFrame(ZSTD_DCtx* d, Chunk* c) {
+  c->out.Reserve(std::max<size_t>(c->size, 1));
+  size_t r = ZSTD_decompressDCtx(d, c->out.p.get(), c->size, c->in.p.get(), c->in_size);
+  if (ZSTD_isError(r)) c->error = ZSTD_getErrorName(r);
+  else if (r != c->size) c->error = "frame decodes to " + std::to_string(r) + " bytes, header says " + std::to_string(c->size);
 }
 
-// Worker threads decoding whole frames; results are waited for in order.
+// Worker threads decoding whole frames; the consumer waits for each in order.
 class FramePool {
  public:
   explicit FramePool(int n) {
@@ -177,16 +211,16 @@ class FramePool {
     work_cv_.notify_all();
     for (auto& t : threads_) t.join();
   }
-  void Submit(FrameJob* j) {
+  void Submit(Chunk* c) {
     {
       std::lock_guard<std::mutex> l(mu_);
-      queue_.push_back(j);
+      queue_.push_back(c);
     }
     work_cv_.notify_one();
   }
-  void Wait(FrameJob* j) {
+  void Wait(Chunk* c) {
     std::unique_lock<std::mutex> l(mu_);
-    done_cv_.wait(l, [j] { return j->done; });
+    done_cv_.wait(l, [c] { return c->done; });
   }
 
  private:
@@ -197,125 +231,179 @@ class FramePool {
     } catch (...) {
     }
     for (;;) {
-      FrameJob* j;
+      Chunk* c;
       {
         std::unique_lock<std::mutex> l(mu_);
         work_cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
         if (stop_) return;
-        j = queue_.front();
+        c = queue_.front();
         queue_.pop_front();
       }
       try {
         if (!d) throw std::bad_alloc();
-        DecodeFrame(d.get(), j);
+        DecodeFrame(d.get(), c);
       } catch (const std::exception& e) {
-        j->error = e.what();
+        c->error = e.what();
       }
       {
         std::lock_guard<std::mutex> l(mu_);
-        j->done = true;
+        c->done = true;
       }
       done_cv_.notify_all();
     }
   }
   std::mutex mu_;
   std::condition_variable work_cv_, done_cv_;
-  std::deque<FrameJob*> queue_;
+  std::deque<Chunk*> queue_;
   bool stop_ = false;
   std::vector<std::thread> threads_;
 };
 
-// One frame of unknown/huge size (or odd layout, or truncated) decoded with
-// bounded buffers. Returns false when the stream cannot continue.
-bool StreamFrame(ZSTD_DCtx* d, InputBuffer& in, TarParser& tar, TaskState& state, DecodeStats& st, Buf& out) {
+class Pipeline {
+ public:
+  explicit Pipeline(int threads) : max_items_(static_cast<size_t>(std::max(4, threads * 2 + 2))) {
+    if (threads > 1) pool_.reset(new FramePool(threads));
+  }
+  ~Pipeline() { pool_.reset(); }  // join the workers before the chunks they may touch go
+  FramePool* pool() { return pool_.get(); }
+
+  std::unique_ptr<Chunk> Take() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!spare_.empty()) {
+        std::unique_ptr<Chunk> c = std::move(spare_.back());
+        spare_.pop_back();
+        c->Reset();
+        return c;
+      }
+    }
+    return std::unique_ptr<Chunk>(new Chunk());
+  }
+  void Give(std::unique_ptr<Chunk> c) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (spare_.size() < max_items_) spare_.push_back(std::move(c));
+  }
+  // Reader side: waits for room; false once the consumer has stopped.
+  bool Push(std::unique_ptr<Chunk> c) {
+    const size_t bytes = c->size;
+    std::unique_lock<std::mutex> l(mu_);
+    room_cv_.wait(l, [&] {
+      return aborted_ || queue_.empty() || (queue_.size() < max_items_ && queued_ + bytes <= kMaxQueuedBytes);
+    });
+    if (aborted_) return false;
+    queued_ += bytes;
+    if (c->pooled) pool_->Submit(c.get());
+    queue_.push_back(std::move(c));
+    item_cv_.notify_one();
+    return true;
+  }
+  std::unique_ptr<Chunk> Pop() {
+    std::unique_lock<std::mutex> l(mu_);
+    item_cv_.wait(l, [&] { return closed_ || !queue_.empty(); });
+    if (queue_.empty()) return nullptr;
+    std::unique_ptr<Chunk> c = std::move(queue_.front());
+    queue_.pop_front();
+    queued_ -= c->size;
+    room_cv_.notify_one();
+    return c;
+  }
+  void Close() {
+    std::lock_guard<std::mutex> l(mu_);
+    closed_ = true;
+    item_cv_.notify_all();
+  }
+  void Abort() {
+    std::lock_guard<std::mutex> l(mu_);
+    aborted_ = true;
+    room_cv_.notify_all();
+  }
+  bool aborted() {
+    std::lock_guard<std::mutex> l(mu_);
+    return aborted_;
+  }
+  bool Fail(const std::string& msg) {
+    std::unique_ptr<Chunk> c = Take();
+    c->fail = msg;
+    return Push(std::move(c));
+  }
+
+ private:
+  const size_t max_items_;
+  std::mutex mu_;
+  std::condition_variable room_cv_, item_cv_;
+  std::deque<std::unique_ptr<Chunk>> queue_;
+  std::vector<std::unique_ptr<Chunk>> spare_;
+  size_t queued_ = 0;
+  bool closed_ = false, aborted_ = false;
+  std::unique_ptr<FramePool> pool_;
+};
+
+// Pushes `c` when it holds data; keeps it otherwise. False once the consumer stopped.
+bool Flush(Pipeline& pl, std::unique_ptr<Chunk>& c) {
+  if (!c || c->size == 0) return !pl.aborted();
+  bool ok = pl.Push(std::move(c));
+  c = pl.Take();
+  c->out.Reserve(kOutBlock);
+  return ok;
+}
+
+// One frame of unknown/huge size (or odd layout, or truncated), decoded with
+// bounded buffers on the reader thread. False when the stream cannot continue.
+bool StreamFrame(ZSTD_DCtx* d, InputBuffer& in, Pipeline& pl) {
   ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
   const uint64_t start = in.offset();
-  out.Reserve(kOutBlock);
+  std::unique_ptr<Chunk> c = pl.Take();
+  c->out.Reserve(kOutBlock);
   for (;;) {
     if (in.avail() == 0 && in.Fill(1) == 0) {
-      tar.Fail("archive truncated: zstd frame at archive offset " + Off(start) + " is incomplete");
+      Flush(pl, c);
+      pl.Fail("archive truncated: zstd frame at archive offset " + Off(start) + " is incomplete");
       return false;
     }
     ZSTD_inBuffer ib{in.data(), in.avail(), 0};
-    ZSTD_outBuffer ob{out.p.get(), out.cap, 0};
+    ZSTD_outBuffer ob{c->out.p.get() + c->size, c->out.cap - c->size, 0};
     size_t r = ZSTD_decompressStream(d, &ob, &ib);
     in.Consume(ib.pos);
-    if (ob.pos) {
-      st.tar_bytes += ob.pos;
-      tar.Feed(out.p.get(), ob.pos);
-      if (tar.stopped()) return false;
-    }
+    c->size += ob.pos;
     if (ZSTD_isError(r)) {
-      tar.Fail("damaged zstd frame at archive offset " + Off(start) + ": " + ZSTD_getErrorName(r));
+      Flush(pl, c);
+      pl.Fail("damaged zstd frame at archive offset " + Off(start) + ": " + ZSTD_getErrorName(r));
       return false;
     }
-    if (r == 0) return true;
-    state.CheckCancelled();
+    if ((c->size == c->out.cap || r == 0) && !Flush(pl, c)) return false;
+    if (r == 0) {
+      pl.Give(std::move(c));
+      return true;
+    }
   }
 }
 
-void DecodeZstd(InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& st) {
-  // Declaration order matters: the pool (joined in its destructor) must go
-  // before the jobs its threads may still be touching.
-  std::vector<std::unique_ptr<FrameJob>> spare;
-  std::deque<std::unique_ptr<FrameJob>> inflight;
-  size_t inflight_bytes = 0;
-  Buf stream_out;
+void ProduceZstd(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
   Dctx dctx = NewDctx();
-  std::unique_ptr<FramePool> pool;
-  if (threads > 1) pool.reset(new FramePool(threads));
-  const size_t max_inflight = static_cast<size_t>(std::max(2, threads * 2));
-
-  auto deliver = [&](FrameJob& j) {
-    if (!j.error.empty()) {
-      tar.Hole(j.content, "damaged zstd frame at archive offset " + Off(j.offset) + ": " + j.error);
-    } else {
-      st.tar_bytes += j.content;
-      tar.Feed(j.out.p.get(), j.content);
-    }
-  };
-  auto consume_front = [&] {
-    std::unique_ptr<FrameJob> j = std::move(inflight.front());
-    inflight.pop_front();
-    pool->Wait(j.get());
-    inflight_bytes -= j->content;
-    deliver(*j);
-    spare.push_back(std::move(j));
-  };
-  auto drain = [&] {
-    while (!inflight.empty() && !tar.stopped()) consume_front();
-  };
-
-  while (!tar.stopped()) {
-    state.CheckCancelled();
+  while (!pl.aborted()) {
     size_t avail = in.Fill(kFrameHeaderMax);
     if (avail == 0) break;  // clean end at a frame boundary
     const uint64_t off = in.offset();
     if (avail < 4) {
-      drain();
-      tar.Fail("archive truncated: " + std::to_string(avail) + " stray bytes at archive offset " + Off(off));
+      pl.Fail("archive truncated: " + std::to_string(avail) + " stray bytes at archive offset " + Off(off));
       break;
     }
     const uint32_t magic = Le32(in.data());
     if ((magic & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START) {
       if (avail < 8 || !in.Skip(8ull + Le32(in.data() + 4))) {
-        drain();
-        tar.Fail("archive truncated inside a skippable zstd frame at archive offset " + Off(off));
+        pl.Fail("archive truncated inside a skippable zstd frame at archive offset " + Off(off));
         break;
       }
       continue;
     }
     if (magic != ZSTD_MAGICNUMBER) {
-      drain();
-      tar.Fail("not a zstd frame at archive offset " + Off(off) + " (damaged stream or trailing garbage)");
+      pl.Fail("not a zstd frame at archive offset " + Off(off) + " (damaged stream or trailing garbage)");
       break;
     }
     const unsigned long long cs = ZSTD_getFrameContentSize(in.data(), avail);
     if (cs == ZSTD_CONTENTSIZE_ERROR) {
-      drain();
-      tar.Fail(in.eof() && avail < kFrameHeaderMax
-                   ? "archive truncated inside a zstd frame header at archive offset " + Off(off)
-                   : "invalid zstd frame header at archive offset " + Off(off));
+      pl.Fail(in.eof() && avail < kFrameHeaderMax ? "archive truncated inside a zstd frame header at archive offset " + Off(off)
+                                                  : "invalid zstd frame header at archive offset " + Off(off));
       break;
     }
     st.frames++;
@@ -333,49 +421,28 @@ void DecodeZstd(InputBuffer& in, TarParser& tar, int threads, TaskState& state, 
       }
     }
     if (frame_len) {
-      std::unique_ptr<FrameJob> j;
-      if (!spare.empty()) {
-        j = std::move(spare.back());
-        spare.pop_back();
-      } else {
-        j.reset(new FrameJob());
-      }
-      j->in.Reserve(frame_len);
-      std::memcpy(j->in.p.get(), in.data(), frame_len);
-      j->in_size = frame_len;
-      j->content = static_cast<size_t>(cs);
-      j->offset = off;
-      j->error.clear();
-      j->done = false;
+      std::unique_ptr<Chunk> c = pl.Take();
+      c->in.Reserve(frame_len);
+      std::memcpy(c->in.p.get(), in.data(), frame_len);
+      c->in_size = frame_len;
+      c->size = static_cast<size_t>(cs);
+      c->offset = off;
       in.Consume(frame_len);
       st.parallel_frames++;
-      if (!pool) {
-        DecodeFrame(dctx.get(), j.get());
-        deliver(*j);
-        spare.push_back(std::move(j));
-        continue;
+      if (pl.pool()) {
+        c->pooled = true;
+      } else {
+        DecodeFrame(dctx.get(), c.get());
       }
-      while (!inflight.empty() && !tar.stopped() &&
-             (inflight.size() >= max_inflight || inflight_bytes + j->content > kMaxInflightBytes))
-        consume_front();
-      if (tar.stopped()) break;
-      inflight_bytes += j->content;
-      pool->Submit(j.get());
-      inflight.push_back(std::move(j));
+      if (!pl.Push(std::move(c))) break;
       continue;
     }
-    // Streaming fallback; frames must reach the parser in order.
-    drain();
-    if (tar.stopped()) break;
     st.streamed_frames++;
-    if (!StreamFrame(dctx.get(), in, tar, state, st, stream_out)) break;
+    if (!StreamFrame(dctx.get(), in, pl)) break;
   }
-  drain();
 }
 
-// ---- gzip (multi-member) ----
-
-void DecodeGzip(InputBuffer& in, TarParser& tar, TaskState& state, DecodeStats& st) {
+void ProduceGzip(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
   z_stream zs;
   std::memset(&zs, 0, sizeof zs);
   if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) throw GutsError(Code::Internal, "inflateInit2 failed");
@@ -383,70 +450,115 @@ void DecodeGzip(InputBuffer& in, TarParser& tar, TaskState& state, DecodeStats& 
     z_stream* z;
     ~Guard() { inflateEnd(z); }
   } guard{&zs};
-  Buf out;
-  out.Reserve(kOutBlock);
+  std::unique_ptr<Chunk> c = pl.Take();
+  c->out.Reserve(kOutBlock);
   bool in_member = false;
   uint64_t member_start = 0;
-  for (;;) {
-    state.CheckCancelled();
+  while (!pl.aborted()) {
     if (in.avail() == 0 && in.Fill(1) == 0) {
-      if (in_member) tar.Fail("archive truncated: gzip member at archive offset " + Off(member_start) + " is incomplete");
-      break;
+      Flush(pl, c);
+      if (in_member) pl.Fail("archive truncated: gzip member at archive offset " + Off(member_start) + " is incomplete");
+      return;
     }
     if (!in_member) {
       member_start = in.offset();
       if (in.Fill(2) < 2 || in.data()[0] != 0x1f || in.data()[1] != 0x8b) {
-        tar.Fail("unexpected data after the gzip stream at archive offset " + Off(member_start));
-        break;
+        Flush(pl, c);
+        pl.Fail("unexpected data after the gzip stream at archive offset " + Off(member_start));
+        return;
       }
       in_member = true;
       st.frames++;
     }
     zs.next_in = const_cast<Bytef*>(in.data());
     zs.avail_in = static_cast<uInt>(std::min<size_t>(in.avail(), 1u << 30));
-    zs.next_out = out.p.get();
-    zs.avail_out = static_cast<uInt>(out.cap);
-    const size_t given = zs.avail_in;
+    zs.next_out = c->out.p.get() + c->size;
+    zs.avail_out = static_cast<uInt>(c->out.cap - c->size);
+    const size_t given = zs.avail_in, room = zs.avail_out;
     int r = inflate(&zs, Z_NO_FLUSH);
     in.Consume(given - zs.avail_in);
-    size_t produced = out.cap - zs.avail_out;
-    if (produced) {
-      st.tar_bytes += produced;
-      tar.Feed(out.p.get(), produced);
-      if (tar.stopped()) break;
-    }
+    c->size += room - zs.avail_out;
+    if (c->size == c->out.cap && !Flush(pl, c)) return;
     if (r == Z_STREAM_END) {
       inflateReset(&zs);
       in_member = false;
       continue;
     }
     if (r == Z_OK || r == Z_BUF_ERROR) continue;
-    tar.Fail("damaged gzip data in the member at archive offset " + Off(member_start) + ": " +
-             (zs.msg ? zs.msg : "inflate error " + std::to_string(r)));
-    break;
+    Flush(pl, c);
+    pl.Fail("damaged gzip data in the member at archive offset " + Off(member_start) + ": " +
+            (zs.msg ? zs.msg : "inflate error " + std::to_string(r)));
+    return;
   }
 }
 
-void DecodePlain(InputBuffer& in, TarParser& tar, TaskState& state, DecodeStats& st) {
-  for (;;) {
+void ProducePlain(InputBuffer& in, Pipeline& pl) {
+  while (!pl.aborted()) {
+    std::unique_ptr<Chunk> c = pl.Take();
+    c->out.Reserve(kReadBlock);
+    while (c->size < c->out.cap) {
+      size_t n = in.ReadInto(c->out.p.get() + c->size, c->out.cap - c->size);
+      if (n == 0) break;
+      c->size += n;
+    }
+    if (c->size == 0) return;
+    bool full = c->size == c->out.cap;
+    if (!pl.Push(std::move(c)) || !full) return;
+  }
+}
+
+void Produce(ArchiveKind kind, InputBuffer& in, Pipeline& pl, DecodeStats& st) {
+  switch (kind) {
+    case ArchiveKind::kZstd: ProduceZstd(in, pl, st); break;
+    case ArchiveKind::kGzip: ProduceGzip(in, pl, st); break;
+    case ArchiveKind::kTar: ProducePlain(in, pl); break;
+  }
+}
+
+void Consume(Pipeline& pl, TarParser& tar, TaskState& state, DecodeStats& st) {
+  while (std::unique_ptr<Chunk> c = pl.Pop()) {
+    if (c->exception) std::rethrow_exception(c->exception);
     state.CheckCancelled();
-    size_t n = in.Fill(1);
-    if (n == 0) break;
-    st.tar_bytes += n;
-    tar.Feed(in.data(), n);
-    in.Consume(n);
-    if (tar.stopped()) break;
+    if (c->pooled) pl.pool()->Wait(c.get());
+    if (!c->fail.empty()) {
+      tar.Fail(c->fail);
+    } else if (!c->error.empty()) {
+      tar.Hole(c->size, "damaged zstd frame at archive offset " + Off(c->offset) + ": " + c->error);
+    } else if (c->size) {
+      st.tar_bytes += c->size;
+      tar.Feed(c->out.p.get(), c->size);
+    }
+    pl.Give(std::move(c));
+    if (tar.stopped()) return;
   }
 }
 
 }  // namespace
 
 void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats) {
-  switch (kind) {
-    case ArchiveKind::kZstd: DecodeZstd(in, tar, threads, state, stats); break;
-    case ArchiveKind::kGzip: DecodeGzip(in, tar, state, stats); break;
-    case ArchiveKind::kTar: DecodePlain(in, tar, state, stats); break;
-  }
+  Pipeline pl(threads);
+  std::thread reader([&] {
+    try {
+      Produce(kind, in, pl, stats);
+    } catch (...) {
+      try {
+        std::unique_ptr<Chunk> c = pl.Take();
+        c->exception = std::current_exception();
+        pl.Push(std::move(c));
+      } catch (...) {
+      }
+    }
+    pl.Close();
+  });
+  struct Joiner {
+    Pipeline& pl;
+    std::thread& t;
+    ~Joiner() {
+      pl.Abort();
+      t.join();
+    }
+  } joiner{pl, reader};
+  Consume(pl, tar, state, stats);
 }
 
 }  // namespace guts

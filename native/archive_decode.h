@@ -1,6 +1,6 @@
 // Reading an archive file and turning it into a tar byte stream for TarParser.
-// The file is read sequentially in large blocks (SHA-256 of the compressed
-// bytes on the same pass). zstd: independent frames with a known content size
+// A reader thread reads the file sequentially in large blocks (SHA-256 of the
+// compressed bytes on the same pass) while the calling thread parses. zstd: independent frames with a known content size
 // (<= kMaxParallelFrame) are decoded by a pool of worker threads and consumed
 // in order; other frames (stock `zstd` output, unknown or huge sizes, odd
 // block layouts, truncation) fall back to bounded streaming decompression.
@@ -54,6 +54,8 @@ class InputBuffer {
   uint64_t offset() const { return src_.consumed() - avail(); }  // file offset of data()
   // Discard n bytes (reading them through the source); false at EOF.
   bool Skip(uint64_t n);
+  // Buffered bytes first, then straight from the file (no extra copy); 0 = EOF.
+  size_t ReadInto(uint8_t* p, size_t n);
 
  private:
   FileSource& src_;

@@ -6,6 +6,9 @@
 // at any moment leaves it as it was; the next run removes the leftover
 // staging dir of a dead process. Nothing is written outside the staging dir
 // except --key-to / --config-to, which never silently replace a different file.
+// A target that is a mount point cannot be renamed: there the staging dir is
+// inside the target and the top-level entries are exchanged one by one
+// (atomic per entry, not as a whole).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -53,8 +56,13 @@ export interface RestoreReport {
 }
 
 const STAGING = /^\.(.+)\.restore-(\d+)\.staging$/;
+/** staging dir inside a target that is a mount point (renames cannot cross file systems) */
+const STAGING_INSIDE = /^\.guts-restore-(\d+)\.staging$/;
+/** entries of a data dir that do not make it "non-empty" */
+const IGNORED = new Set(['lost+found']);
 
-export function stagingDirFor(target: string, pid = process.pid): string {
+export function stagingDirFor(target: string, pid = process.pid, mountPoint = false): string {
+  if (mountPoint) return path.join(target, `.guts-restore-${pid}.staging`);
   return path.join(path.dirname(target), `.${path.basename(target)}.restore-${pid}.staging`);
 }
 
@@ -71,28 +79,38 @@ export async function refuseIfLive(dir: string): Promise<void> {
 
 /** Removes staging dirs of dead restores into `target`; refuses while another restore runs. */
 export function cleanLeftoverStaging(target: string, log?: (line: string) => void): string[] {
-  const parent = path.dirname(target);
-  const base = path.basename(target);
   const removed: string[] = [];
-  let names: string[];
-  try {
-    names = fs.readdirSync(parent);
-  } catch {
-    return removed;
-  }
-  for (const name of names) {
-    const m = STAGING.exec(name);
-    if (!m || m[1] !== base) continue;
-    const pid = Number(m[2]);
-    const dir = path.join(parent, name);
-    if (pid !== process.pid && isProcessAlive(pid)) {
-      throw new GutsError('GUTS_LOCKED', `another restore (process ${pid}) is writing ${dir}`, dir);
+  const scan = (dir: string, match: (name: string) => number) => {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return;
     }
-    fs.rmSync(dir, { recursive: true, force: true });
-    removed.push(dir);
-    log?.(`removed leftover staging dir ${dir} of an interrupted restore (process ${pid})`);
-  }
-  if (removed.length) fsyncDir(parent);
+    let any = false;
+    for (const name of names) {
+      const pid = match(name);
+      if (!pid) continue;
+      const leftover = path.join(dir, name);
+      if (pid !== process.pid && isProcessAlive(pid)) {
+        throw new GutsError('GUTS_LOCKED', `another restore (process ${pid}) is writing ${leftover}`, leftover);
+      }
+      fs.rmSync(leftover, { recursive: true, force: true });
+      removed.push(leftover);
+      any = true;
+      log?.(`removed leftover staging dir ${leftover} of an interrupted restore (process ${pid})`);
+    }
+    if (any) fsyncDir(dir);
+  };
+  const base = path.basename(target);
+  scan(path.dirname(target), (name) => {
+    const m = STAGING.exec(name);
+    return m && m[1] === base ? Number(m[2]) : 0;
+  });
+  scan(target, (name) => {
+    const m = STAGING_INSIDE.exec(name);
+    return m ? Number(m[1]) : 0;
+  });
   return removed;
 }
 
@@ -117,6 +135,28 @@ function linkTree(src: string, dst: string): void {
   }
 }
 
+/**
+ * Mount-point targets: each top-level entry of staging replaces the target's
+ * (RENAME_EXCHANGE, atomic per entry); with removeOld, the target's other
+ * entries move into staging to be deleted with it.
+ */
+function swapEntries(staging: string, target: string, removeOld: boolean): void {
+  const fresh = fs.readdirSync(staging);
+  for (const name of fresh) {
+    const dst = path.join(target, name);
+    if (lstatOrNull(dst)) native.renameExchange(path.join(staging, name), dst);
+    else fs.renameSync(path.join(staging, name), dst);
+  }
+  if (removeOld) {
+    const keep = new Set(fresh);
+    for (const name of fs.readdirSync(target)) {
+      if (keep.has(name) || IGNORED.has(name) || STAGING_INSIDE.test(name)) continue;
+      fs.renameSync(path.join(target, name), path.join(staging, name));
+    }
+  }
+  fsyncDir(target);
+}
+
 /** Decides what to do with an archived secret's destination; throws GUTS_EXISTS on a different file. */
 function checkSecretDest(dest: string, data: Buffer, what: string): 'write' | 'unchanged' {
   const st = lstatOrNull(dest);
@@ -130,7 +170,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   const t0 = Date.now();
   const file = path.resolve(opts.file);
   statArchive(file);
-  const target = path.resolve(opts.target);
+  let target = path.resolve(opts.target);
+  // /var/lib/guts -> /data/guts: restore into the directory the link points to.
+  if (lstatOrNull(target)?.isSymbolicLink()) target = fs.realpathSync(target);
   const parent = path.dirname(target);
   if (target === parent) throw new GutsError('GUTS_INVALID_ARGUMENT', `cannot restore into ${target}`);
 
@@ -140,7 +182,10 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
 
   const tst = lstatOrNull(target);
   if (tst && !tst.isDirectory()) throw new GutsError('GUTS_EXISTS', `target ${target} exists and is not a directory`, target);
-  const targetEntries = tst ? fs.readdirSync(target) : [];
+  // A target that is a mount point (a new disk mounted at the data dir) cannot
+  // be renamed: stage inside it and move entries one by one instead.
+  const mountPoint = Boolean(tst && tst.dev !== fs.statSync(parent).dev);
+  const targetEntries = tst ? fs.readdirSync(target).filter((n) => !IGNORED.has(n) && !STAGING_INSIDE.test(n)) : [];
   if (targetEntries.length && !opts.force) {
     throw new GutsError('GUTS_EXISTS', `target ${target} is not empty (use --force to replace its data)`, target);
   }
@@ -152,7 +197,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     }
   }
 
-  const staging = stagingDirFor(target);
+  const staging = stagingDirFor(target, process.pid, mountPoint);
   try {
     fs.mkdirSync(staging, { mode: 0o700 });
   } catch (e) {
@@ -202,7 +247,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     }
 
     // A consensus-only archive replaces consensus/ only: carry everything else over (hard links).
-    if (manifest.kind === 'consensus-only' && tst) {
+    if (manifest.kind === 'consensus-only' && tst && !mountPoint) {
       const staged = new Set(fs.readdirSync(staging));
       for (const name of targetEntries) if (!staged.has(name)) linkTree(path.join(target, name), path.join(staging, name));
     }
@@ -214,7 +259,10 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       fs.mkdirSync(path.dirname(s.dest), { recursive: true, mode: 0o700 });
       writeFileAtomic(s.dest, r.memory[s.entry], 0o600, 'wx');
     }
-    if (tst) {
+    if (mountPoint) {
+      swapEntries(staging, target, manifest.kind !== 'consensus-only');
+      stagingHoldsOldData = true;
+    } else if (tst) {
       native.renameExchange(staging, target);
       stagingHoldsOldData = true;
     } else {

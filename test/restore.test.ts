@@ -308,3 +308,43 @@ t.test('a damaged archive is refused before the target is touched', async (t) =>
   t.match(rb.stderr, /GUTS_CORRUPT: SHA-256 of/);
   t.notOk(fs.existsSync(path.join(dir, 'other')));
 });
+
+t.test('a symlinked target is restored into the directory it points to', async (t) => {
+  const dir = t.testdir();
+  const a = buildArchive(dir, 'a.tar.zst', { files: sampleFiles() });
+  const real = path.join(dir, 'disk', 'guts');
+  fs.mkdirSync(real, { recursive: true });
+  fs.symlinkSync(real, path.join(dir, 'data'));
+  const r = await cli(['backup', 'restore', a.path, '--target', path.join(dir, 'data'), '--json']);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(JSON.parse(r.stdout).target, real);
+  t.ok(fs.lstatSync(path.join(dir, 'data')).isSymbolicLink(), 'the link is kept');
+  t.same(fs.readdirSync(real).sort(), ['consensus', 'db']);
+});
+
+t.test('a target that is a mount point (new disk) is staged inside and swapped entry by entry', async (t) => {
+  const dir = t.testdir();
+  const a = buildArchive(dir, 'a.tar.zst', { files: sampleFiles() });
+  const mnt = path.join(dir, 'mnt');
+  fs.mkdirSync(mnt);
+  const script = [
+    `mount -t tmpfs none ${mnt}`,
+    `mkdir ${mnt}/lost+found ${mnt}/checkpoints && echo old > ${mnt}/checkpoints/x`,
+    `${process.execPath} ${CLI} backup restore ${a.path} --target ${mnt} && echo FIRST-REFUSED-NOT`,
+    `${process.execPath} ${CLI} backup restore ${a.path} --target ${mnt} --force --json > ${dir}/out.json`,
+    `ls -A ${mnt} > ${dir}/ls.txt`,
+    `cmp ${mnt}/db/000013.sst ${dir}/expect.sst && echo SAME`,
+  ].join('; ');
+  fs.writeFileSync(path.join(dir, 'expect.sst'), sampleFiles()[1].data);
+  let out: string;
+  try {
+    out = require('node:child_process').execFileSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    t.skip(`cannot mount a tmpfs here: ${(e as Error).message.split('\n')[0]}`);
+    return;
+  }
+  t.notMatch(out, /FIRST-REFUSED-NOT/, 'a non-empty mount point needs --force');
+  t.match(out, /SAME/);
+  t.same(fs.readFileSync(path.join(dir, 'ls.txt'), 'utf8').trim().split('\n').sort(), ['consensus', 'db', 'lost+found'], 'old entries removed, lost+found kept, no staging left');
+  t.match(JSON.parse(fs.readFileSync(path.join(dir, 'out.json'), 'utf8')), { target: mnt, replaced_existing: true });
+});

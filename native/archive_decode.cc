@@ -19,7 +19,6 @@ namespace guts {
 namespace {
 constexpr size_t kReadBlock = 4 << 20;
 constexpr size_t kMaxParallelFrame = 32 << 20;   // larger frames are streamed
-constexpr size_t kMaxInflightBytes = 128 << 20;  // decoded bytes waiting in the pool
 constexpr size_t kOutBlock = 4 << 20;            // streaming / inflate output block
 constexpr size_t kFrameHeaderMax = 18;           // ZSTD_FRAMEHEADERSIZE_MAX (static-only API)
 
@@ -44,8 +43,14 @@ FileSource::FileSource(const std::string& path, bool sha256, TaskState* state) :
   fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) ThrowErrno("cannot open archive", path, errno);
   struct stat st;
-  if (fstat(fd_, &st) != 0) ThrowErrno("cannot stat archive", path, errno);
-  if (!S_ISREG(st.st_mode)) throw GutsError(Code::InvalidArgument, "archive " + path + " is not a regular file", path);
+  const int rc = fstat(fd_, &st);
+  const int err = errno;
+  if (rc != 0 || !S_ISREG(st.st_mode)) {
+    close(fd_);  // the destructor does not run when the constructor throws
+    fd_ = -1;
+    if (rc != 0) ThrowErrno("cannot stat archive", path, err);
+    throw GutsError(Code::InvalidArgument, "archive " + path + " is not a regular file", path);
+  }
   size_ = static_cast<uint64_t>(st.st_size);
   posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
   if (sha256) sha_.reset(new Digest(Digest::kSha256));

@@ -111,7 +111,10 @@ class ArchiveValidator : public TarHandler {
       return false;
     }
     if (entries_seen_ == 1 && !(is_file && path == "GUTS-INDEX")) {
-      Problem(path, Code::Corrupt, "first entry is " + path + ", expected GUTS-INDEX");
+      if (tar_.damaged())
+        Problem("GUTS-INDEX", Code::Corrupt, "lost in a damaged part of the archive; the rest cannot be checked");
+      else
+        Problem(path, Code::Corrupt, "first entry is " + path + ", expected GUTS-INDEX");
       tar_.Stop();
       return false;
     }

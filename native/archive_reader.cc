@@ -90,6 +90,17 @@ class ArchiveValidator : public TarHandler {
     if (is_dir)
       while (path.size() > 1 && path.back() == '/') path.pop_back();
     if (manifest_begun_) Problem(path, Code::Corrupt, "entry after MANIFEST.json (MANIFEST.json must be the last entry)");
+    // Checked first: a tar that does not start with the index (e.g. `tar -C dir .`)
+    // is not a guts backup, and one line says so better than a flood.
+    if (entries_seen_ == 1 && !(is_file && path == "GUTS-INDEX")) {
+      if (tar_.damaged())
+        Problem("GUTS-INDEX", Code::Corrupt, "lost in a damaged part of the archive; the rest cannot be checked");
+      else
+        Problem(path.empty() ? "(empty name)" : path, Code::Corrupt,
+                "first entry is " + path + ", expected GUTS-INDEX (not a guts-node backup archive?)");
+      tar_.Stop();
+      return false;
+    }
 
     std::string why = UnsafeReason(path);
     if (!why.empty()) {
@@ -108,14 +119,6 @@ class ArchiveValidator : public TarHandler {
     }
     if (e.sparse) {
       Problem(path, Code::UnsafePath, "sparse file entry (not allowed)");
-      return false;
-    }
-    if (entries_seen_ == 1 && !(is_file && path == "GUTS-INDEX")) {
-      if (tar_.damaged())
-        Problem("GUTS-INDEX", Code::Corrupt, "lost in a damaged part of the archive; the rest cannot be checked");
-      else
-        Problem(path, Code::Corrupt, "first entry is " + path + ", expected GUTS-INDEX");
-      tar_.Stop();
       return false;
     }
     if (is_dir) {

@@ -125,7 +125,8 @@ export function checkArchive(r: ReadArchiveResult): { manifest: Manifest | null;
   const problems = [...r.problems];
   const named = new Set(problems.map((p) => p.path));
   if (r.manifest === null) {
-    if (!named.has(MANIFEST_NAME)) problems.push({ path: MANIFEST_NAME, code: 'GUTS_CORRUPT', message: 'missing or unreadable' });
+    // Without an index the reader stopped early: the manifest was never reached.
+    if (!named.has(MANIFEST_NAME) && r.index !== null) problems.push({ path: MANIFEST_NAME, code: 'GUTS_CORRUPT', message: 'missing or unreadable' });
     return { manifest: null, problems };
   }
   const parsed = parseManifest(r.manifest);

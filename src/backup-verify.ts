@@ -158,7 +158,9 @@ export function formatObjects(o: ObjectCounts | null): string {
 }
 
 function problemLine(p: ArchiveProblem, archive: string): string {
-  const what = p.message.startsWith('MISMATCH ') ? '' : p.code === 'GUTS_CORRUPT' ? 'CORRUPT ' : p.code === 'GUTS_UNSAFE_PATH' ? 'UNSAFE ' : 'ERROR ';
+  // lines of the object check already start with their kind and name the object
+  if (/^(CORRUPT|MISMATCH|ERROR) /.test(p.message)) return p.message;
+  const what = p.code === 'GUTS_CORRUPT' ? 'CORRUPT ' : p.code === 'GUTS_UNSAFE_PATH' ? 'UNSAFE ' : 'ERROR ';
   return `${what}${p.path || archive}: ${p.message}`;
 }
 

@@ -37,7 +37,74 @@ const char* ArchiveKindName(ArchiveKind k) {
   }
 }
 
-// ---- FileSource / InputBuffer ----
+// ---- AsyncSha256 / FileSource / InputBuffer ----
+
+AsyncSha256::AsyncSha256() : digest_(Digest::kSha256), thread_([this] { Loop(); }) {}
+
+AsyncSha256::~AsyncSha256() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  thread_.join();
+}
+
+void AsyncSha256::Submit(const uint8_t* p, size_t n) {
+  if (n == 0) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    queue_.emplace_back(p, n);
+    submitted_ += n;
+  }
+  work_cv_.notify_one();
+}
+
+void AsyncSha256::WaitHashed(uint64_t upto) {
+  std::unique_lock<std::mutex> l(mu_);
+  done_cv_.wait(l, [&] { return hashed_ >= upto; });  // advances even after an error
+}
+
+std::string AsyncSha256::Finish() {
+  uint64_t all;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    all = submitted_;
+  }
+  WaitHashed(all);
+  std::lock_guard<std::mutex> l(mu_);  // the hasher is idle: the queue is empty
+  if (!error_.empty()) throw GutsError(Code::Internal, "SHA-256: " + error_);
+  uint8_t out[32];
+  digest_.Final(out);
+  return ToHex(out, 32);
+}
+
+void AsyncSha256::Loop() {
+  for (;;) {
+    std::pair<const uint8_t*, size_t> item;
+    bool failed;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      work_cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop requested and nothing left
+      item = queue_.front();
+      failed = !error_.empty();
+    }
+    std::string err;
+    try {
+      if (!failed) digest_.Update(item.first, item.second);
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      queue_.pop_front();
+      hashed_ += item.second;
+      if (!err.empty() && error_.empty()) error_ = err;
+    }
+    done_cv_.notify_all();
+  }
+}
 
 FileSource::FileSource(const std::string& path, bool sha256, TaskState* state) : path_(path), state_(state) {
   fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -53,7 +120,7 @@ FileSource::FileSource(const std::string& path, bool sha256, TaskState* state) :
   }
   size_ = static_cast<uint64_t>(st.st_size);
   posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
-  if (sha256) sha_.reset(new Digest(Digest::kSha256));
+  if (sha256) sha_.reset(new AsyncSha256());
 }
 
 FileSource::~FileSource() {
@@ -68,7 +135,7 @@ size_t FileSource::Read(uint8_t* p, size_t n) {
       if (errno == EINTR) continue;
       ThrowErrno("cannot read archive", path_, errno);
     }
-    if (sha_ && r > 0) sha_->Update(p, static_cast<size_t>(r));
+    if (sha_ && r > 0) sha_->Submit(p, static_cast<size_t>(r));
     read_ += static_cast<uint64_t>(r);
     if (state_) state_->done.store(read_, std::memory_order_relaxed);
     return static_cast<size_t>(r);
@@ -77,31 +144,39 @@ size_t FileSource::Read(uint8_t* p, size_t n) {
 
 void FileSource::DrainForDigest() {
   if (!sha_) return;
-  std::vector<uint8_t> buf(kReadBlock);
-  while (Read(buf.data(), buf.size()) > 0) {
+  std::vector<uint8_t> bufs[2] = {std::vector<uint8_t>(kReadBlock), std::vector<uint8_t>(kReadBlock)};
+  uint64_t mark[2] = {read_, read_};
+  for (int i = 0;; i ^= 1) {
+    sha_->WaitHashed(mark[i]);  // this buffer's previous bytes are hashed
+    if (Read(bufs[i].data(), bufs[i].size()) == 0) break;
+    mark[i] = read_;
   }
+  sha_->WaitHashed(read_);
 }
 
-std::string FileSource::Sha256Hex() {
-  if (!sha_) return "";
-  uint8_t out[32];
-  sha_->Final(out);
-  return ToHex(out, 32);
-}
+std::string FileSource::Sha256Hex() { return sha_ ? sha_->Finish() : ""; }
 
 size_t InputBuffer::Fill(size_t n) {
   if (avail() >= n || eof_) return avail();
-  if (pos_ > 0) {
-    std::memmove(buf_.data(), buf_.data() + pos_, avail());
-    end_ -= pos_;
+  const size_t want = std::max(n + kReadBlock / 2, kReadBlock);
+  if (pos_ > 0 || bufs_[cur_].size() < want) {
+    // Continue in the other buffer: the hasher may still be reading this one.
+    const int next = 1 - cur_;
+    src_.WaitHashed(read_mark_[next]);
+    std::vector<uint8_t>& nb = bufs_[next];
+    if (nb.size() < want) nb.resize(want);
+    const size_t tail = avail();
+    if (tail) std::memcpy(nb.data(), bufs_[cur_].data() + pos_, tail);
+    cur_ = next;
     pos_ = 0;
+    end_ = tail;
   }
-  size_t want = std::max(n + kReadBlock / 2, kReadBlock);
-  if (buf_.size() < want) buf_.resize(want);
+  std::vector<uint8_t>& b = bufs_[cur_];
   while (end_ < n && !eof_) {
-    size_t r = src_.Read(buf_.data() + end_, buf_.size() - end_);
+    size_t r = src_.Read(b.data() + end_, b.size() - end_);
     if (r == 0) eof_ = true;
     end_ += r;
+    read_mark_[cur_] = src_.consumed();
   }
   return avail();
 }
@@ -117,16 +192,11 @@ bool InputBuffer::Skip(uint64_t n) {
 }
 
 size_t InputBuffer::ReadInto(uint8_t* p, size_t n) {
-  if (avail() > 0) {
-    size_t take = std::min(n, avail());
-    std::memcpy(p, data(), take);
-    Consume(take);
-    return take;
-  }
-  if (eof_) return 0;
-  size_t r = src_.Read(p, n);
-  if (r == 0) eof_ = true;
-  return r;
+  if (avail() == 0 && Fill(1) == 0) return 0;
+  const size_t take = std::min(n, avail());
+  std::memcpy(p, data(), take);
+  Consume(take);
+  return take;
 }
 
 ArchiveKind DetectKind(InputBuffer& in) {

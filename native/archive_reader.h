@@ -1,5 +1,62 @@
+// readArchive(options) -> TaskHandle<ReadArchiveResult> (docs/FORMAT.md,
+// "Reader rules"). One sequential pass over the archive file: decompress
+// (parallel across zstd frames), parse tar, enforce GUTS-INDEX (first entry:
+// every regular file listed with exactly its size, no extras, duplicates or
+// unsafe entries; total decompressed bytes capped by what the index
+// promises), XXH3-128 per file, and optionally extract under a staging dir.
+// Verify mode collects every problem; failFast throws at the first one.
+// Manifest cross-checks are done in TypeScript (src/archive.ts).
 #pragma once
 #include <napi.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
 namespace guts {
+
+struct ReadArchiveOptions {
+  std::string path;
+  int threads = 1;
+  std::string extract_to;  // empty = verify only
+  bool fsync = false;
+  bool sha256 = false;
+  bool fail_fast = false;
+  std::vector<std::string> in_memory;  // files returned in the result, not written
+};
+
+struct ArchiveProblem {
+  std::string path;
+  Code code;
+  std::string message;
+};
+
+struct ReadEntryInfo {
+  std::string path;
+  bool dir = false;
+  bool damaged = false;
+  uint64_t size = 0;
+  uint32_t mode = 0;
+  int64_t mtime = 0;
+  std::string xxh3;
+};
+
+struct ReadArchiveResult {
+  std::string format;
+  uint64_t archive_bytes = 0;
+  uint64_t tar_bytes = 0;
+  uint64_t frames = 0, parallel_frames = 0, streamed_frames = 0;
+  std::string sha256;
+  bool has_index = false, has_manifest = false;
+  std::string index, manifest;
+  std::vector<ReadEntryInfo> entries;
+  std::vector<ArchiveProblem> problems;
+  std::map<std::string, std::string> memory;
+};
+
 void InitArchiveReader(Napi::Env env, Napi::Object exports);
+
 }  // namespace guts

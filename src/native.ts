@@ -142,7 +142,8 @@ export interface CreateArchiveResult {
 // ---- archive reader (native/archive_reader.cc) ----
 export interface ReadArchiveOptions {
   path: string;
-  threads: number;
+  /** decoder threads for zstd frames (default: number of CPUs) */
+  threads?: number;
   /** extract into this (existing, empty) staging dir; absent = verify only */
   extractTo?: string;
   /** fsync extracted files and dirs */
@@ -151,9 +152,12 @@ export interface ReadArchiveOptions {
   sha256?: boolean;
   /** stop at the first problem (restore) instead of collecting all (verify) */
   failFast?: boolean;
+  /** archive paths (<= 1 MiB each) returned in `memory` instead of being written */
+  inMemory?: string[];
 }
 
 export interface ArchiveProblem {
+  /** archive path the problem is about; '' = the archive itself */
   path: string;
   code: string;
   message: string;
@@ -165,17 +169,28 @@ export interface ReadEntry {
   size: number;
   mode: number;
   mtime: number;
+  /** XXH3-128, canonical hex; '' when damaged */
   xxh3: string;
+  /** data lost or cut short (already in problems) */
+  damaged?: boolean;
 }
 
 export interface ReadArchiveResult {
   format: ArchiveFormat;
   archiveBytes: number;
+  /** decompressed tar bytes */
+  tarBytes: number;
+  /** zstd frames / gzip members seen; parallel = decoded by the pool, streamed = sequential fallback */
+  frames: number;
+  parallelFrames: number;
+  streamedFrames: number;
   sha256?: string;
   index: string | null;
   manifest: string | null;
+  /** regular files (not GUTS-INDEX / MANIFEST.json) and directories, in archive order */
   entries: ReadEntry[];
   problems: ArchiveProblem[];
+  memory: Record<string, Buffer>;
 }
 
 // ---- object verifier (native/object_verifier.cc) ----

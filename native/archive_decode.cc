@@ -1,0 +1,639 @@
+#include "archive_decode.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+namespace guts {
+
+namespace {
+constexpr size_t kReadBlock = 4 << 20;
+constexpr size_t kMaxParallelFrame = 32 << 20;   // larger frames are streamed
+constexpr size_t kOutBlock = 4 << 20;            // streaming / inflate output block
+constexpr size_t kFrameHeaderMax = 18;           // ZSTD_FRAMEHEADERSIZE_MAX (static-only API)
+
+uint32_t Le32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
+         (static_cast<uint32_t>(p[3]) << 24);
+}
+std::string Off(uint64_t o) { return std::to_string(o); }
+}  // namespace
+
+const char* ArchiveKindName(ArchiveKind k) {
+  switch (k) {
+    case ArchiveKind::kZstd: return "tar.zst";
+    case ArchiveKind::kGzip: return "tar.gz";
+    default: return "tar";
+  }
+}
+
+// ---- AsyncSha256 / FileSource / InputBuffer ----
+
+AsyncSha256::AsyncSha256() : digest_(Digest::kSha256), thread_([this] { Loop(); }) {}
+
+AsyncSha256::~AsyncSha256() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  thread_.join();
+}
+
+void AsyncSha256::Submit(const uint8_t* p, size_t n) {
+  if (n == 0) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    queue_.emplace_back(p, n);
+    submitted_ += n;
+  }
+  work_cv_.notify_one();
+}
+
+void AsyncSha256::WaitHashed(uint64_t upto) {
+  std::unique_lock<std::mutex> l(mu_);
+  done_cv_.wait(l, [&] { return hashed_ >= upto; });  // advances even after an error
+}
+
+std::string AsyncSha256::Finish() {
+  uint64_t all;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    all = submitted_;
+  }
+  WaitHashed(all);
+  std::lock_guard<std::mutex> l(mu_);  // the hasher is idle: the queue is empty
+  if (!error_.empty()) throw GutsError(Code::Internal, "SHA-256: " + error_);
+  uint8_t out[32];
+  digest_.Final(out);
+  return ToHex(out, 32);
+}
+
+void AsyncSha256::Loop() {
+  for (;;) {
+    std::pair<const uint8_t*, size_t> item;
+    bool failed;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      work_cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop requested and nothing left
+      item = queue_.front();
+      failed = !error_.empty();
+    }
+    std::string err;
+    try {
+      if (!failed) digest_.Update(item.first, item.second);
+    } catch (const std::exception& e) {
+      err = e.what();
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      queue_.pop_front();
+      hashed_ += item.second;
+      if (!err.empty() && error_.empty()) error_ = err;
+    }
+    done_cv_.notify_all();
+  }
+}
+
+FileSource::FileSource(const std::string& path, bool sha256, TaskState* state) : path_(path), state_(state) {
+  fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) ThrowErrno("cannot open archive", path, errno);
+  struct stat st;
+  const int rc = fstat(fd_, &st);
+  const int err = errno;
+  if (rc != 0 || !S_ISREG(st.st_mode)) {
+    close(fd_);  // the destructor does not run when the constructor throws
+    fd_ = -1;
+    if (rc != 0) ThrowErrno("cannot stat archive", path, err);
+    throw GutsError(Code::InvalidArgument, "archive " + path + " is not a regular file", path);
+  }
+  size_ = static_cast<uint64_t>(st.st_size);
+  posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+  if (sha256) sha_.reset(new AsyncSha256());
+}
+
+FileSource::~FileSource() {
+  if (fd_ >= 0) close(fd_);
+}
+
+size_t FileSource::Read(uint8_t* p, size_t n) {
+  if (state_) state_->CheckCancelled();
+  for (;;) {
+    ssize_t r = read(fd_, p, n);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      ThrowErrno("cannot read archive", path_, errno);
+    }
+    if (sha_ && r > 0) sha_->Submit(p, static_cast<size_t>(r));
+    read_ += static_cast<uint64_t>(r);
+    if (state_) state_->done.store(read_, std::memory_order_relaxed);
+    return static_cast<size_t>(r);
+  }
+}
+
+void FileSource::DrainForDigest() {
+  if (!sha_) return;
+  std::vector<uint8_t> bufs[2] = {std::vector<uint8_t>(kReadBlock), std::vector<uint8_t>(kReadBlock)};
+  uint64_t mark[2] = {read_, read_};
+  for (int i = 0;; i ^= 1) {
+    sha_->WaitHashed(mark[i]);  // this buffer's previous bytes are hashed
+    if (Read(bufs[i].data(), bufs[i].size()) == 0) break;
+    mark[i] = read_;
+  }
+  sha_->WaitHashed(read_);
+}
+
+std::string FileSource::Sha256Hex() { return sha_ ? sha_->Finish() : ""; }
+
+size_t InputBuffer::Fill(size_t n) {
+  if (avail() >= n || eof_) return avail();
+  const size_t want = std::max(n + kReadBlock / 2, kReadBlock);
+  if (pos_ > 0 || bufs_[cur_].size() < want) {
+    // Continue in the other buffer: the hasher may still be reading this one.
+    const int next = 1 - cur_;
+    src_.WaitHashed(read_mark_[next]);
+    std::vector<uint8_t>& nb = bufs_[next];
+    if (nb.size() < want) nb.resize(want);
+    const size_t tail = avail();
+    if (tail) std::memcpy(nb.data(), bufs_[cur_].data() + pos_, tail);
+    cur_ = next;
+    pos_ = 0;
+    end_ = tail;
+  }
+  std::vector<uint8_t>& b = bufs_[cur_];
+  while (end_ < n && !eof_) {
+    size_t r = src_.Read(b.data() + end_, b.size() - end_);
+    if (r == 0) eof_ = true;
+    end_ += r;
+    read_mark_[cur_] = src_.consumed();
+  }
+  return avail();
+}
+
+bool InputBuffer::Skip(uint64_t n) {
+  while (n > 0) {
+    if (avail() == 0 && Fill(1) == 0) return false;
+    size_t take = static_cast<size_t>(std::min<uint64_t>(n, avail()));
+    Consume(take);
+    n -= take;
+  }
+  return true;
+}
+
+size_t InputBuffer::ReadInto(uint8_t* p, size_t n) {
+  if (avail() == 0 && Fill(1) == 0) return 0;
+  const size_t take = std::min(n, avail());
+  std::memcpy(p, data(), take);
+  Consume(take);
+  return take;
+}
+
+ArchiveKind DetectKind(InputBuffer& in) {
+  in.Fill(4);
+  const uint8_t* p = in.data();
+  if (in.avail() >= 4) {
+    uint32_t m = Le32(p);
+    if (m == ZSTD_MAGICNUMBER || (m & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START) return ArchiveKind::kZstd;
+  }
+  if (in.avail() >= 2 && p[0] == 0x1f && p[1] == 0x8b) return ArchiveKind::kGzip;
+  return ArchiveKind::kTar;
+}
+
+// ---- pipeline: reader thread -> ordered chunks -> consumer ----
+//
+// The reader thread reads the file (and hashes it), splits zstd frames and
+// hands whole frames to the decoder pool, or decodes itself (streamed zstd
+// frames, gzip, plain tar), pushing chunks in archive order. The calling
+// thread consumes them in order: tar parsing, XXH3, writes. Both sides are
+// bounded (chunk count and decoded bytes queued).
+
+namespace {
+
+constexpr size_t kMaxQueuedBytes = 128 << 20;
+
+struct Buf {
+  std::unique_ptr<uint8_t[]> p;
+  size_t cap = 0;
+  void Reserve(size_t n) {
+    if (n > cap) {
+      p.reset(new uint8_t[n]);
+      cap = n;
+    }
+  }
+};
+
+// One unit of the tar stream, in archive order.
+struct Chunk {
+  Buf in, out;
+  size_t in_size = 0;
+  size_t size = 0;      // decoded bytes in `out`, or bytes lost when `error` is set
+  uint64_t offset = 0;  // archive offset of the frame (messages)
+  bool pooled = false;  // decoded by the pool: wait for `done`
+  bool done = false;    // guarded by the pool's mutex
+  std::string error;    // frame failed to decode: a hole of `size` bytes
+  std::string fail;     // the stream cannot continue
+  std::exception_ptr exception;  // the reader thread failed (I/O, cancel)
+  void Reset() {
+    in_size = size = 0;
+    offset = 0;
+    pooled = done = false;
+    error.clear();
+    fail.clear();
+    exception = nullptr;
+  }
+};
+
+struct DctxDeleter {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+using Dctx = std::unique_ptr<ZSTD_DCtx, DctxDeleter>;
+
+Dctx NewDctx() {
+  Dctx d(ZSTD_createDCtx());
+  if (!d) throw std::bad_alloc();
+  return d;
+}
+
+void DecodeFrame(ZSTD_DCtx* d, Chunk* c) {
+  c->out.Reserve(std::max<size_t>(c->size, 1));
+  size_t r = ZSTD_decompressDCtx(d, c->out.p.get(), c->size, c->in.p.get(), c->in_size);
+  if (ZSTD_isError(r)) c->error = ZSTD_getErrorName(r);
+  else if (r != c->size) c->error = "frame decodes to " + std::to_string(r) + " bytes, header says " + std::to_string(c->size);
+}
+
+// Worker threads decoding whole frames; the consumer waits for each in order.
+class FramePool {
+ public:
+  explicit FramePool(int n) {
+    for (int i = 0; i < n; i++) threads_.emplace_back([this] { Loop(); });
+  }
+  ~FramePool() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void Submit(Chunk* c) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      queue_.push_back(c);
+    }
+    work_cv_.notify_one();
+  }
+  void Wait(Chunk* c) {
+    std::unique_lock<std::mutex> l(mu_);
+    done_cv_.wait(l, [c] { return c->done; });
+  }
+
+ private:
+  void Loop() {
+    Dctx d;
+    try {
+      d = NewDctx();
+    } catch (...) {
+    }
+    for (;;) {
+      Chunk* c;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        work_cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
+        if (stop_) return;
+        c = queue_.front();
+        queue_.pop_front();
+      }
+      try {
+        if (!d) throw std::bad_alloc();
+        DecodeFrame(d.get(), c);
+      } catch (const std::exception& e) {
+        c->error = e.what();
+      }
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        c->done = true;
+      }
+      done_cv_.notify_all();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::deque<Chunk*> queue_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+class Pipeline {
+ public:
+  explicit Pipeline(int threads) : max_items_(static_cast<size_t>(std::max(4, threads * 2 + 2))) {
+    if (threads > 1) pool_.reset(new FramePool(threads));
+  }
+  ~Pipeline() { pool_.reset(); }  // join the workers before the chunks they may touch go
+  FramePool* pool() { return pool_.get(); }
+
+  std::unique_ptr<Chunk> Take() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!spare_.empty()) {
+        std::unique_ptr<Chunk> c = std::move(spare_.back());
+        spare_.pop_back();
+        c->Reset();
+        return c;
+      }
+    }
+    return std::unique_ptr<Chunk>(new Chunk());
+  }
+  void Give(std::unique_ptr<Chunk> c) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (spare_.size() < max_items_) spare_.push_back(std::move(c));
+  }
+  // Reader side: waits for room; false once the consumer has stopped.
+  bool Push(std::unique_ptr<Chunk> c) {
+    const size_t bytes = c->size;
+    std::unique_lock<std::mutex> l(mu_);
+    room_cv_.wait(l, [&] {
+      return aborted_ || queue_.empty() || (queue_.size() < max_items_ && queued_ + bytes <= kMaxQueuedBytes);
+    });
+    if (aborted_) return false;
+    queued_ += bytes;
+    if (c->pooled) pool_->Submit(c.get());
+    queue_.push_back(std::move(c));
+    item_cv_.notify_one();
+    return true;
+  }
+  std::unique_ptr<Chunk> Pop() {
+    std::unique_lock<std::mutex> l(mu_);
+    item_cv_.wait(l, [&] { return closed_ || !queue_.empty(); });
+    if (queue_.empty()) return nullptr;
+    std::unique_ptr<Chunk> c = std::move(queue_.front());
+    queue_.pop_front();
+    queued_ -= c->size;
+    room_cv_.notify_one();
+    return c;
+  }
+  void Close() {
+    std::lock_guard<std::mutex> l(mu_);
+    closed_ = true;
+    item_cv_.notify_all();
+  }
+  void Abort() {
+    std::lock_guard<std::mutex> l(mu_);
+    aborted_ = true;
+    room_cv_.notify_all();
+  }
+  bool aborted() {
+    std::lock_guard<std::mutex> l(mu_);
+    return aborted_;
+  }
+  bool Fail(const std::string& msg) {
+    std::unique_ptr<Chunk> c = Take();
+    c->fail = msg;
+    return Push(std::move(c));
+  }
+
+ private:
+  const size_t max_items_;
+  std::mutex mu_;
+  std::condition_variable room_cv_, item_cv_;
+  std::deque<std::unique_ptr<Chunk>> queue_;
+  std::vector<std::unique_ptr<Chunk>> spare_;
+  size_t queued_ = 0;
+  bool closed_ = false, aborted_ = false;
+  std::unique_ptr<FramePool> pool_;
+};
+
+// Pushes `c` when it holds data; keeps it otherwise. False once the consumer stopped.
+bool Flush(Pipeline& pl, std::unique_ptr<Chunk>& c) {
+  if (!c || c->size == 0) return !pl.aborted();
+  bool ok = pl.Push(std::move(c));
+  c = pl.Take();
+  c->out.Reserve(kOutBlock);
+  return ok;
+}
+
+// One frame of unknown/huge size (or odd layout, or truncated), decoded with
+// bounded buffers on the reader thread. False when the stream cannot continue.
+bool StreamFrame(ZSTD_DCtx* d, InputBuffer& in, Pipeline& pl) {
+  ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
+  const uint64_t start = in.offset();
+  std::unique_ptr<Chunk> c = pl.Take();
+  c->out.Reserve(kOutBlock);
+  for (;;) {
+    if (in.avail() == 0 && in.Fill(1) == 0) {
+      Flush(pl, c);
+      pl.Fail("archive truncated: zstd frame at archive offset " + Off(start) + " is incomplete");
+      return false;
+    }
+    ZSTD_inBuffer ib{in.data(), in.avail(), 0};
+    ZSTD_outBuffer ob{c->out.p.get() + c->size, c->out.cap - c->size, 0};
+    size_t r = ZSTD_decompressStream(d, &ob, &ib);
+    in.Consume(ib.pos);
+    c->size += ob.pos;
+    if (ZSTD_isError(r)) {
+      Flush(pl, c);
+      pl.Fail("damaged zstd frame at archive offset " + Off(start) + ": " + ZSTD_getErrorName(r));
+      return false;
+    }
+    if ((c->size == c->out.cap || r == 0) && !Flush(pl, c)) return false;
+    if (r == 0) {
+      pl.Give(std::move(c));
+      return true;
+    }
+  }
+}
+
+void ProduceZstd(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
+  Dctx dctx = NewDctx();
+  while (!pl.aborted()) {
+    size_t avail = in.Fill(kFrameHeaderMax);
+    if (avail == 0) break;  // clean end at a frame boundary
+    const uint64_t off = in.offset();
+    if (avail < 4) {
+      pl.Fail("archive truncated: " + std::to_string(avail) + " stray bytes at archive offset " + Off(off));
+      break;
+    }
+    const uint32_t magic = Le32(in.data());
+    if ((magic & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START) {
+      if (avail < 8 || !in.Skip(8ull + Le32(in.data() + 4))) {
+        pl.Fail("archive truncated inside a skippable zstd frame at archive offset " + Off(off));
+        break;
+      }
+      continue;
+    }
+    if (magic != ZSTD_MAGICNUMBER) {
+      pl.Fail("not a zstd frame at archive offset " + Off(off) + " (damaged stream or trailing garbage)");
+      break;
+    }
+    const unsigned long long cs = ZSTD_getFrameContentSize(in.data(), avail);
+    if (cs == ZSTD_CONTENTSIZE_ERROR) {
+      pl.Fail(in.eof() && avail < kFrameHeaderMax ? "archive truncated inside a zstd frame header at archive offset " + Off(off)
+                                                  : "invalid zstd frame header at archive offset " + Off(off));
+      break;
+    }
+    st.frames++;
+    size_t frame_len = 0;
+    if (cs != ZSTD_CONTENTSIZE_UNKNOWN && cs <= kMaxParallelFrame) {
+      const size_t bound = ZSTD_compressBound(static_cast<size_t>(cs)) + 4096;
+      for (;;) {
+        size_t r = ZSTD_findFrameCompressedSize(in.data(), in.avail());
+        if (!ZSTD_isError(r)) {
+          frame_len = r;
+          break;
+        }
+        if (ZSTD_getErrorCode(r) != ZSTD_error_srcSize_wrong || in.eof() || in.avail() >= bound) break;
+        in.Fill(in.avail() + 1);
+      }
+    }
+    if (frame_len) {
+      std::unique_ptr<Chunk> c = pl.Take();
+      c->in.Reserve(frame_len);
+      std::memcpy(c->in.p.get(), in.data(), frame_len);
+      c->in_size = frame_len;
+      c->size = static_cast<size_t>(cs);
+      c->offset = off;
+      in.Consume(frame_len);
+      st.parallel_frames++;
+      if (pl.pool()) {
+        c->pooled = true;
+      } else {
+        DecodeFrame(dctx.get(), c.get());
+      }
+      if (!pl.Push(std::move(c))) break;
+      continue;
+    }
+    st.streamed_frames++;
+    if (!StreamFrame(dctx.get(), in, pl)) break;
+  }
+}
+
+void ProduceGzip(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
+  z_stream zs;
+  std::memset(&zs, 0, sizeof zs);
+  if (inflateInit2(&zs, 16 + MAX_WBITS) != Z_OK) throw GutsError(Code::Internal, "inflateInit2 failed");
+  struct Guard {
+    z_stream* z;
+    ~Guard() { inflateEnd(z); }
+  } guard{&zs};
+  std::unique_ptr<Chunk> c = pl.Take();
+  c->out.Reserve(kOutBlock);
+  bool in_member = false;
+  uint64_t member_start = 0;
+  while (!pl.aborted()) {
+    if (in.avail() == 0 && in.Fill(1) == 0) {
+      Flush(pl, c);
+      if (in_member) pl.Fail("archive truncated: gzip member at archive offset " + Off(member_start) + " is incomplete");
+      return;
+    }
+    if (!in_member) {
+      member_start = in.offset();
+      if (in.Fill(2) < 2 || in.data()[0] != 0x1f || in.data()[1] != 0x8b) {
+        Flush(pl, c);
+        pl.Fail("unexpected data after the gzip stream at archive offset " + Off(member_start));
+        return;
+      }
+      in_member = true;
+      st.frames++;
+    }
+    zs.next_in = const_cast<Bytef*>(in.data());
+    zs.avail_in = static_cast<uInt>(std::min<size_t>(in.avail(), 1u << 30));
+    zs.next_out = c->out.p.get() + c->size;
+    zs.avail_out = static_cast<uInt>(c->out.cap - c->size);
+    const size_t given = zs.avail_in, room = zs.avail_out;
+    int r = inflate(&zs, Z_NO_FLUSH);
+    in.Consume(given - zs.avail_in);
+    c->size += room - zs.avail_out;
+    if (c->size == c->out.cap && !Flush(pl, c)) return;
+    if (r == Z_STREAM_END) {
+      inflateReset(&zs);
+      in_member = false;
+      continue;
+    }
+    if (r == Z_OK || r == Z_BUF_ERROR) continue;
+    Flush(pl, c);
+    pl.Fail("damaged gzip data in the member at archive offset " + Off(member_start) + ": " +
+            (zs.msg ? zs.msg : "inflate error " + std::to_string(r)));
+    return;
+  }
+}
+
+void ProducePlain(InputBuffer& in, Pipeline& pl) {
+  while (!pl.aborted()) {
+    std::unique_ptr<Chunk> c = pl.Take();
+    c->out.Reserve(kReadBlock);
+    while (c->size < c->out.cap) {
+      size_t n = in.ReadInto(c->out.p.get() + c->size, c->out.cap - c->size);
+      if (n == 0) break;
+      c->size += n;
+    }
+    if (c->size == 0) return;
+    bool full = c->size == c->out.cap;
+    if (!pl.Push(std::move(c)) || !full) return;
+  }
+}
+
+void Produce(ArchiveKind kind, InputBuffer& in, Pipeline& pl, DecodeStats& st) {
+  switch (kind) {
+    case ArchiveKind::kZstd: ProduceZstd(in, pl, st); break;
+    case ArchiveKind::kGzip: ProduceGzip(in, pl, st); break;
+    case ArchiveKind::kTar: ProducePlain(in, pl); break;
+  }
+}
+
+void Consume(Pipeline& pl, TarParser& tar, TaskState& state, DecodeStats& st) {
+  while (std::unique_ptr<Chunk> c = pl.Pop()) {
+    if (c->exception) std::rethrow_exception(c->exception);
+    state.CheckCancelled();
+    if (c->pooled) pl.pool()->Wait(c.get());
+    if (!c->fail.empty()) {
+      tar.Fail(c->fail);
+    } else if (!c->error.empty()) {
+      tar.Hole(c->size, "damaged zstd frame at archive offset " + Off(c->offset) + ": " + c->error);
+    } else if (c->size) {
+      st.tar_bytes += c->size;
+      tar.Feed(c->out.p.get(), c->size);
+    }
+    pl.Give(std::move(c));
+    if (tar.stopped()) return;
+  }
+}
+
+}  // namespace
+
+void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats) {
+  Pipeline pl(threads);
+  std::thread reader([&] {
+    try {
+      Produce(kind, in, pl, stats);
+    } catch (...) {
+      try {
+        std::unique_ptr<Chunk> c = pl.Take();
+        c->exception = std::current_exception();
+        pl.Push(std::move(c));
+      } catch (...) {
+      }
+    }
+    pl.Close();
+  });
+  struct Joiner {
+    Pipeline& pl;
+    std::thread& t;
+    ~Joiner() {
+      pl.Abort();
+      t.join();
+    }
+  } joiner{pl, reader};
+  Consume(pl, tar, state, stats);
+}
+
+}  // namespace guts

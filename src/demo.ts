@@ -61,7 +61,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     await step(log, ['status', '--data-dir', dataDir]);
     await step(log, ['backup', 'create', '--data-dir', dataDir, '--hot', '--output', path.join(backups, 'guts-demo.tar.zst')]);
   } finally {
-    show(log, ['# stop the node (SIGTERM)']);
+    log(`\n$ kill -TERM ${node.child.pid}   # stop the node`);
     node.child.kill('SIGTERM');
     await new Promise((r) => node.child.on('exit', r));
   }

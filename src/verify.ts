@@ -204,7 +204,7 @@ export function formatSummary(r: VerifyReport): string {
     return `OK: consensus only: ${blocks || 'no consensus store'}, ${formatCount(r.sstFiles)} SST files (${formatBytes(r.sstBytes)}) checksummed in ${r.durationS.toFixed(1)} s`;
   }
   const objects = `${formatCount(r.objects)} objects (${formatTypeCounts(r.counts)}), ${formatCount(r.counts.repositories)} repositories`;
-  const secs = `${r.durationS.toFixed(1)} s`;
+  const secs = `${r.durationS < 1 ? r.durationS.toFixed(2) : r.durationS.toFixed(1)} s`;
   if (r.full) return `OK: ${objects}, ${formatBytes(r.bytes)} checked in ${secs}`;
   return `OK: ${objects}, ${formatCount(r.sstFiles)} SST files (${formatBytes(r.sstBytes)}) checksummed in ${secs}`;
 }

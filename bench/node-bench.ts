@@ -64,6 +64,12 @@ async function startNode(dataDir: string): Promise<{ child: ChildProcess; url: s
     });
     child.on('exit', (c) => reject(new Error(`node exited with ${c}`)));
   });
+  // listening comes before the store is open: wait for /health/ready
+  for (let i = 0; i < 200; i++) {
+    const code = await new Promise<number>((resolve) => http.get(`${url}/health/ready`, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', () => resolve(0)));
+    if (code === 200) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
   return { child, url };
 }
 
@@ -86,15 +92,22 @@ async function writeLoad(url: string, seconds: number, rate: number, tag: string
   const end = Date.now() + seconds * 1000;
   let n = 0;
   const inflight: Promise<void>[] = [];
+  const errors: Error[] = [];
   while (Date.now() < end) {
     const objects = Array.from({ length: 16 }, (_, i) => ({ type: 'blob', data: Buffer.from(`${tag} ${n} ${i} ${'x'.repeat(200 + ((n * 31 + i) % 2000))}`).toString('base64') }));
-    inflight.push(post(`${url}/api/repos/bench/load/objects`, JSON.stringify({ objects })).then((ms) => void lat.push(ms)));
+    inflight.push(
+      post(`${url}/api/repos/bench/load/objects`, JSON.stringify({ objects })).then(
+        (ms) => void lat.push(ms),
+        (e: Error) => void errors.push(e),
+      ),
+    );
     n++;
     const next = n * (1000 / rate);
     const wait = next - (seconds * 1000 - (end - Date.now()));
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
   await Promise.all(inflight);
+  if (errors.length) throw new Error(`${errors.length} of ${inflight.length} write batches failed: ${errors[0].message}`);
   return lat;
 }
 

@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const full = process.argv.includes('--full');
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
   const work = fs.mkdtempSync(path.join(process.env.GUTS_BENCH_DIR || os.tmpdir(), 'guts-bench-'));
-  const size = full ? '1GiB' : '192MiB';
+  const size = full ? '1GiB' : '512MiB';
   const dataDir = path.join(work, 'data');
   process.stdout.write(`# guts-store benchmarks (${full ? 'full' : 'quick'}): seeding ${size} into ${dataDir}\n`);
   const dataBytes = seed(dataDir, size);

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { GutsStore } from '../src/store';
 import { BenchResult, cli, compare, fileSize, machineInfo, mb, q, round, stat, timeShell } from './lib';
 
 export interface BenchEnv {
@@ -124,7 +125,7 @@ function opensslSha1Rate(): number {
   return kbs * 1000;
 }
 
-export function hashBench(env: BenchEnv): BenchResult {
+export async function hashBench(env: BenchEnv): Promise<BenchResult> {
   const per: Array<{ threads: number; wall: number[]; bytes: number; objects: number }> = [];
   for (const threads of [1, env.threads]) {
     const wall: number[] = [];
@@ -141,11 +142,11 @@ export function hashBench(env: BenchEnv): BenchResult {
   }
   const sha1 = opensslSha1Rate() * os.cpus().length;
   // git fsck on an exported repository holding the same objects (largest repo)
-  const repos = runJson(['status', '--data-dir', env.dataDir, '--json']);
-  void repos;
   const exportDir = path.join(env.work, 'export.git');
   fs.rmSync(exportDir, { recursive: true, force: true });
-  const repoName = 'seed/repo-000';
+  const store = await GutsStore.open(env.dataDir, { readOnly: true });
+  const repoName = (await store.listRepos())[0]?.name ?? 'none/none';
+  await store.close();
   let fsck: { objects_per_s: number; wall_s: number } | null = null;
   const ex = spawnSync(process.execPath, [path.resolve(__dirname, '..', '..', 'bin', 'guts-node.js'), 'export', '--data-dir', env.dataDir, '--repo', repoName, exportDir]);
   if (ex.status === 0) {

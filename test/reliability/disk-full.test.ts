@@ -4,7 +4,7 @@
 // ignores SIGXFSZ, so the writes fail with EFBIG instead) — with no partial
 // file, no archive without its sidecar, no leaked checkpoint, and for restore
 // the target as it was and no staging dir.
-import t from 'tap';
+import t, { Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -30,7 +30,7 @@ function section(out: string, name: string): string {
   return m ? m[1] : `(no ${name} section)`;
 }
 
-function oneNoSpaceLine(t: Tap.Test, stderr: string, what: string) {
+function oneNoSpaceLine(t: Test, stderr: string, what: string) {
   t.match(stderr, /^guts-node: GUTS_NO_SPACE: /, `${what}: GUTS_NO_SPACE`);
   t.equal(stderr.trim().split('\n').length, 1, `${what}: one line`);
 }
@@ -63,7 +63,7 @@ t.test('disk full during backup create and restore', async (t) => {
             `rc=$?; echo "LEFT<<"; ls -A ${mnt}; echo ">>"; exit $rc`,
         );
         if (!r) {
-          t.skip('needs unshare -m and tmpfs mounts (root)');
+          t.skip('needs unshare -m and tmpfs mounts (root)', () => {});
           return;
         }
         cases++;
@@ -110,7 +110,7 @@ t.test('disk full during backup create and restore', async (t) => {
         `echo "AFTER<<"; ${listing(mnt)}; echo ">>"; exit $rc`,
     );
     if (!r) {
-      t.skip('needs unshare -m and tmpfs mounts (root)');
+      t.skip('needs unshare -m and tmpfs mounts (root)', () => {});
     } else {
       cases++;
       t.equal(r.status, 2, 'exit 2');

@@ -365,34 +365,42 @@ class ArchiveValidator : public TarHandler {
   Xxh3Stream xxh_;
 };
 
+}  // namespace
+
+ReadArchiveResult ReadArchive(const ReadArchiveOptions& o, TaskState& state) {
+  ReadArchiveResult r;
+  FileSource src(o.path, o.sha256, &state);
+  state.total = src.size();
+  std::unique_ptr<ExtractDir> out;
+  if (!o.extract_to.empty()) out.reset(new ExtractDir(o.extract_to, o.fsync));
+  ArchiveValidator v(o, out.get(), state, r);
+  InputBuffer in(src);
+  ArchiveKind kind = DetectKind(in);
+  DecodeStats stats;
+  Decode(kind, in, v.tar(), o.threads, state, stats);
+  v.tar().Finish();
+  v.Finish();
+  if (out) out->Finish();
+  src.DrainForDigest();
+  r.sha256 = src.Sha256Hex();
+  r.format = ArchiveKindName(kind);
+  r.archive_bytes = src.size();
+  r.tar_bytes = stats.tar_bytes;
+  r.frames = stats.frames;
+  r.parallel_frames = stats.parallel_frames;
+  r.streamed_frames = stats.streamed_frames;
+  return r;
+}
+
+namespace {
+
 class ReadArchiveWorker : public PromiseWorker {
  public:
   ReadArchiveWorker(Napi::Env env, ReadArchiveOptions o, std::shared_ptr<TaskState> state)
       : PromiseWorker(env), o_(std::move(o)), state_(std::move(state)) {}
 
  protected:
-  void Run() override {
-    FileSource src(o_.path, o_.sha256, state_.get());
-    state_->total = src.size();
-    std::unique_ptr<ExtractDir> out;
-    if (!o_.extract_to.empty()) out.reset(new ExtractDir(o_.extract_to, o_.fsync));
-    ArchiveValidator v(o_, out.get(), *state_, r_);
-    InputBuffer in(src);
-    ArchiveKind kind = DetectKind(in);
-    DecodeStats stats;
-    Decode(kind, in, v.tar(), o_.threads, *state_, stats);
-    v.tar().Finish();
-    v.Finish();
-    if (out) out->Finish();
-    src.DrainForDigest();
-    r_.sha256 = src.Sha256Hex();
-    r_.format = ArchiveKindName(kind);
-    r_.archive_bytes = src.size();
-    r_.tar_bytes = stats.tar_bytes;
-    r_.frames = stats.frames;
-    r_.parallel_frames = stats.parallel_frames;
-    r_.streamed_frames = stats.streamed_frames;
-  }
+  void Run() override { r_ = ReadArchive(o_, *state_); }
 
   Napi::Value Result(Napi::Env env) override {
     auto num = [&](uint64_t v) { return Napi::Number::New(env, static_cast<double>(v)); };

@@ -57,6 +57,11 @@ struct ReadArchiveResult {
   std::map<std::string, std::string> memory;
 };
 
+struct TaskState;
+// The whole read, without N-API (the fuzz target in fuzz/ drives it too):
+// throws GutsError for I/O errors, and in fail_fast mode for the first problem.
+ReadArchiveResult ReadArchive(const ReadArchiveOptions& options, TaskState& state);
+
 void InitArchiveReader(Napi::Env env, Napi::Object exports);
 
 }  // namespace guts

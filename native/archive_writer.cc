@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <grp.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -376,8 +377,11 @@ class OutputWriter {
     while (direct_ && done < aligned) {
       ssize_t w = write(fd_, buf_ + done, aligned - done);
       if (w < 0 && errno == EINTR) continue;
-      if (w < 0 && errno == EINVAL && written_ == 0) {
-        Buffered();  // the filesystem refuses O_DIRECT after all
+      // EINVAL: the filesystem refuses O_DIRECT after all, or the kernel cut
+      // the write to an unaligned length (RLIMIT_FSIZE): retry buffered,
+      // which writes what fits and then fails with the real cause (EFBIG).
+      if (w < 0 && errno == EINVAL) {
+        Buffered();
         break;
       }
       if (w < 0) ThrowErrno("cannot write", path_, errno);
@@ -648,6 +652,13 @@ ArchiveOptions ParseOptions(Napi::Env env, Napi::Value arg) {
 }  // namespace
 
 void InitArchiveWriter(Napi::Env env, Napi::Object exports) {
+  // Past RLIMIT_FSIZE the kernel sends SIGXFSZ, whose default action kills
+  // the process mid-write (no cleanup, no message). Ignored, the write fails
+  // with EFBIG instead: GUTS_NO_SPACE, partial removed, checkpoint released.
+  // Process-wide (RocksDB and restore's extraction too); a handler someone
+  // else installed is kept.
+  struct sigaction old;
+  if (sigaction(SIGXFSZ, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGXFSZ, SIG_IGN);
   exports.Set("createArchive", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     Napi::Env e = info.Env();
     ArchiveOptions opts = ParseOptions(e, info[0]);

@@ -62,7 +62,9 @@ GutsError StatusError(const rocksdb::Status& s, const std::string& path) {
   if (s.IsCorruption()) code = Code::Corrupt;
   else if (s.IsNotFound()) code = Code::NotFound;
   else if (s.IsInvalidArgument()) code = Code::InvalidArgument;
-  else if (s.IsNoSpace() || text.find("No space left") != std::string::npos) code = Code::NoSpace;
+  else if (s.IsNoSpace() || text.find("No space left") != std::string::npos ||
+           text.find("File too large") != std::string::npos || text.find("Disk quota exceeded") != std::string::npos)
+    code = Code::NoSpace;  // ENOSPC, EFBIG (RLIMIT_FSIZE), EDQUOT: as CodeForErrno maps them
   else if (text.find("Permission denied") != std::string::npos) code = Code::Permission;
   return GutsError(code, "store " + path + ": " + text, path);
 }

@@ -401,6 +401,12 @@ void TarParser::Finish() {
   switch (state_) {
     case kHeader:
       if (hdr_fill_ > 0) Fail("archive truncated inside a tar header at offset " + Off(offset_ - hdr_fill_));
+      // Every tar writer ends with two zero blocks: without them the stream
+      // was cut (after an entry's data, the cut is otherwise invisible).
+      else if (!damaged_) Fail("archive truncated: the end-of-archive marker (two zero blocks) is missing");
+      break;
+    case kEnd:
+      if (offset_ % 512) Fail("archive truncated inside the end-of-archive padding");
       break;
     case kData:
       Fail("archive truncated: " + std::to_string(remaining_) + " of " + std::to_string(cur_.size) +

@@ -329,7 +329,14 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     }
 
     const checksum = `sha256:${result.sha256}`;
-    writeFileAtomic(`${output}.sha256`, `${result.sha256}  ${path.basename(output)}\n`, 0o600);
+    try {
+      writeFileAtomic(`${output}.sha256`, `${result.sha256}  ${path.basename(output)}\n`, 0o600);
+    } catch (e) {
+      // No archive without its sidecar (a full disk has room for the one,
+      // not the other): the archive is ours, just renamed into place.
+      fs.rmSync(output, { force: true });
+      throw e;
+    }
     const record: LastBackup = { file: output, size_bytes: result.archiveBytes, created, kind, checksum };
     await recordLastBackup(dataDir, record, client);
 

@@ -42,5 +42,10 @@ Exit codes:
 }
 
 export async function main(argv = process.argv): Promise<void> {
+  // A write past RLIMIT_FSIZE must fail with EFBIG (GUTS_NO_SPACE, cleanup,
+  // exit 2), not kill the process. The addon ignores SIGXFSZ when nothing
+  // handles it; this listener also covers a preloaded handler that would
+  // re-raise it (signal-exit, as test runners and some tools preload).
+  process.on('SIGXFSZ', () => {});
   await buildProgram().parseAsync(argv);
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# fuzz/run.sh MINUTES [extra libFuzzer flags]: runs the archive reader fuzzer
+# (built by fuzz/build.sh, rebuilt here when missing) for MINUTES on one
+# core, starting from the committed seed corpus fuzz/corpus/. New inputs go
+# to fuzz/out/corpus/ (not committed), crashes, leaks, timeouts and OOMs to
+# fuzz/crashes/. Reproduce one with:
+#   fuzz/out/archive_reader_fuzz fuzz/crashes/crash-<sha1>
+set -euo pipefail
+cd "$(dirname "$0")"
+MINUTES=${1:?usage: fuzz/run.sh MINUTES [libFuzzer flags]}
+shift
+[ -x out/archive_reader_fuzz ] || ./build.sh
+mkdir -p out/corpus crashes
+exec out/archive_reader_fuzz out/corpus corpus \
+  -max_total_time=$((MINUTES * 60)) \
+  -artifact_prefix=crashes/ \
+  -max_len=131072 \
+  -timeout=20 \
+  -rss_limit_mb=4096 \
+  -print_final_stats=1 \
+  "$@"

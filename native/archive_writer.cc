@@ -604,7 +604,7 @@ ArchiveOptions ParseOptions(Napi::Env env, Napi::Value arg) {
   opts.level = IntProp(env, o, "level", 3, opts.compression == Compression::kGzip ? 1 : -7,
                        opts.compression == Compression::kGzip ? 9 : 22);
   opts.threads = IntProp(env, o, "threads", 1, 1, 256);
-  opts.frame_size = static_cast<size_t>(IntProp(env, o, "frameSize", 4 << 20, 64 << 10, 64 << 20));
+  opts.frame_size = static_cast<size_t>(IntProp(env, o, "frameSize", 8 << 20, 64 << 10, 64 << 20));
   opts.manifest_base = StringProp(env, o, "manifestBase");
   Napi::Value ev = o.Get("entries");
   if (!ev.IsArray()) Invalid(env, "entries must be an array");

@@ -20,7 +20,7 @@ import { VERSION } from './version';
 
 export type BackupKind = 'full' | 'hot' | 'consensus-only';
 
-export const DEFAULT_FRAME_SIZE = 4 * 1024 * 1024;
+export const DEFAULT_FRAME_SIZE = 8 * 1024 * 1024;
 
 export interface CreateBackupOptions {
   dataDir: string;

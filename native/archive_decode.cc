@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_d_forceIgnoreChecksum (libzstd is linked statically)
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -17,7 +18,9 @@
 namespace guts {
 
 namespace {
-constexpr size_t kReadBlock = 4 << 20;
+// Input is read in blocks of at least this size; a whole frame (8 MiB of tar
+// by default, ~7 MiB compressed) then usually sits in the buffer already.
+constexpr size_t kReadBlock = 8 << 20;
 constexpr size_t kMaxParallelFrame = 32 << 20;   // larger frames are streamed
 constexpr size_t kOutBlock = 4 << 20;            // streaming / inflate output block
 constexpr size_t kFrameHeaderMax = 18;           // ZSTD_FRAMEHEADERSIZE_MAX (static-only API)
@@ -259,9 +262,12 @@ struct DctxDeleter {
 };
 using Dctx = std::unique_ptr<ZSTD_DCtx, DctxDeleter>;
 
-Dctx NewDctx() {
+// Without frame checksums: the caller checks a SHA-256 of every archive byte
+// (and XXH3-128 of every file), so zstd's XXH64 of the content adds nothing.
+Dctx NewDctx(bool frame_checksums) {
   Dctx d(ZSTD_createDCtx());
   if (!d) throw std::bad_alloc();
+  if (!frame_checksums) ZSTD_DCtx_setParameter(d.get(), ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum);
   return d;
 }
 
@@ -275,7 +281,7 @@ void DecodeFrame(ZSTD_DCtx* d, Chunk* c) {
 // Worker threads decoding whole frames; the consumer waits for each in order.
 class FramePool {
  public:
-  explicit FramePool(int n) {
+  FramePool(int n, bool frame_checksums) : frame_checksums_(frame_checksums) {
     for (int i = 0; i < n; i++) threads_.emplace_back([this] { Loop(); });
   }
   ~FramePool() {
@@ -302,7 +308,7 @@ class FramePool {
   void Loop() {
     Dctx d;
     try {
-      d = NewDctx();
+      d = NewDctx(frame_checksums_);
     } catch (...) {
     }
     for (;;) {
@@ -327,6 +333,7 @@ class FramePool {
       done_cv_.notify_all();
     }
   }
+  const bool frame_checksums_;
   std::mutex mu_;
   std::condition_variable work_cv_, done_cv_;
   std::deque<Chunk*> queue_;
@@ -336,9 +343,13 @@ class FramePool {
 
 class Pipeline {
  public:
-  explicit Pipeline(int threads) : max_items_(static_cast<size_t>(std::max(4, threads * 2 + 2))) {
-    if (threads > 1) pool_.reset(new FramePool(threads));
+  // In flight: one frame per decoder, one being read and one being consumed
+  // (more only adds memory: 16 MiB each with 8 MiB frames).
+  Pipeline(int threads, bool frame_checksums)
+      : max_items_(static_cast<size_t>(std::max(4, threads + 2))), frame_checksums_(frame_checksums) {
+    if (threads > 1) pool_.reset(new FramePool(threads, frame_checksums));
   }
+  bool frame_checksums() const { return frame_checksums_; }
   ~Pipeline() { pool_.reset(); }  // join the workers before the chunks they may touch go
   FramePool* pool() { return pool_.get(); }
 
@@ -404,6 +415,7 @@ class Pipeline {
 
  private:
   const size_t max_items_;
+  const bool frame_checksums_;
   std::mutex mu_;
   std::condition_variable room_cv_, item_cv_;
   std::deque<std::unique_ptr<Chunk>> queue_;
@@ -454,7 +466,7 @@ bool StreamFrame(ZSTD_DCtx* d, InputBuffer& in, Pipeline& pl) {
 }
 
 void ProduceZstd(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
-  Dctx dctx = NewDctx();
+  Dctx dctx = NewDctx(pl.frame_checksums());
   while (!pl.aborted()) {
     size_t avail = in.Fill(kFrameHeaderMax);
     if (avail == 0) break;  // clean end at a frame boundary
@@ -492,7 +504,9 @@ void ProduceZstd(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
           break;
         }
         if (ZSTD_getErrorCode(r) != ZSTD_error_srcSize_wrong || in.eof() || in.avail() >= bound) break;
-        in.Fill(in.avail() + 1);
+        // The frame is longer than what is buffered: read up to its bound in
+        // one go (each refill copies the buffered tail once).
+        in.Fill(bound);
       }
     }
     if (frame_len) {
@@ -610,8 +624,9 @@ void Consume(Pipeline& pl, TarParser& tar, TaskState& state, DecodeStats& st) {
 
 }  // namespace
 
-void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats) {
-  Pipeline pl(threads);
+void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats,
+            bool frame_checksums) {
+  Pipeline pl(threads, frame_checksums);
   std::thread reader([&] {
     try {
       Produce(kind, in, pl, stats);

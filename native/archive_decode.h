@@ -108,6 +108,9 @@ struct DecodeStats {
 };
 
 ArchiveKind DetectKind(InputBuffer& in);
-void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats);
+// frame_checksums = false: zstd frame checksums are not checked (the caller
+// checks a SHA-256 of the whole archive instead).
+void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats,
+            bool frame_checksums = true);
 
 }  // namespace guts

@@ -150,6 +150,8 @@ export interface ReadArchiveOptions {
   fsync?: boolean;
   /** compute SHA-256 of the archive file on the same pass */
   sha256?: boolean;
+  /** with sha256, when the caller checks it against a sidecar: skip zstd's per-frame XXH64 (every byte is covered by the SHA-256) */
+  skipFrameChecksums?: boolean;
   /** stop at the first problem (restore) instead of collecting all (verify) */
   failFast?: boolean;
   /** archive paths (<= 1 MiB each) returned in `memory` instead of being written */

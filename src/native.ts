@@ -195,6 +195,14 @@ export interface ReadArchiveResult {
   memory: Record<string, Buffer>;
 }
 
+// ---- background priority (native/priority.cc) ----
+
+export interface BackgroundPriority {
+  threads: number;
+  cpu: 'idle' | 'nice' | 'unchanged';
+  ioIdle: boolean;
+}
+
 // ---- object verifier (native/object_verifier.cc) ----
 export interface ObjectProblem {
   kind: 'CORRUPT' | 'MISMATCH' | 'ERROR';
@@ -244,6 +252,8 @@ export interface NativeAddon {
   verifyObjects(store: NativeStore, options: { threads: number; listAffected: boolean }): TaskHandle<VerifyObjectsResult>;
   /** skipObjects: leave out the objects CF's SSTs (verifyObjects reads every block of them, checksummed) */
   verifyChecksums(store: NativeStore, options?: { threads: number; skipObjects?: boolean }): Promise<VerifyChecksumsResult>;
+  /** every thread of this process (and those it starts later): SCHED_IDLE CPU (else nice 19) and idle I/O class (native/priority.cc) */
+  enterBackgroundPriority(): BackgroundPriority;
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
   debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
 }

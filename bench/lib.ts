@@ -45,6 +45,8 @@ export interface BenchResult {
   machine: ReturnType<typeof machineInfo>;
   /** 1-minute load average before and after the suite: a shared machine makes wall times noisy */
   load?: { before: number; after: number };
+  /** what `ratio` means when it is not median wall time / the baseline's */
+  ratio_desc?: string;
   /** extra columns to print, in order: [header, key of `extra`] */
   columns?: Array<[string, string]>;
   subjects: SubjectResult[];
@@ -174,7 +176,7 @@ export function compare(name: string, subjects: Subject[], runs: number, data: R
  * `columns` lists the suite's own figures from `extra`; other extras go to notes.
  */
 export function printTable(r: BenchResult): void {
-  const lines = [`\n## ${r.name}  (median of ${r.runs}; ratio = median / ${r.baseline})`];
+  const lines = [`\n## ${r.name}  (${r.runs > 1 ? `median of ${r.runs}; ` : ''}ratio = ${r.ratio_desc ?? `median / ${r.baseline}`})`];
   const cols: Array<[string, (s: SubjectResult) => string]> = [['subject', (s) => s.label]];
   const has = (f: (s: SubjectResult) => Stat | undefined) => r.subjects.some((s) => f(s) && f(s)!.median > 0);
   if (has((s) => s.wall_s)) {

@@ -44,6 +44,7 @@ export async function checkpointBench(env: BenchEnv, sizes: string[]): Promise<B
   return {
     name: 'checkpoint',
     baseline: subjects[0].label,
+    ratio_desc: `median / median of the ${sizes[0]} checkpoint`,
     runs: Math.max(5, env.runs),
     data: { sizes },
     machine: machineInfo(),
@@ -169,7 +170,8 @@ export async function latencyBench(env: BenchEnv, seconds: number): Promise<Benc
     }));
     return {
       name: 'write-latency',
-      baseline: 'writes, no backup (ratio = p99 / its p99)',
+      baseline: 'writes, no backup',
+      ratio_desc: 'p99 / p99 of writes, no backup',
       runs: 1,
       data: { seconds, hot_backups_completed: bg.backups.length, foreground_backups_completed: fg.backups.length },
       dataset: env.dataset,

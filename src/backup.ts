@@ -31,7 +31,7 @@ export interface CreateBackupOptions {
   keyFile?: string;
   /** config file to store as config/config.yaml (0600); omitted when unset */
   configFile?: string;
-  /** requested compression level (default 3; chunks that barely compress get a faster one) */
+  /** requested compression level (default 3; zstd 1-3 are tuned for SSTs, see native/zstd_stream.cc) */
   level?: number;
   /** compression threads (default: number of cores) */
   threads?: number;

@@ -107,7 +107,7 @@ export interface CreateArchiveOptions {
   /** replace an existing output (else GUTS_EXISTS) */
   overwrite?: boolean;
   format: ArchiveFormat;
-  /** requested level (zstd -7..22, gzip 1..9; ignored for tar); chunks that barely compress get a faster one */
+  /** requested level (zstd -7..22, gzip 1..9; ignored for tar); zstd 1-3 are tuned for SSTs, gzip chunks that barely compress get a faster one */
   level: number;
   /** compression worker threads */
   threads: number;

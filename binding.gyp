@@ -26,6 +26,7 @@
         'native/extract_dir.cc',
         'native/object_verifier.cc',
         'native/fs_util.cc',
+        'native/priority.cc',
       ],
       'dependencies': [
         '<(rocksdb_gyp):rocksdb',

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 
 import { BenchResult, printTable, saveResult } from './lib';
 import { checkpointBench, latencyBench } from './node-bench';
-import { backupBench, BenchEnv, hashBench, restoreBench, seed, verifyBench } from './suites';
+import { backupBench, BenchEnv, describeDataset, hashBench, restoreBench, seed, verifyBench } from './suites';
 
 async function main(): Promise<void> {
   const full = process.argv.includes('--full');
@@ -16,7 +16,9 @@ async function main(): Promise<void> {
   const dataDir = path.join(work, 'data');
   process.stdout.write(`# guts-store benchmarks (${full ? 'full' : 'quick'}): seeding ${size} into ${dataDir}\n`);
   const dataBytes = seed(dataDir, size);
-  const env: BenchEnv = { work, dataDir, dataBytes, runs: full ? 5 : 3, threads: os.cpus().length };
+  const dataset = describeDataset(dataDir, size, work);
+  process.stdout.write(`# data set: ${JSON.stringify(dataset)}\n`);
+  const env: BenchEnv = { work, dataDir, dataBytes, dataset, runs: full ? 5 : 3, threads: os.cpus().length };
   const suites: Array<[string, () => BenchResult | Promise<BenchResult>]> = [
     ['backup', () => backupBench(env)],
     ['verify', () => verifyBench(env)],

@@ -9,6 +9,7 @@
 #include "fs_util.h"
 #include "hashing.h"
 #include "object_verifier.h"
+#include "priority.h"
 #include "store_napi.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -18,6 +19,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   guts::InitArchiveWriter(env, exports);
   guts::InitArchiveReader(env, exports);
   guts::InitObjectVerifier(env, exports);
+  guts::InitPriority(env, exports);
   Napi::Object versions = Napi::Object::New(env);
   versions.Set("rocksdb", std::to_string(ROCKSDB_MAJOR) + "." + std::to_string(ROCKSDB_MINOR) + "." +
                               std::to_string(ROCKSDB_PATCH));

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_d_forceIgnoreChecksum (libzstd is linked statically)
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -17,7 +18,9 @@
 namespace guts {
 
 namespace {
-constexpr size_t kReadBlock = 4 << 20;
+// Input is read in blocks of at least this size; a whole frame (8 MiB of tar
+// by default, ~7 MiB compressed) then usually sits in the buffer already.
+constexpr size_t kReadBlock = 8 << 20;
 constexpr size_t kMaxParallelFrame = 32 << 20;   // larger frames are streamed
 constexpr size_t kOutBlock = 4 << 20;            // streaming / inflate output block
 constexpr size_t kFrameHeaderMax = 18;           // ZSTD_FRAMEHEADERSIZE_MAX (static-only API)
@@ -156,21 +159,25 @@ void FileSource::DrainForDigest() {
 
 std::string FileSource::Sha256Hex() { return sha_ ? sha_->Finish() : ""; }
 
+void InputBuffer::SwitchBuffer(const uint8_t* head, size_t head_len, size_t cap) {
+  // Continue in the other buffer: the hasher may still be reading this one.
+  const int next = 1 - cur_;
+  src_.WaitHashed(read_mark_[next]);
+  std::vector<uint8_t>& nb = bufs_[next];
+  const size_t tail = avail();
+  if (nb.size() < std::max(cap, head_len + tail)) nb.resize(std::max(cap, head_len + tail));
+  if (head_len) std::memcpy(nb.data(), head, head_len);
+  if (tail) std::memcpy(nb.data() + head_len, bufs_[cur_].data() + pos_, tail);
+  read_mark_[next] = read_mark_[cur_];  // holds no bytes read later than the current buffer's
+  cur_ = next;
+  pos_ = 0;
+  end_ = head_len + tail;
+}
+
 size_t InputBuffer::Fill(size_t n) {
   if (avail() >= n || eof_) return avail();
   const size_t want = std::max(n + kReadBlock / 2, kReadBlock);
-  if (pos_ > 0 || bufs_[cur_].size() < want) {
-    // Continue in the other buffer: the hasher may still be reading this one.
-    const int next = 1 - cur_;
-    src_.WaitHashed(read_mark_[next]);
-    std::vector<uint8_t>& nb = bufs_[next];
-    if (nb.size() < want) nb.resize(want);
-    const size_t tail = avail();
-    if (tail) std::memcpy(nb.data(), bufs_[cur_].data() + pos_, tail);
-    cur_ = next;
-    pos_ = 0;
-    end_ = tail;
-  }
+  if (pos_ > 0 || bufs_[cur_].size() < want) SwitchBuffer(nullptr, 0, want);
   std::vector<uint8_t>& b = bufs_[cur_];
   while (end_ < n && !eof_) {
     size_t r = src_.Read(b.data() + end_, b.size() - end_);
@@ -179,6 +186,33 @@ size_t InputBuffer::Fill(size_t n) {
     read_mark_[cur_] = src_.consumed();
   }
   return avail();
+}
+
+size_t InputBuffer::FillExact(size_t n) {
+  if (avail() >= n || eof_) return avail();
+  if (bufs_[cur_].size() - pos_ < n) SwitchBuffer(nullptr, 0, n);
+  std::vector<uint8_t>& b = bufs_[cur_];
+  while (end_ - pos_ < n && !eof_) {
+    size_t r = src_.Read(b.data() + end_, pos_ + n - end_);
+    if (r == 0) eof_ = true;
+    end_ += r;
+    read_mark_[cur_] = src_.consumed();
+  }
+  return avail();
+}
+
+size_t InputBuffer::ReadDirect(uint8_t* p, size_t n) {
+  if (avail() != 0) throw GutsError(Code::Internal, "InputBuffer::ReadDirect with buffered bytes");
+  if (eof_) return 0;
+  size_t r = src_.Read(p, n);
+  if (r == 0) eof_ = true;
+  return r;
+}
+
+void InputBuffer::Unread(const uint8_t* p, size_t n) {
+  if (n == 0) return;
+  SwitchBuffer(p, n, n + avail());
+  eof_ = false;  // there are bytes again; a later read finds the end again
 }
 
 bool InputBuffer::Skip(uint64_t n) {
@@ -200,7 +234,7 @@ size_t InputBuffer::ReadInto(uint8_t* p, size_t n) {
 }
 
 ArchiveKind DetectKind(InputBuffer& in) {
-  in.Fill(4);
+  in.FillExact(4);  // zstd frames are then read straight into frame buffers
   const uint8_t* p = in.data();
   if (in.avail() >= 4) {
     uint32_t m = Le32(p);
@@ -236,6 +270,9 @@ struct Buf {
 // One unit of the tar stream, in archive order.
 struct Chunk {
   Buf in, out;
+  // source().consumed() after the last direct read into `in`: the hasher may
+  // read `in` until it has hashed that far (kept across Reset).
+  uint64_t hash_mark = 0;
   size_t in_size = 0;
   size_t size = 0;      // decoded bytes in `out`, or bytes lost when `error` is set
   uint64_t offset = 0;  // archive offset of the frame (messages)
@@ -259,9 +296,12 @@ struct DctxDeleter {
 };
 using Dctx = std::unique_ptr<ZSTD_DCtx, DctxDeleter>;
 
-Dctx NewDctx() {
+// Without frame checksums: the caller checks a SHA-256 of every archive byte
+// (and XXH3-128 of every file), so zstd's XXH64 of the content adds nothing.
+Dctx NewDctx(bool frame_checksums) {
   Dctx d(ZSTD_createDCtx());
   if (!d) throw std::bad_alloc();
+  if (!frame_checksums) ZSTD_DCtx_setParameter(d.get(), ZSTD_d_forceIgnoreChecksum, ZSTD_d_ignoreChecksum);
   return d;
 }
 
@@ -275,7 +315,7 @@ void DecodeFrame(ZSTD_DCtx* d, Chunk* c) {
 // Worker threads decoding whole frames; the consumer waits for each in order.
 class FramePool {
  public:
-  explicit FramePool(int n) {
+  FramePool(int n, bool frame_checksums) : frame_checksums_(frame_checksums) {
     for (int i = 0; i < n; i++) threads_.emplace_back([this] { Loop(); });
   }
   ~FramePool() {
@@ -302,7 +342,7 @@ class FramePool {
   void Loop() {
     Dctx d;
     try {
-      d = NewDctx();
+      d = NewDctx(frame_checksums_);
     } catch (...) {
     }
     for (;;) {
@@ -327,6 +367,7 @@ class FramePool {
       done_cv_.notify_all();
     }
   }
+  const bool frame_checksums_;
   std::mutex mu_;
   std::condition_variable work_cv_, done_cv_;
   std::deque<Chunk*> queue_;
@@ -336,9 +377,14 @@ class FramePool {
 
 class Pipeline {
  public:
-  explicit Pipeline(int threads) : max_items_(static_cast<size_t>(std::max(4, threads * 2 + 2))) {
-    if (threads > 1) pool_.reset(new FramePool(threads));
+  // Queued: one frame per decoder plus one decoded and waiting; with the one
+  // being read and the one being consumed, threads + 3 chunks exist (16 MiB
+  // each with 8 MiB frames). More only adds memory.
+  Pipeline(int threads, bool frame_checksums, FileSource& src)
+      : max_items_(static_cast<size_t>(std::max(2, threads + 1))), frame_checksums_(frame_checksums), src_(src) {
+    if (threads > 1) pool_.reset(new FramePool(threads, frame_checksums));
   }
+  bool frame_checksums() const { return frame_checksums_; }
   ~Pipeline() { pool_.reset(); }  // join the workers before the chunks they may touch go
   FramePool* pool() { return pool_.get(); }
 
@@ -355,9 +401,17 @@ class Pipeline {
     return std::unique_ptr<Chunk>(new Chunk());
   }
   void Give(std::unique_ptr<Chunk> c) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (spare_.size() < max_items_) spare_.push_back(std::move(c));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (spare_.size() < max_items_) {
+        spare_.push_back(std::move(c));
+        return;
+      }
+    }
+    src_.WaitHashed(c->hash_mark);  // the hasher may still read its input
   }
+  // Before writing into c->in (the hasher may still read what a direct read put there).
+  void WaitInputFree(Chunk* c) { src_.WaitHashed(c->hash_mark); }
   // Reader side: waits for room; false once the consumer has stopped.
   bool Push(std::unique_ptr<Chunk> c) {
     const size_t bytes = c->size;
@@ -404,6 +458,8 @@ class Pipeline {
 
  private:
   const size_t max_items_;
+  const bool frame_checksums_;
+  FileSource& src_;
   std::mutex mu_;
   std::condition_variable room_cv_, item_cv_;
   std::deque<std::unique_ptr<Chunk>> queue_;
@@ -453,10 +509,84 @@ bool StreamFrame(ZSTD_DCtx* d, InputBuffer& in, Pipeline& pl) {
   }
 }
 
+uint32_t Le24(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16);
+}
+
+// Moves one whole zstd frame into c->in: what `in` has buffered is copied,
+// the rest is read straight from the file (no staging copy), block by block:
+// the frame header and each block header say exactly how much is left.
+// Returns the frame's length, or 0 with every byte taken put back into `in`
+// (truncated, or a layout the streaming decoder should judge and report).
+size_t ReadWholeFrameImpl(InputBuffer& in, Chunk* c, size_t bound);
+
+size_t ReadWholeFrame(InputBuffer& in, Chunk* c, size_t bound) {
+  try {
+    return ReadWholeFrameImpl(in, c, bound);
+  } catch (...) {
+    // Cancelled or an I/O error: the chunk is freed while unwinding, and the
+    // hasher may still be reading what was read into it.
+    in.source().WaitHashed(in.source().consumed());
+    throw;
+  }
+}
+
+size_t ReadWholeFrameImpl(InputBuffer& in, Chunk* c, size_t bound) {
+  c->in.Reserve(bound);
+  uint8_t* p = c->in.p.get();
+  size_t have = 0;
+  bool direct = false;
+  auto need = [&](size_t n) {  // the first n bytes of the frame in p
+    if (n > bound) return false;
+    while (have < n) {
+      if (in.avail()) {
+        const size_t k = std::min(in.avail(), n - have);
+        std::memcpy(p + have, in.data(), k);
+        in.Consume(k);
+        have += k;
+        continue;
+      }
+      const size_t r = in.ReadDirect(p + have, n - have);
+      if (r == 0) return false;
+      have += r;
+      direct = true;
+    }
+    return true;
+  };
+  auto give_back = [&]() -> size_t {
+    if (direct) c->hash_mark = in.source().consumed();
+    in.Unread(p, have);
+    return 0;
+  };
+  if (!need(ZSTD_FRAMEHEADERSIZE_PREFIX(ZSTD_f_zstd1))) return give_back();
+  const size_t hsize = ZSTD_frameHeaderSize(p, have);
+  ZSTD_frameHeader fh;
+  if (ZSTD_isError(hsize) || !need(hsize) || ZSTD_getFrameHeader(&fh, p, have) != 0 || fh.frameType != ZSTD_frame)
+    return give_back();
+  size_t pos = hsize;
+  for (;;) {
+    if (!need(pos + 3)) return give_back();  // the rest of the last block and this header, in one read
+    const uint32_t bh = Le24(p + pos);
+    const uint32_t type = (bh >> 1) & 3, size = bh >> 3;
+    if (type == 3 || size > ZSTD_BLOCKSIZE_MAX) return give_back();  // reserved type, oversized: let zstd say so
+    pos += 3 + (type == 1 ? 1 : size);  // RLE blocks hold one byte
+    if (bh & 1) break;                  // last block
+  }
+  if (fh.checksumFlag) pos += 4;
+  if (!need(pos)) return give_back();
+  if (have != pos) {  // read past the frame (only when `in` had it buffered): hand the rest back
+    in.Unread(p + pos, have - pos);
+    have = pos;
+  }
+  if (direct) c->hash_mark = in.source().consumed();
+  c->in_size = pos;
+  return pos;
+}
+
 void ProduceZstd(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
-  Dctx dctx = NewDctx();
+  Dctx dctx = NewDctx(pl.frame_checksums());
   while (!pl.aborted()) {
-    size_t avail = in.Fill(kFrameHeaderMax);
+    size_t avail = in.FillExact(kFrameHeaderMax);
     if (avail == 0) break;  // clean end at a frame boundary
     const uint64_t off = in.offset();
     if (avail < 4) {
@@ -482,35 +612,23 @@ void ProduceZstd(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
       break;
     }
     st.frames++;
-    size_t frame_len = 0;
     if (cs != ZSTD_CONTENTSIZE_UNKNOWN && cs <= kMaxParallelFrame) {
-      const size_t bound = ZSTD_compressBound(static_cast<size_t>(cs)) + 4096;
-      for (;;) {
-        size_t r = ZSTD_findFrameCompressedSize(in.data(), in.avail());
-        if (!ZSTD_isError(r)) {
-          frame_len = r;
-          break;
-        }
-        if (ZSTD_getErrorCode(r) != ZSTD_error_srcSize_wrong || in.eof() || in.avail() >= bound) break;
-        in.Fill(in.avail() + 1);
-      }
-    }
-    if (frame_len) {
       std::unique_ptr<Chunk> c = pl.Take();
-      c->in.Reserve(frame_len);
-      std::memcpy(c->in.p.get(), in.data(), frame_len);
-      c->in_size = frame_len;
-      c->size = static_cast<size_t>(cs);
-      c->offset = off;
-      in.Consume(frame_len);
-      st.parallel_frames++;
-      if (pl.pool()) {
-        c->pooled = true;
-      } else {
-        DecodeFrame(dctx.get(), c.get());
+      pl.WaitInputFree(c.get());
+      const size_t frame_len = ReadWholeFrame(in, c.get(), ZSTD_compressBound(static_cast<size_t>(cs)) + 4096);
+      if (frame_len) {
+        c->size = static_cast<size_t>(cs);
+        c->offset = off;
+        st.parallel_frames++;
+        if (pl.pool()) {
+          c->pooled = true;
+        } else {
+          DecodeFrame(dctx.get(), c.get());
+        }
+        if (!pl.Push(std::move(c))) break;
+        continue;
       }
-      if (!pl.Push(std::move(c))) break;
-      continue;
+      pl.Give(std::move(c));  // odd or truncated frame: its bytes are back in `in`
     }
     st.streamed_frames++;
     if (!StreamFrame(dctx.get(), in, pl)) break;
@@ -610,8 +728,9 @@ void Consume(Pipeline& pl, TarParser& tar, TaskState& state, DecodeStats& st) {
 
 }  // namespace
 
-void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats) {
-  Pipeline pl(threads);
+void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats,
+            bool frame_checksums) {
+  Pipeline pl(threads, frame_checksums, in.source());
   std::thread reader([&] {
     try {
       Produce(kind, in, pl, stats);
@@ -628,11 +747,15 @@ void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, Task
   struct Joiner {
     Pipeline& pl;
     std::thread& t;
+    InputBuffer& in;
     ~Joiner() {
       pl.Abort();
       t.join();
+      // Frames were read straight into chunk buffers: the hasher must be
+      // done with them before the pipeline frees them.
+      in.source().WaitHashed(in.source().consumed());
     }
-  } joiner{pl, reader};
+  } joiner{pl, reader, in};
   Consume(pl, tar, state, stats);
 }
 

@@ -79,8 +79,20 @@ class InputBuffer {
  public:
   explicit InputBuffer(FileSource& src) : src_(src) {}
   ~InputBuffer() { src_.WaitHashed(src_.consumed()); }  // the hasher may still read our buffers
-  // Make at least n bytes available unless EOF; returns avail().
+  // Make at least n bytes available unless EOF; returns avail(). Reads ahead
+  // in large blocks.
   size_t Fill(size_t n);
+  // Like Fill, without reading ahead: the bytes after these are then read
+  // straight into their destination with ReadDirect.
+  size_t FillExact(size_t n);
+  // Only when avail() == 0: reads up to n bytes of the file straight into p.
+  // With SHA-256 on, p must stay unchanged until source().WaitHashed(mark)
+  // for the mark source().consumed() had after this call.
+  size_t ReadDirect(uint8_t* p, size_t n);
+  // Puts n bytes taken out of the stream (by Consume or ReadDirect) back in
+  // front of what is buffered.
+  void Unread(const uint8_t* p, size_t n);
+  FileSource& source() { return src_; }
   const uint8_t* data() const { return bufs_[cur_].data() + pos_; }
   size_t avail() const { return end_ - pos_; }
   void Consume(size_t n) { pos_ += n; }
@@ -93,6 +105,9 @@ class InputBuffer {
 
  private:
   FileSource& src_;
+  // Switches to the other buffer (once the hasher is done with it) holding
+  // `head` (may be null) followed by the unconsumed bytes; capacity >= cap.
+  void SwitchBuffer(const uint8_t* head, size_t head_len, size_t cap);
   std::vector<uint8_t> bufs_[2];
   uint64_t read_mark_[2] = {0, 0};  // src_.consumed() after the last read into each buffer
   int cur_ = 0;
@@ -108,6 +123,9 @@ struct DecodeStats {
 };
 
 ArchiveKind DetectKind(InputBuffer& in);
-void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats);
+// frame_checksums = false: zstd frame checksums are not checked (the caller
+// checks a SHA-256 of the whole archive instead).
+void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats,
+            bool frame_checksums = true);
 
 }  // namespace guts

@@ -377,7 +377,7 @@ ReadArchiveResult ReadArchive(const ReadArchiveOptions& o, TaskState& state) {
   InputBuffer in(src);
   ArchiveKind kind = DetectKind(in);
   DecodeStats stats;
-  Decode(kind, in, v.tar(), o.threads, state, stats);
+  Decode(kind, in, v.tar(), o.threads, state, stats, o.frame_checksums || !o.sha256);
   v.tar().Finish();
   v.Finish();
   if (out) out->Finish();
@@ -469,6 +469,7 @@ void InitArchiveReader(Napi::Env env, Napi::Object exports) {
     if (a.Get("extractTo").IsString()) o.extract_to = a.Get("extractTo").As<Napi::String>();
     o.fsync = a.Get("fsync").ToBoolean();
     o.sha256 = a.Get("sha256").ToBoolean();
+    o.frame_checksums = !a.Get("skipFrameChecksums").ToBoolean();
     o.fail_fast = a.Get("failFast").ToBoolean();
     if (a.Get("inMemory").IsArray()) {
       Napi::Array m = a.Get("inMemory").As<Napi::Array>();

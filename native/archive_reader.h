@@ -24,6 +24,7 @@ struct ReadArchiveOptions {
   std::string extract_to;  // empty = verify only
   bool fsync = false;
   bool sha256 = false;
+  bool frame_checksums = true;  // false: only with sha256 checked against a sidecar by the caller
   bool fail_fast = false;
   std::vector<std::string> in_memory;  // files returned in the result, not written
 };

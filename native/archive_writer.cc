@@ -10,6 +10,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -319,26 +323,43 @@ class PartialFile {
   bool created_ = false, committed_ = false;
 };
 
-// Writes the archive with O_DIRECT through an aligned staging buffer: no
+// Writes the archive with O_DIRECT through aligned staging buffers: no
 // page-cache copy (on this 2-core VM the kernel's copy into the page cache
 // and the writeback cost more CPU than SHA-256), the final fsync has almost
 // nothing left to do, and a backup does not evict the node's cached SSTs.
-// The unaligned tail is written buffered. Filesystems without O_DIRECT
-// (EINVAL) get plain buffered writes.
+// O_DIRECT writes block until the device has the data (0.27 s for a 344 MB
+// archive here), so they are issued by an I/O thread while the caller (the
+// compressor's writer thread) fills the next buffer and hashes: the device
+// time is off the pipeline's critical path. The unaligned tail is written
+// buffered. Filesystems without O_DIRECT (EINVAL) get plain buffered writes.
 class OutputWriter {
  public:
   static constexpr size_t kAlign = 4096;
-  static constexpr size_t kCapacity = 4 << 20;
+  static constexpr size_t kCapacity = 2 << 20;
+  static constexpr int kBuffers = 3;
 
   OutputWriter(int fd, const std::string& path) : fd_(fd), path_(path) {
     int flags = fcntl(fd_, F_GETFL);
-    if (flags >= 0 && fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0) {
-      buf_ = static_cast<uint8_t*>(std::aligned_alloc(kAlign, kCapacity));
-      direct_ = buf_ != nullptr;
-      if (!direct_) Buffered();
+    if (flags < 0 || fcntl(fd_, F_SETFL, flags | O_DIRECT) != 0) return;  // buffered writes
+    for (int i = 0; i < kBuffers; i++) {
+      uint8_t* b = static_cast<uint8_t*>(std::aligned_alloc(kAlign, kCapacity));
+      if (!b) break;
+      bufs_.push_back(b);
+      free_.push_back(b);
     }
+    if (bufs_.size() < 2) {
+      Buffered();
+      return;
+    }
+    direct_ = true;
+    cur_ = free_.back();
+    free_.pop_back();
+    io_ = std::thread([this] { IoLoop(); });
   }
-  ~OutputWriter() { std::free(buf_); }
+  ~OutputWriter() {
+    StopIo(false);
+    for (uint8_t* b : bufs_) std::free(b);
+  }
 
   void Write(const uint8_t* p, size_t n) {
     if (!direct_) {
@@ -347,63 +368,133 @@ class OutputWriter {
     }
     while (n) {
       size_t k = std::min(n, kCapacity - fill_);
-      std::memcpy(buf_ + fill_, p, k);
+      std::memcpy(cur_ + fill_, p, k);
       fill_ += k;
       p += k;
       n -= k;
-      if (fill_ == kCapacity) FlushAligned();
+      if (fill_ == kCapacity) {
+        Submit(cur_, kCapacity);
+        cur_ = TakeFree();
+        fill_ = 0;
+      }
     }
   }
 
   // Everything staged reaches the file (the tail without O_DIRECT).
   void Finish() {
     if (!direct_) return;
-    FlushAligned();
-    Buffered();
-    WriteAll(fd_, buf_, fill_, path_);
+    const size_t aligned = fill_ & ~(kAlign - 1);
+    if (aligned) Submit(cur_, aligned);
+    StopIo();  // waits for every submitted write; rethrows its error
+    if (!buffered_fallback_) Buffered();
+    WriteAll(fd_, cur_ + aligned, fill_ - aligned, path_);
     fill_ = 0;
+    direct_ = false;
   }
 
  private:
   void Buffered() {
     int flags = fcntl(fd_, F_GETFL);
     if (flags >= 0) fcntl(fd_, F_SETFL, flags & ~O_DIRECT);
-    direct_ = false;
   }
 
-  void FlushAligned() {
-    size_t aligned = fill_ & ~(kAlign - 1);
+  void Submit(uint8_t* b, size_t n) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!error_.empty()) throw GutsError(error_code_, error_, path_);
+    queue_.emplace_back(b, n);
+    cv_.notify_all();
+  }
+
+  uint8_t* TakeFree() {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [this] { return !free_.empty() || !error_.empty(); });
+    if (!error_.empty()) throw GutsError(error_code_, error_, path_);
+    uint8_t* b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+
+  void StopIo(bool rethrow = true) {
+    if (!io_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+      cv_.notify_all();
+    }
+    io_.join();
+    if (rethrow && !error_.empty()) throw GutsError(error_code_, error_, path_);
+  }
+
+  // Writes one aligned buffer; a file system that refuses O_DIRECT (EINVAL
+  // before anything was written) or a short unaligned write switches the
+  // rest to buffered writes.
+  void WriteBuffer(const uint8_t* b, size_t n) {
     size_t done = 0;
-    while (direct_ && done < aligned) {
-      ssize_t w = write(fd_, buf_ + done, aligned - done);
+    while (!buffered_fallback_ && done < n) {
+      ssize_t w = write(fd_, b + done, n - done);
       if (w < 0 && errno == EINTR) continue;
       // EINVAL: the filesystem refuses O_DIRECT after all, or the kernel cut
       // the write to an unaligned length (RLIMIT_FSIZE): retry buffered,
       // which writes what fits and then fails with the real cause (EFBIG).
       if (w < 0 && errno == EINVAL) {
+        buffered_fallback_ = true;
         Buffered();
         break;
       }
       if (w < 0) ThrowErrno("cannot write", path_, errno);
       done += static_cast<size_t>(w);
       written_ += static_cast<uint64_t>(w);
-      if (done < aligned && (static_cast<size_t>(w) & (kAlign - 1))) Buffered();  // short, unaligned: finish buffered
+      if (done < n && (static_cast<size_t>(w) & (kAlign - 1))) {
+        buffered_fallback_ = true;
+        Buffered();
+      }
     }
-    if (done < aligned) WriteAll(fd_, buf_ + done, aligned - done, path_);
-    std::memmove(buf_, buf_ + aligned, fill_ - aligned);
-    fill_ -= aligned;
-    if (!direct_) {
-      WriteAll(fd_, buf_, fill_, path_);
-      fill_ = 0;
+    if (done < n) WriteAll(fd_, b + done, n - done, path_);
+  }
+
+  void IoLoop() {
+    for (;;) {
+      std::pair<uint8_t*, size_t> item;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stop requested, all written
+        item = queue_.front();
+      }
+      try {
+        if (error_.empty()) WriteBuffer(item.first, item.second);
+      } catch (const GutsError& e) {
+        std::lock_guard<std::mutex> l(mu_);
+        error_ = e.what();
+        error_code_ = e.code;
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> l(mu_);
+        error_ = e.what();
+        error_code_ = Code::Io;
+      }
+      std::lock_guard<std::mutex> l(mu_);
+      queue_.pop_front();
+      free_.push_back(item.first);
+      cv_.notify_all();
     }
   }
 
   int fd_;
   std::string path_;
-  uint8_t* buf_ = nullptr;
+  std::vector<uint8_t*> bufs_;
+  uint8_t* cur_ = nullptr;
   size_t fill_ = 0;
-  uint64_t written_ = 0;
+  uint64_t written_ = 0;  // by the I/O thread
   bool direct_ = false;
+  bool buffered_fallback_ = false;  // by the I/O thread until it is joined
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<uint8_t*> free_;
+  std::deque<std::pair<uint8_t*, size_t>> queue_;
+  bool stop_ = false;
+  std::string error_;
+  Code error_code_ = Code::Io;
+  std::thread io_;
 };
 
 class FileHandle {
@@ -608,7 +699,7 @@ ArchiveOptions ParseOptions(Napi::Env env, Napi::Value arg) {
   opts.level = IntProp(env, o, "level", 3, opts.compression == Compression::kGzip ? 1 : -7,
                        opts.compression == Compression::kGzip ? 9 : 22);
   opts.threads = IntProp(env, o, "threads", 1, 1, 256);
-  opts.frame_size = static_cast<size_t>(IntProp(env, o, "frameSize", 4 << 20, 64 << 10, 64 << 20));
+  opts.frame_size = static_cast<size_t>(IntProp(env, o, "frameSize", 8 << 20, 64 << 10, 64 << 20));
   opts.manifest_base = StringProp(env, o, "manifestBase");
   Napi::Value ev = o.Get("entries");
   if (!ev.IsArray()) Invalid(env, "entries must be an array");

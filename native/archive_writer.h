@@ -36,7 +36,7 @@ struct ArchiveOptions {
   Compression compression = Compression::kZstd;
   int level = 3;
   int threads = 1;
-  size_t frame_size = 4 << 20;
+  size_t frame_size = 8 << 20;
   std::vector<ArchiveEntry> entries;
   std::string manifest_base;  // JSON object text
 };

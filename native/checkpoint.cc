@@ -10,14 +10,22 @@
 
 namespace guts {
 
+static constexpr uint64_t kMaxWalCopy = 64ull << 20;
+
 static uint64_t CheckpointOne(rocksdb::DB* db, const std::string& path) {
   rocksdb::Checkpoint* raw = nullptr;
   CheckStatus(rocksdb::Checkpoint::Create(db, &raw), path);
   std::unique_ptr<rocksdb::Checkpoint> cp(raw);
   uint64_t seq = 0;
-  // log_size_for_flush = 0: always flush memtables first, so the checkpoint's
-  // WAL is (nearly) empty and the archive holds only SST files plus metadata.
-  CheckStatus(cp->CreateCheckpoint(path, 0, &seq), path);
+  // Up to kMaxWalCopy of live WAL, the checkpoint copies the WAL (cut at the
+  // checkpoint's sequence; replayed on open, read-only opens included)
+  // instead of flushing the memtables. A flush per checkpoint put one small L0
+  // file per column family into the live store for every hot backup; every
+  // few backups that triggered an L0->L1 compaction, which with hash-ordered
+  // keys rewrites the whole store (1.1 s of CPU for a 385 MB store) inside the
+  // node, at the node's priority: p99 write latency during back-to-back hot
+  // backups was 3-6x the idle one. Larger WALs are flushed as before.
+  CheckStatus(cp->CreateCheckpoint(path, kMaxWalCopy, &seq), path);
   return seq;
 }
 

@@ -96,7 +96,7 @@ export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVer
   try {
     let r: ReadArchiveResult;
     r = await readArchive(
-      { path: file, threads: opts.threads, sha256: true, extractTo: tmp, inMemory: [KEY_ENTRY, CONFIG_ENTRY] },
+      { path: file, threads: opts.threads, sha256: true, skipFrameChecksums: Boolean(sidecar?.sha256), extractTo: tmp, inMemory: [KEY_ENTRY, CONFIG_ENTRY] },
       (h) => opts.onTask?.(h, 'verify'),
     );
     const { manifest, problems } = checkArchive(r);

@@ -20,7 +20,7 @@ import { VERSION } from './version';
 
 export type BackupKind = 'full' | 'hot' | 'consensus-only';
 
-export const DEFAULT_FRAME_SIZE = 4 * 1024 * 1024;
+export const DEFAULT_FRAME_SIZE = 8 * 1024 * 1024;
 
 export interface CreateBackupOptions {
   dataDir: string;
@@ -31,7 +31,7 @@ export interface CreateBackupOptions {
   keyFile?: string;
   /** config file to store as config/config.yaml (0600); omitted when unset */
   configFile?: string;
-  /** requested compression level (default 3; chunks that barely compress get a faster one) */
+  /** requested compression level (default 3; zstd 1-3 are tuned for SSTs, see native/zstd_stream.cc) */
   level?: number;
   /** compression threads (default: number of cores) */
   threads?: number;
@@ -44,6 +44,13 @@ export interface CreateBackupOptions {
   onTask?: (task: TaskHandle<CreateArchiveResult>) => void;
   /** a store this process already holds open (the node itself); else opened here or reached through the node */
   store?: GutsStore;
+  /**
+   * When the checkpoint comes from a running node, drop this whole process to
+   * background priority (SCHED_IDLE CPU, idle I/O class) before archiving, so
+   * the node's request threads preempt compression at once. For CLI processes
+   * only: never set it in a process that serves requests itself.
+   */
+  backgroundWithNode?: boolean;
 }
 
 export interface BackupResult {
@@ -62,6 +69,8 @@ export interface BackupResult {
   files: number;
   frames: number;
   levels: Record<string, number>;
+  /** scheduling the archive was written with: "normal", or "idle"/"nice" beside a running node */
+  priority: string;
 }
 
 /** Contents of <dataDir>/last-backup.json (the node's metrics read it). */
@@ -279,6 +288,8 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   try {
     cp = client ? await nodeCheckpoint(client, which) : await storeCheckpoint(dataDir, which, opts.store);
     throwIfAborted(opts.signal);
+    let priority = 'normal';
+    if (cp.source === 'node' && opts.backgroundWithNode) priority = native.enterBackgroundPriority().cpu;
 
     const created = isoSeconds();
     const rocksdb: Record<string, { sequence: number }> = {};
@@ -355,6 +366,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       files: result.files.length,
       frames: result.frames,
       levels: result.levels,
+      priority,
     };
   } finally {
     try {

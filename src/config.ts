@@ -4,10 +4,16 @@
 // and writes it atomically.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as YAML from 'yaml';
+import type * as YAMLTypes from 'yaml';
 
 import { GutsError } from './errors';
 import { writeFileAtomic } from './fsutil';
+
+// yaml costs ~25 ms to load: only when a config file is actually parsed
+// (every CLI call loads the config; most have none).
+function yaml(): typeof YAMLTypes {
+  return require('yaml') as typeof YAMLTypes;
+}
 
 export const DEFAULT_CONFIG_PATH = '/etc/guts/config.yaml';
 
@@ -139,7 +145,7 @@ export function loadConfig(explicitPath?: string): LoadedConfig {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { path: file, exists: false, config: defaults() };
     throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
   }
-  const doc = YAML.parseDocument(text);
+  const doc = yaml().parseDocument(text);
   if (doc.errors.length) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${doc.errors[0].message.split('\n')[0]}`, file);
   return { path: file, exists: true, config: validateConfig(doc.toJS(), file) };
 }
@@ -168,7 +174,7 @@ export function setConfigValue(explicitPath: string | undefined, key: string, ra
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
   }
-  const doc = YAML.parseDocument(text);
+  const doc = yaml().parseDocument(text);
   if (doc.errors.length) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${doc.errors[0].message.split('\n')[0]}`, file);
   let value: unknown = rawValue;
   if (spec.kind === 'strings') value = rawValue === '' ? [] : rawValue.split(',').map((s) => s.trim());

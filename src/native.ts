@@ -107,7 +107,7 @@ export interface CreateArchiveOptions {
   /** replace an existing output (else GUTS_EXISTS) */
   overwrite?: boolean;
   format: ArchiveFormat;
-  /** requested level (zstd -7..22, gzip 1..9; ignored for tar); chunks that barely compress get a faster one */
+  /** requested level (zstd -7..22, gzip 1..9; ignored for tar); zstd 1-3 are tuned for SSTs, gzip chunks that barely compress get a faster one */
   level: number;
   /** compression worker threads */
   threads: number;
@@ -150,6 +150,8 @@ export interface ReadArchiveOptions {
   fsync?: boolean;
   /** compute SHA-256 of the archive file on the same pass */
   sha256?: boolean;
+  /** with sha256, when the caller checks it against a sidecar: skip zstd's per-frame XXH64 (every byte is covered by the SHA-256) */
+  skipFrameChecksums?: boolean;
   /** stop at the first problem (restore) instead of collecting all (verify) */
   failFast?: boolean;
   /** archive paths (<= 1 MiB each) returned in `memory` instead of being written */
@@ -191,6 +193,14 @@ export interface ReadArchiveResult {
   entries: ReadEntry[];
   problems: ArchiveProblem[];
   memory: Record<string, Buffer>;
+}
+
+// ---- background priority (native/priority.cc) ----
+
+export interface BackgroundPriority {
+  threads: number;
+  cpu: 'idle' | 'nice' | 'unchanged';
+  ioIdle: boolean;
 }
 
 // ---- object verifier (native/object_verifier.cc) ----
@@ -242,6 +252,8 @@ export interface NativeAddon {
   verifyObjects(store: NativeStore, options: { threads: number; listAffected: boolean }): TaskHandle<VerifyObjectsResult>;
   /** skipObjects: leave out the objects CF's SSTs (verifyObjects reads every block of them, checksummed) */
   verifyChecksums(store: NativeStore, options?: { threads: number; skipObjects?: boolean }): Promise<VerifyChecksumsResult>;
+  /** every thread of this process (and those it starts later): SCHED_IDLE CPU (else nice 19) and idle I/O class (native/priority.cc) */
+  enterBackgroundPriority(): BackgroundPriority;
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
   debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
 }

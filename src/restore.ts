@@ -207,7 +207,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   try {
     const sidecar = readSidecar(file);
     const r = await readArchive(
-      { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] },
+      { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), skipFrameChecksums: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] },
       (h) => opts.onTask?.(h, 'restore'),
     );
     if (sidecar && !sidecar.sha256) throw new GutsError('GUTS_CORRUPT', `${sidecar.file}: ${sidecar.problem}`, sidecar.file);

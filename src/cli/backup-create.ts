@@ -15,6 +15,7 @@ interface CreateOpts {
   level?: number;
   threads?: number;
   force?: boolean;
+  foreground?: boolean;
   json?: boolean;
 }
 
@@ -27,9 +28,10 @@ export function registerBackupCreate(backup: Command): void {
     .option('--consensus-only', 'only the consensus store (kind "consensus-only")')
     .option('--include-key', 'also store the node key (p2p.key_file) as keys/node.key, mode 0600')
     .option('--include-config', 'also store the config file as config/config.yaml, mode 0600')
-    .option('--level <n>', 'compression level: zstd 1-19, gzip 1-9 (default: backup.level, 3); chunks that barely compress get a faster level', intOption('--level', 1, 19))
+    .option('--level <n>', 'compression level: zstd 1-19, gzip 1-9 (default: backup.level, 3); zstd 1-3 are tuned for snappy-compressed SSTs (docs/FORMAT.md)', intOption('--level', 1, 19))
     .option('--threads <n>', `compression threads (default: number of cores, here ${os.availableParallelism()})`, intOption('--threads', 1, 256))
     .option('--force', 'overwrite an existing output file')
+    .option('--foreground', 'beside a running node, keep normal CPU and I/O priority (faster backup, slower node writes)')
     .option('--json', 'print one JSON object (file, size_bytes, checksum, duration_s, objects, repositories, kind, created) on stdout')
     .addHelpText(
       'after',
@@ -37,7 +39,10 @@ export function registerBackupCreate(backup: Command): void {
 The archive is written to FILE.partial (mode 0600), fsynced and renamed; FILE.sha256
 holds "<sha256>  <name>" for sha256sum -c. On an error or SIGINT/SIGTERM nothing is
 left behind (exit 130 when interrupted). The data dir's live files are never read:
-a RocksDB checkpoint (hard links) is archived and removed afterwards.
+a RocksDB checkpoint (hard links) is archived and removed afterwards. Beside a
+running node (--hot), the archive is written at idle CPU and I/O priority so
+the node's requests keep their latency; the backup uses the spare cycles
+(--foreground keeps normal priority).
 
 Examples:
   guts-node backup create --output /backup/guts-$(date +%Y%m%d-%H%M%S).tar.zst
@@ -68,6 +73,7 @@ Examples:
             threads: opts.threads,
             force: opts.force,
             signal: ac.signal,
+            backgroundWithNode: !opts.foreground,
             onTask: (task) => {
               bar = new ProgressBar('backup', () => task.progress());
             },

@@ -441,16 +441,6 @@ ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
 
 namespace {
 
-Napi::Object CountsJs(Napi::Env e, const ObjectCounts& c) {
-  Napi::Object r = Napi::Object::New(e);
-  r.Set("commit", Napi::Number::New(e, static_cast<double>(c.commit)));
-  r.Set("tree", Napi::Number::New(e, static_cast<double>(c.tree)));
-  r.Set("blob", Napi::Number::New(e, static_cast<double>(c.blob)));
-  r.Set("tag", Napi::Number::New(e, static_cast<double>(c.tag)));
-  r.Set("repositories", Napi::Number::New(e, static_cast<double>(c.repos)));
-  return r;
-}
-
 Napi::Array ProblemsJs(Napi::Env e, const std::vector<ObjectProblem>& problems) {
   Napi::Array arr = Napi::Array::New(e, problems.size());
   for (size_t i = 0; i < problems.size(); i++) {
@@ -491,8 +481,8 @@ Napi::Value VerifyObjectsJs(const Napi::CallbackInfo& info) {
         Napi::Object r = Napi::Object::New(e);
         r.Set("objects", Napi::Number::New(e, static_cast<double>(out->objects)));
         r.Set("bytes", Napi::Number::New(e, static_cast<double>(out->bytes)));
-        r.Set("counts", CountsJs(e, out->counts));
-        r.Set("stored", CountsJs(e, out->stored));
+        r.Set("counts", CountsToJs(e, out->counts));
+        r.Set("stored", CountsToJs(e, out->stored));
         r.Set("refs", Napi::Number::New(e, static_cast<double>(out->refs)));
         r.Set("problems", ProblemsJs(e, out->problems));
         r.Set("problemsDropped", Napi::Number::New(e, static_cast<double>(out->problems_dropped)));

@@ -320,7 +320,7 @@ Napi::Value StoreWrap::GetRefs(const Napi::CallbackInfo& info) {
       });
 }
 
-static Napi::Object CountsToJs(Napi::Env e, const ObjectCounts& c) {
+Napi::Object CountsToJs(Napi::Env e, const ObjectCounts& c) {
   Napi::Object r = Napi::Object::New(e);
   r.Set("commit", Napi::Number::New(e, static_cast<double>(c.commit)));
   r.Set("tree", Napi::Number::New(e, static_cast<double>(c.tree)));

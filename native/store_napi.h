@@ -11,6 +11,9 @@
 
 namespace guts {
 
+// {commit, tree, blob, tag, repositories} as a JS object (shared by the verifier).
+Napi::Object CountsToJs(Napi::Env e, const ObjectCounts& c);
+
 class StoreWrap : public Napi::ObjectWrap<StoreWrap> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);

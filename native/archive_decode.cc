@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -256,13 +257,23 @@ namespace {
 
 constexpr size_t kMaxQueuedBytes = 128 << 20;
 
+// Page-aligned, so that decoded file data can be written with O_DIRECT
+// straight from it (ExtractDir).
 struct Buf {
-  std::unique_ptr<uint8_t[]> p;
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t[], Free> p;
   size_t cap = 0;
   void Reserve(size_t n) {
     if (n > cap) {
-      p.reset(new uint8_t[n]);
-      cap = n;
+      const size_t rounded = (n + 4095) & ~size_t{4095};
+      p.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, rounded)));
+      if (!p) {
+        cap = 0;
+        throw std::bad_alloc();
+      }
+      cap = rounded;
     }
   }
 };

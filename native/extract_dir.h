@@ -5,6 +5,7 @@
 #pragma once
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -37,6 +38,16 @@ class ExtractDir {
   bool fsync_;
   int root_fd_ = -1;
   std::map<std::string, int> dirs_;
+  // O_DIRECT for file data (see extract_dir.cc): alignment the file system
+  // asks for (0 = buffered writes only), state of the current file.
+  void DirectWrite(const uint8_t* p, size_t n);
+  void LeaveDirect();
+  bool probe_dio_ = false;
+  size_t dio_align_ = 0;
+  bool direct_ = false;        // the current file's fd has O_DIRECT
+  bool truncate_ = false;      // the last direct write was padded past the end
+  uint64_t off_ = 0, size_ = 0;
+  uint8_t* bounce_ = nullptr;  // one aligned block for a file's unaligned tail
   int fd_ = -1;
   std::string cur_;
   std::deque<std::pair<int, std::string>> unsynced_;  // files written, fsync deferred

@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { errorCode, fsError, GutsError } from './errors';
 import { isProcessAlive, writeFileAtomic } from './fsutil';
 import { ArchiveEntrySpec, ArchiveFormat, CheckpointInfo, Counts, CreateArchiveResult, native, TaskHandle } from './native';
+import { describeCheckpoint } from './daemon/checkpoints';
 import { connectNode, NodeClient } from './node-client';
 import { dataDirLayout, GutsStore, storeLockHolder } from './store';
 import { VERSION } from './version';
@@ -195,17 +196,26 @@ interface Checkpoint {
   release: () => Promise<void>;
 }
 
-/** A checkpoint from the running node's admin socket. */
-async function nodeCheckpoint(client: NodeClient, which: { db: boolean; consensus: boolean }): Promise<Checkpoint> {
-  const cp = await client.checkpoint(which);
-  return {
-    dir: cp.dir,
-    info: cp.info,
-    counts: cp.counts,
-    consensus: cp.consensus,
-    source: 'node',
-    release: () => client.releaseCheckpoint(cp.id),
-  };
+/**
+ * A checkpoint from the running node's admin socket. With `background`, this
+ * process drops to background priority first and reads the counts from the
+ * checkpoint itself (a read-only open that replays its WAL copy), so that
+ * work is not done in the node at the node's priority.
+ */
+async function nodeCheckpoint(client: NodeClient, which: { db: boolean; consensus: boolean }, background: boolean): Promise<Checkpoint & { priority: string }> {
+  const priority = background ? native.enterBackgroundPriority().cpu : 'normal';
+  const cp = await client.checkpoint({ ...which, describe: !background });
+  const release = () => client.releaseCheckpoint(cp.id);
+  let figures = { counts: cp.counts, consensus: cp.consensus };
+  if (!figures.counts || !figures.consensus) {
+    try {
+      figures = await describeCheckpoint(cp.dir, which);
+    } catch (e) {
+      await release();
+      throw e;
+    }
+  }
+  return { dir: cp.dir, info: cp.info, counts: figures.counts!, consensus: figures.consensus!, source: 'node', release, priority };
 }
 
 /** A checkpoint taken through a store this process opens (or already holds). */
@@ -286,10 +296,15 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const client = opts.store ? null : await connectNode(dataDir);
   let cp: Checkpoint | null = null;
   try {
-    cp = client ? await nodeCheckpoint(client, which) : await storeCheckpoint(dataDir, which, opts.store);
-    throwIfAborted(opts.signal);
     let priority = 'normal';
-    if (cp.source === 'node' && opts.backgroundWithNode) priority = native.enterBackgroundPriority().cpu;
+    if (client) {
+      const n = await nodeCheckpoint(client, which, Boolean(opts.backgroundWithNode));
+      priority = n.priority;
+      cp = n;
+    } else {
+      cp = await storeCheckpoint(dataDir, which, opts.store);
+    }
+    throwIfAborted(opts.signal);
 
     const created = isoSeconds();
     const rocksdb: Record<string, { sequence: number }> = {};

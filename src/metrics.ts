@@ -4,7 +4,7 @@
 //   time() - guts_last_backup_timestamp > 86400
 import * as fs from 'node:fs';
 
-import { writeFileAtomic } from './fsutil';
+import { writeFileAtomicAsync } from './fsutil';
 import { Counts } from './native';
 import { dataDirLayout } from './store';
 
@@ -28,14 +28,15 @@ export function readLastBackup(dataDir: string): LastBackup | null {
   }
 }
 
-export function writeLastBackup(dataDir: string, info: LastBackup): void {
-  writeFileAtomic(dataDirLayout(dataDir).lastBackup, JSON.stringify(info, null, 2) + '\n', 0o644);
+/** <dataDir>/last-backup.json, written off the event loop (the node). */
+export function writeLastBackupAsync(dataDir: string, info: LastBackup): Promise<void> {
+  return writeFileAtomicAsync(dataDirLayout(dataDir).lastBackup, JSON.stringify(info, null, 2) + '\n', 0o644);
 }
 
-/** node_exporter textfile-collector file (config metrics.textfile). */
-export function writeBackupTextfile(file: string, info: LastBackup): void {
+/** node_exporter textfile-collector file (config metrics.textfile), written off the event loop. */
+export function writeBackupTextfileAsync(file: string, info: LastBackup): Promise<void> {
   const text = renderMetrics({ lastBackup: info }, { only: ['guts_last_backup_timestamp', 'guts_backup_size_bytes'] });
-  writeFileAtomic(file, text, 0o644);
+  return writeFileAtomicAsync(file, text, 0o644);
 }
 
 export interface MetricsSnapshot {

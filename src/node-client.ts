@@ -24,9 +24,9 @@ export interface NodeCheckpoint {
   /** absolute dir holding db/ and/or consensus/ */
   dir: string;
   info: CheckpointInfo;
-  /** counts and consensus figures of exactly this checkpoint (read from it; zeros for a part not taken) */
-  counts: Counts;
-  consensus: { blocks: number; finalizedHeight: number };
+  /** counts and consensus figures of exactly this checkpoint (read from it; zeros for a part not taken); absent with describe: false */
+  counts?: Counts;
+  consensus?: { blocks: number; finalizedHeight: number };
   /** lease length; the client renews it automatically while it holds the checkpoint */
   leaseMs?: number;
   expires?: string;
@@ -63,7 +63,8 @@ export interface NodeClient extends ObjectSink {
   readonly node: { pid: number; version: string; apiAddr: string; dataDir: string };
   status(): Promise<NodeStatus>;
   /** leaseMs: how long the node keeps it without a renewal (default 10 min; renewed automatically) */
-  checkpoint(which: { db: boolean; consensus: boolean; leaseMs?: number }): Promise<NodeCheckpoint>;
+  /** describe: false leaves reading the counts from the checkpoint to the caller (older nodes send them anyway) */
+  checkpoint(which: { db: boolean; consensus: boolean; leaseMs?: number; describe?: boolean }): Promise<NodeCheckpoint>;
   /** Releases (deletes) a checkpoint. If the node is gone, removes the dir directly. */
   releaseCheckpoint(id: string): Promise<void>;
   maintenanceEnter(timeoutMs: number): Promise<{ until: string; alreadyActive?: boolean; flushMs?: number }>;
@@ -171,8 +172,8 @@ class AdminClient implements NodeClient {
     return (await this.call('status')) as NodeStatus;
   }
 
-  async checkpoint(which: { db: boolean; consensus: boolean; leaseMs?: number }): Promise<NodeCheckpoint> {
-    const cp = (await this.call('checkpoint', { db: which.db, consensus: which.consensus, leaseMs: which.leaseMs })) as NodeCheckpoint;
+  async checkpoint(which: { db: boolean; consensus: boolean; leaseMs?: number; describe?: boolean }): Promise<NodeCheckpoint> {
+    const cp = (await this.call('checkpoint', { db: which.db, consensus: which.consensus, leaseMs: which.leaseMs, describe: which.describe })) as NodeCheckpoint;
     this.held.set(cp.id, { dir: cp.dir, leaseMs: cp.leaseMs ?? 600_000 });
     this.scheduleKeepalive();
     return cp;

@@ -157,6 +157,7 @@ class Session {
           { db: a.db !== false, consensus: a.consensus !== false },
           this,
           a.leaseMs === undefined ? undefined : Number(a.leaseMs),
+          a.describe !== false,
         );
       case 'renew':
         return { renewed: n.checkpoints.renew(Array.isArray(a.ids) ? a.ids.map(String) : null, this) };
@@ -167,7 +168,7 @@ class Session {
       case 'maintenance.exit':
         return { wasActive: n.maintenance.exit() };
       case 'recordBackup':
-        n.recordBackup(a.info as Parameters<GutsNode['recordBackup']>[0]);
+        await n.recordBackup(a.info as Parameters<GutsNode['recordBackup']>[0]);
         return {};
       case 'putObjects':
         return n.putObjects(a.repo ? str(a.repo, 'repo') : null, decodeObjects(a.objects));

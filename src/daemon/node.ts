@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { GutsConfig } from '../config';
 import { GutsError } from '../errors';
 import { dirSize } from '../fsutil';
-import { LastBackup, MetricsSnapshot, readLastBackup, renderMetrics, writeBackupTextfile, writeLastBackup } from '../metrics';
+import { LastBackup, MetricsSnapshot, readLastBackup, renderMetrics, writeBackupTextfileAsync, writeLastBackupAsync } from '../metrics';
 import { Counts } from '../native';
 import { checkRepoName, dataDirLayout, GitObject, GutsStore, storeLockHolder } from '../store';
 import { VERSION } from '../version';
@@ -328,7 +328,8 @@ export class GutsNode {
     return renderMetrics(s);
   }
 
-  recordBackup(info: LastBackup): void {
+  /** The files are written off the event loop: their fsyncs must not stall requests (hot backups record every run). */
+  async recordBackup(info: LastBackup): Promise<void> {
     if (typeof info?.file !== 'string' || !Number.isFinite(info.size_bytes) || Number.isNaN(Date.parse(info.created))) {
       throw new GutsError('GUTS_INVALID_ARGUMENT', 'recordBackup needs {file, size_bytes, created (ISO time), kind}');
     }
@@ -339,11 +340,11 @@ export class GutsNode {
       kind: String(info.kind ?? 'full'),
       ...(info.checksum ? { checksum: String(info.checksum) } : {}),
     };
-    writeLastBackup(this.dataDir, rec);
+    await writeLastBackupAsync(this.dataDir, rec);
     const textfile = this.opts.config.metrics.textfile;
     if (textfile) {
       try {
-        writeBackupTextfile(textfile, rec);
+        await writeBackupTextfileAsync(textfile, rec);
       } catch (e) {
         this.log.warn('cannot write metrics textfile', { file: textfile, error: (e as Error).message });
       }

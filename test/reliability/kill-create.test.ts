@@ -64,6 +64,8 @@ t.test('kill -9 during backup create', async (t) => {
       const v = await verifyBackup({ file: out });
       good = v.status === 'VALID';
       t.ok(good, `kill after ${delay} ms left ${out}: it must be complete`);
+      // a finished archive is never replaced without --force: start over
+      clean();
     }
     const next = cli([...args, '--json']);
     good &&= next.status === 0;

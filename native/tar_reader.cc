@@ -104,14 +104,7 @@ void TarParser::Feed(const uint8_t* p, size_t n) {
     size_t take = 0;
     switch (state_) {
       case kHeader: {
-        take = std::min(n, 512 - hdr_fill_);
-        std::memcpy(hdr_ + hdr_fill_, p, take);
-        hdr_fill_ += take;
-        offset_ += take;
-        if (hdr_fill_ == 512) {
-          hdr_fill_ = 0;
-          ProcessHeader();
-        }
+        if (FillHeader(p, n, &take)) ProcessHeader();
         break;
       }
       case kData: {
@@ -160,16 +153,9 @@ void TarParser::Feed(const uint8_t* p, size_t n) {
           offset_ += take;
           break;
         }
-        take = std::min(n, 512 - hdr_fill_);
-        std::memcpy(hdr_ + hdr_fill_, p, take);
-        hdr_fill_ += take;
-        offset_ += take;
-        if (hdr_fill_ == 512) {
-          hdr_fill_ = 0;
-          if (LooksLikeHeader(hdr_)) {
-            state_ = kHeader;
-            ProcessHeader();
-          }
+        if (FillHeader(p, n, &take) && LooksLikeHeader(hdr_)) {
+          state_ = kHeader;
+          ProcessHeader();
         }
         break;
       }
@@ -178,6 +164,17 @@ void TarParser::Feed(const uint8_t* p, size_t n) {
     p += take;
     n -= take;
   }
+}
+
+// Copies up to one header's worth into hdr_; true when 512 bytes are complete.
+bool TarParser::FillHeader(const uint8_t* p, size_t n, size_t* take) {
+  *take = std::min(n, 512 - hdr_fill_);
+  std::memcpy(hdr_ + hdr_fill_, p, *take);
+  hdr_fill_ += *take;
+  offset_ += *take;
+  if (hdr_fill_ < 512) return false;
+  hdr_fill_ = 0;
+  return true;
 }
 
 void TarParser::ProcessHeader() {

@@ -61,6 +61,7 @@ class TarParser {
 
  private:
   enum State { kHeader, kData, kPad, kMeta, kEnd, kResync, kStopped };
+  bool FillHeader(const uint8_t* p, size_t n, size_t* take);
   void ProcessHeader();
   void ProcessMeta();
   bool ParsePax(const std::string& text, std::map<std::string, std::string>& into);

@@ -16,6 +16,8 @@
 #include <mutex>
 #include <thread>
 
+#include "priority.h"
+
 namespace guts {
 
 namespace {
@@ -327,7 +329,11 @@ void DecodeFrame(ZSTD_DCtx* d, Chunk* c) {
 class FramePool {
  public:
   FramePool(int n, bool frame_checksums) : frame_checksums_(frame_checksums) {
-    for (int i = 0; i < n; i++) threads_.emplace_back([this] { Loop(); });
+    for (int i = 0; i < n; i++)
+      threads_.emplace_back([this] {
+        NameThisThread("guts-decode");
+        Loop();
+      });
   }
   ~FramePool() {
     {
@@ -743,6 +749,7 @@ void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, Task
             bool frame_checksums) {
   Pipeline pl(threads, frame_checksums, in.source());
   std::thread reader([&] {
+    NameThisThread("guts-read");
     try {
       Produce(kind, in, pl, stats);
     } catch (...) {

@@ -24,6 +24,7 @@
 #include "errors.h"
 #include "fs_util.h"
 #include "hashing.h"
+#include "priority.h"
 #include "tar_writer.h"
 
 namespace guts {
@@ -32,6 +33,7 @@ namespace {
 
 constexpr const char* kIndexName = "GUTS-INDEX";
 constexpr const char* kManifestName = "MANIFEST.json";
+constexpr uint64_t kReadSize = 1 << 20;
 
 std::string JsonString(const std::string& s) {
   std::string out = "\"";
@@ -227,7 +229,9 @@ class TarEmitter {
     uint64_t left = size;
     while (left) {
       Chunk* c = Space();
-      size_t want = static_cast<size_t>(std::min<uint64_t>(left, c->in_cap - c->in_len));
+      // 1 MiB reads: the XXH3 pass over each is short enough to sit between
+      // preemption points (see priority.h).
+      size_t want = static_cast<size_t>(std::min<uint64_t>({left, c->in_cap - c->in_len, kReadSize}));
       ssize_t n = read(fd, c->in.get() + c->in_len, want);
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -235,6 +239,7 @@ class TarEmitter {
       }
       if (n == 0) throw GutsError(Code::Io, "file " + path + " shrank while it was archived", path);
       hash.Update(c->in.get() + c->in_len, static_cast<size_t>(n));
+      PreemptionPoint();
       state_.done.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
       Advance(static_cast<size_t>(n));
       left -= static_cast<uint64_t>(n);
@@ -354,7 +359,10 @@ class OutputWriter {
     direct_ = true;
     cur_ = free_.back();
     free_.pop_back();
-    io_ = std::thread([this] { IoLoop(); });
+    io_ = std::thread([this] {
+      NameThisThread("guts-direct-io");
+      IoLoop();
+    });
   }
   ~OutputWriter() {
     StopIo(false);
@@ -545,9 +553,15 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
   Digest sha(Digest::kSha256);
   OutputWriter writer(out.fd(), o.partial);
   ChunkCompressor cc(o.compression, o.level, o.threads, o.frame_size, [&](const uint8_t* p, size_t n) {
-    writer.Write(p, n);
-    sha.Update(p, n);
     result.archive_bytes += n;
+    while (n) {  // in slices: SHA-256 of a whole frame is ~5 ms of CPU
+      size_t k = std::min(n, kPreemptionSlice);
+      writer.Write(p, k);
+      sha.Update(p, k);
+      PreemptionPoint();
+      p += k;
+      n -= k;
+    }
   }, &state.cancelled);
   TarEmitter tar(cc, state);
   OwnerNames owners;

@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "errors.h"
+#include "priority.h"
 #include "hashing.h"
 #include "store_napi.h"
 
@@ -81,7 +82,11 @@ void ParallelFor(int threads, int n, Fn fn) {
   };
   int t = std::max(1, std::min(threads, n));
   std::vector<std::thread> pool;
-  for (int i = 1; i < t; i++) pool.emplace_back(body);
+  for (int i = 1; i < t; i++)
+    pool.emplace_back([&] {
+      NameThisThread("guts-verify");
+      body();
+    });
   body();
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);

@@ -1,6 +1,7 @@
 #include "zstd_stream.h"
 
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_c_stableInBuffer / stableOutBuffer
 #include <zstd.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "errors.h"
+#include "priority.h"
 
 namespace guts {
 
@@ -70,10 +72,6 @@ namespace {
 // binary blobs, so fewer, larger slices give a noisy estimate.
 constexpr size_t kSampleSlice = 16 << 10;
 constexpr size_t kSampleSlices = 16;
-// Levels from here on take long per chunk: compress in slices and check for
-// cancel between them (one-shot ZSTD_compress2 is faster at low levels).
-constexpr int kSlicedZstdLevel = 10;
-constexpr size_t kSlice = 512 << 10;
 
 [[noreturn]] void ZstdFail(size_t r) {
   throw GutsError(Code::Internal, std::string("zstd: ") + ZSTD_getErrorName(r));
@@ -137,23 +135,23 @@ class Codec {
     if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_contentSizeFlag, 1);
     if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1);
     if (ZSTD_isError(r)) ZstdFail(r);
-    if (t.level < kSlicedZstdLevel) {
-      r = ZSTD_compress2(cctx_, ch.out.get(), ch.out_cap, ch.in.get(), ch.in_len);
-      if (ZSTD_isError(r)) ZstdFail(r);
-      ch.out_len = r;
-      return;
-    }
-    r = ZSTD_CCtx_setPledgedSrcSize(cctx_, ch.in_len);  // keeps the content size in the frame header
+    // Compressed in slices with both buffers stable (no copy into zstd's
+    // window buffer; as fast as one ZSTD_compress2 call at levels 1-3): cancel
+    // is checked and, beside a running node, the CPU offered back between them.
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_stableInBuffer, 1);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_stableOutBuffer, 1);
+    if (!ZSTD_isError(r)) r = ZSTD_CCtx_setPledgedSrcSize(cctx_, ch.in_len);  // content size in the frame header
     if (ZSTD_isError(r)) ZstdFail(r);
     ZSTD_outBuffer out = {ch.out.get(), ch.out_cap, 0};
     for (size_t pos = 0;;) {
       CheckCancelled();
-      size_t end = std::min(ch.in_len, pos + kSlice);
+      size_t end = std::min(ch.in_len, pos + kPreemptionSlice);
       ZSTD_inBuffer in = {ch.in.get(), end, pos};
       bool last = end == ch.in_len;
       r = ZSTD_compressStream2(cctx_, &out, &in, last ? ZSTD_e_end : ZSTD_e_continue);
       if (ZSTD_isError(r)) ZstdFail(r);
       pos = in.pos;
+      PreemptionPoint();
       if (last && r == 0) break;
       if (out.pos == out.size) throw GutsError(Code::Internal, "zstd: output buffer too small");
     }
@@ -168,7 +166,7 @@ class Codec {
     zs_.avail_out = static_cast<uInt>(ch.out_cap);
     for (size_t pos = 0;;) {
       CheckCancelled();
-      size_t n = std::min(ch.in_len - pos, kSlice);
+      size_t n = std::min(ch.in_len - pos, kPreemptionSlice);
       bool last = pos + n == ch.in_len;
       zs_.next_in = ch.in.get() + pos;
       zs_.avail_in = static_cast<uInt>(n);
@@ -176,6 +174,7 @@ class Codec {
       if (last ? r != Z_STREAM_END : (r != Z_OK || zs_.avail_in != 0))
         throw GutsError(Code::Internal, "zlib: deflate failed (" + std::to_string(r) + ")");
       pos += n;
+      PreemptionPoint();
       if (last) break;
     }
     ch.out_len = ch.out_cap - zs_.avail_out;
@@ -222,8 +221,14 @@ ChunkCompressor::ChunkCompressor(Compression c, int level, int threads, size_t c
     chunks_.push_back(std::move(ch));
   }
   try {
-    for (int i = 0; i < workers; i++) workers_.emplace_back([this] { WorkerLoop(); });
-    writer_ = std::thread([this] { WriterLoop(); });
+    for (int i = 0; i < workers; i++) workers_.emplace_back([this] {
+      NameThisThread(compression_ == Compression::kGzip ? "guts-gzip" : "guts-zstd");
+      WorkerLoop();
+    });
+    writer_ = std::thread([this] {
+      NameThisThread("guts-frames");
+      WriterLoop();
+    });
   } catch (...) {
     Abort();
     throw;

@@ -52,7 +52,17 @@ export interface CreateBackupOptions {
    * only: never set it in a process that serves requests itself.
    */
   backgroundWithNode?: boolean;
+  /**
+   * In background mode, the share of time each archiver thread may run, in
+   * (0, 1] (default DEFAULT_BACKGROUND_CPU_SHARE): the threads sleep as long
+   * as they worked times (1 - share) / share between 256 KiB slices. At full
+   * speed even a SCHED_IDLE reader doubles the node's p99 write latency on a
+   * small machine (bench/node-bench.ts); 1 turns pacing off.
+   */
+  cpuShare?: number;
 }
+
+export const DEFAULT_BACKGROUND_CPU_SHARE = 0.5;
 
 export interface BackupResult {
   file: string;
@@ -72,6 +82,8 @@ export interface BackupResult {
   levels: Record<string, number>;
   /** scheduling the archive was written with: "normal", or "idle"/"nice" beside a running node */
   priority: string;
+  /** share of the time each archiver thread could run: below 1 when paced beside a running node */
+  cpu_share: number;
 }
 
 /** Contents of <dataDir>/last-backup.json (the node's metrics read it). */
@@ -202,8 +214,13 @@ interface Checkpoint {
  * checkpoint itself (a read-only open that replays its WAL copy), so that
  * work is not done in the node at the node's priority.
  */
-async function nodeCheckpoint(client: NodeClient, which: { db: boolean; consensus: boolean }, background: boolean): Promise<Checkpoint & { priority: string }> {
-  const priority = background ? native.enterBackgroundPriority().cpu : 'normal';
+async function nodeCheckpoint(
+  client: NodeClient,
+  which: { db: boolean; consensus: boolean },
+  background: boolean,
+  cpuShare: number,
+): Promise<Checkpoint & { priority: string }> {
+  const priority = background ? native.enterBackgroundPriority(cpuShare).cpu : 'normal';
   const cp = await client.checkpoint({ ...which, describe: !background });
   const release = () => client.releaseCheckpoint(cp.id);
   let figures = { counts: cp.counts, consensus: cp.consensus };
@@ -297,8 +314,11 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   let cp: Checkpoint | null = null;
   try {
     let priority = 'normal';
+    let cpuShare = 1;
     if (client) {
-      const n = await nodeCheckpoint(client, which, Boolean(opts.backgroundWithNode));
+      const background = Boolean(opts.backgroundWithNode);
+      if (background) cpuShare = Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE));
+      const n = await nodeCheckpoint(client, which, background, cpuShare);
       priority = n.priority;
       cp = n;
     } else {
@@ -382,6 +402,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       frames: result.frames,
       levels: result.levels,
       priority,
+      cpu_share: cpuShare,
     };
   } finally {
     try {

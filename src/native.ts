@@ -252,8 +252,11 @@ export interface NativeAddon {
   verifyObjects(store: NativeStore, options: { threads: number; listAffected: boolean }): TaskHandle<VerifyObjectsResult>;
   /** skipObjects: leave out the objects CF's SSTs (verifyObjects reads every block of them, checksummed) */
   verifyChecksums(store: NativeStore, options?: { threads: number; skipObjects?: boolean }): Promise<VerifyChecksumsResult>;
-  /** every thread of this process (and those it starts later): SCHED_IDLE CPU (else nice 19) and idle I/O class (native/priority.cc) */
-  enterBackgroundPriority(): BackgroundPriority;
+  /**
+   * every thread of this process (and those it starts later): SCHED_IDLE CPU (else nice 19) and idle I/O class;
+   * cpuShare in (0, 1) also paces the archiver threads to run at most that share of the time (native/priority.cc)
+   */
+  enterBackgroundPriority(cpuShare?: number): BackgroundPriority;
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
   debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
 }

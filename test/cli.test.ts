@@ -79,4 +79,9 @@ t.test('every command has a description and --help', async (t) => {
   }
   const usage = cli(['backup', 'frobnicate']);
   t.equal(usage.code, 2, 'usage errors exit 2');
+  for (const bad of ['0', '101', 'half']) {
+    const r = cli(['backup', 'create', '--output', '/nonexistent/x.tar.zst', '--cpu-share', bad]);
+    t.equal(r.code, 2, `--cpu-share ${bad} is a usage error`);
+    t.match(r.stderr, /--cpu-share must be an integer from 5 to 100/);
+  }
 });

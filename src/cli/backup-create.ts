@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import * as os from 'node:os';
 
-import { BackupKind, createBackup } from '../backup';
+import { BackupKind, createBackup, DEFAULT_BACKGROUND_CPU_SHARE } from '../backup';
 import { GutsError } from '../errors';
 import { formatBytes, ProgressBar } from '../progress';
 import { context, intOption, printJson, run } from './context';
@@ -16,6 +16,7 @@ interface CreateOpts {
   threads?: number;
   force?: boolean;
   foreground?: boolean;
+  cpuShare?: number;
   json?: boolean;
 }
 
@@ -31,8 +32,13 @@ export function registerBackupCreate(backup: Command): void {
     .option('--level <n>', 'compression level: zstd 1-19, gzip 1-9 (default: backup.level, 3); zstd 1-3 are tuned for snappy-compressed SSTs (docs/FORMAT.md)', intOption('--level', 1, 19))
     .option('--threads <n>', `compression threads (default: number of cores, here ${os.availableParallelism()})`, intOption('--threads', 1, 256))
     .option('--force', 'overwrite an existing output file')
-    .option('--foreground', 'beside a running node, keep normal CPU and I/O priority (faster backup, slower node writes)')
-    .option('--json', 'print one JSON object (file, size_bytes, checksum, duration_s, objects, repositories, kind, created) on stdout')
+    .option('--foreground', 'beside a running node, keep normal CPU and I/O priority and do not pace (faster backup, slower node writes)')
+    .option(
+      '--cpu-share <percent>',
+      `beside a running node, each archiver thread runs at most this share of the time (default ${DEFAULT_BACKGROUND_CPU_SHARE * 100}; 100 = no pacing)`,
+      intOption('--cpu-share', 5, 100),
+    )
+    .option('--json', 'print one JSON object (file, size_bytes, checksum, duration_s, objects, repositories, kind, created, source, priority, cpu_share) on stdout')
     .addHelpText(
       'after',
       `
@@ -40,9 +46,9 @@ The archive is written to FILE.partial (mode 0600), fsynced and renamed; FILE.sh
 holds "<sha256>  <name>" for sha256sum -c. On an error or SIGINT/SIGTERM nothing is
 left behind (exit 130 when interrupted). The data dir's live files are never read:
 a RocksDB checkpoint (hard links) is archived and removed afterwards. Beside a
-running node (--hot), the archive is written at idle CPU and I/O priority so
-the node's requests keep their latency; the backup uses the spare cycles
-(--foreground keeps normal priority).
+running node (--hot), the archive is written at idle CPU and I/O priority and
+paced (--cpu-share) so the node's requests keep their latency; such a backup
+takes about 1.5x as long as a cold one (--foreground: normal priority, no pacing).
 
 Examples:
   guts-node backup create --output /backup/guts-$(date +%Y%m%d-%H%M%S).tar.zst
@@ -74,6 +80,7 @@ Examples:
             force: opts.force,
             signal: ac.signal,
             backgroundWithNode: !opts.foreground,
+            cpuShare: opts.cpuShare !== undefined ? opts.cpuShare / 100 : undefined,
             onTask: (task) => {
               bar = new ProgressBar('backup', () => task.progress());
             },
@@ -81,8 +88,8 @@ Examples:
           (bar as ProgressBar | null)?.stop();
           bar = null;
           if (opts.json) {
-            const { file, size_bytes, checksum, duration_s, objects, repositories, created } = r;
-            printJson({ file, size_bytes, checksum, duration_s, objects, repositories, kind: r.kind, created });
+            const { file, size_bytes, checksum, duration_s, objects, repositories, created, source, priority, cpu_share } = r;
+            printJson({ file, size_bytes, checksum, duration_s, objects, repositories, kind: r.kind, created, source, priority, cpu_share });
           } else {
             const objects = r.objects.commit + r.objects.tree + r.objects.blob + r.objects.tag;
             process.stderr.write(

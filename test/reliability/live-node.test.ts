@@ -64,10 +64,18 @@ t.test('a running node', async (t) => {
       for (let i = 0; i < HOT_BACKUPS; i++) {
         const before = pushed;
         const out = path.join(dir, 'out', `hot-${i}.tar.zst`);
-        const c = cli(['--data-dir', dataDir, 'backup', 'create', '--hot', '--output', out, '--json']);
+        // the default (idle priority, paced), unpaced, and --foreground: all consistent
+        const mode = [
+          { flags: [], priority: 'idle', share: 0.5 },
+          { flags: ['--cpu-share', '100'], priority: 'idle', share: 1 },
+          { flags: ['--foreground'], priority: 'normal', share: 1 },
+        ][i % 3];
+        const c = cli(['--data-dir', dataDir, 'backup', 'create', '--hot', ...mode.flags, '--output', out, '--json']);
         t.equal(c.status, 0, c.status ? c.stderr : `hot backup ${i}`);
         const created = JSON.parse(c.stdout);
         t.equal(created.kind, 'hot');
+        t.equal(created.priority, mode.priority, `priority with [${mode.flags.join(' ')}]`);
+        t.equal(created.cpu_share, mode.share, `cpu share with [${mode.flags.join(' ')}]`);
         await waitFor(() => pushed > before + 16, 10_000, 'writes continued during the backup');
         const v = await verifyBackup({ file: out });
         t.equal(v.status, 'VALID', `hot backup ${i} verifies`);

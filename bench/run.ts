@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     ['restore', () => restoreBench(env)],
     ['rehash', () => hashBench(env)],
     ['checkpoint', () => checkpointBench(env, full ? ['1GiB', '4GiB'] : ['64MiB', '256MiB'])],
-    ['latency', () => latencyBench(env, full ? 20 : 8)],
+    ['latency', () => latencyBench(env, full ? 10 : 6, full ? 3 : 2)],
   ];
   let failed = 0;
   try {

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 #include <cstdlib>
+#include <memory>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -197,6 +198,50 @@ std::string BuildManifest(const std::string& base, const std::vector<ArchivedFil
 // Fills chunk buffers with the tar stream; full chunks go to the compressor.
 // A chunk is acquired only when there are bytes for it, so every acquired
 // chunk is submitted.
+// Reads a source file around the page cache (O_DIRECT) into an aligned bounce
+// buffer; used beside a running node. A backup read through the page cache
+// fills it with the checkpoint's SSTs, which on a node whose data exceeds its
+// RAM evicts the pages the node serves from; reading them directly leaves the
+// node's cache as it was. (On this VM a `cat` of a large file at SCHED_IDLE
+// also raised the node's p99 write latency 2-3x where `dd iflag=direct` did
+// not.) The device's sequential read speed (0.77 GB/s here) is above the paced
+// archiver's. Files on file systems without O_DIRECT are read buffered.
+class DirectReader {
+ public:
+  static constexpr size_t kAlign = 4096;
+  static constexpr size_t kSize = 1 << 20;
+
+  DirectReader() : buf_(static_cast<uint8_t*>(std::aligned_alloc(kAlign, kSize))) {
+    if (!buf_) throw std::bad_alloc();
+  }
+  ~DirectReader() { std::free(buf_); }
+  DirectReader(const DirectReader&) = delete;
+  DirectReader& operator=(const DirectReader&) = delete;
+
+  // Switches fd to O_DIRECT; false where the file system refuses it.
+  static bool Enable(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    return flags >= 0 && fcntl(fd, F_SETFL, flags | O_DIRECT) == 0;
+  }
+  static void Disable(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_DIRECT);
+  }
+
+  // One aligned read at `offset` (a multiple of kAlign); -1 with errno set.
+  ssize_t Read(int fd, uint64_t offset) {
+    for (;;) {
+      ssize_t n = pread(fd, buf_, kSize, static_cast<off_t>(offset));
+      if (n < 0 && errno == EINTR) continue;
+      return n;
+    }
+  }
+  const uint8_t* data() const { return buf_; }
+
+ private:
+  uint8_t* buf_;
+};
+
 class TarEmitter {
  public:
   TarEmitter(ChunkCompressor& cc, TaskState& state) : cc_(cc), state_(state) {}
@@ -213,6 +258,33 @@ class TarEmitter {
     }
   }
   void Put(const std::string& s) { Put(s.data(), s.size()); }
+
+  // PutFile around the page cache (see DirectReader); falls back to PutFile
+  // when the file system refuses O_DIRECT for this file.
+  void PutFileDirect(int fd, uint64_t size, Xxh3Stream& hash, const std::string& path, DirectReader& dr) {
+    if (!DirectReader::Enable(fd)) return PutFile(fd, size, hash, path);
+    uint64_t done = 0;
+    while (done < size) {
+      ssize_t n = dr.Read(fd, done);
+      if (n < 0) {
+        if (errno == EINVAL && done == 0) {  // O_DIRECT accepted by fcntl, refused by read
+          DirectReader::Disable(fd);
+          return PutFile(fd, size, hash, path);
+        }
+        ThrowErrno("cannot read", path, errno);
+      }
+      if (n == 0) throw GutsError(Code::Io, "file " + path + " shrank while it was archived", path);
+      size_t k = static_cast<size_t>(std::min<uint64_t>(static_cast<uint64_t>(n), size - done));
+      Put(dr.data(), k);
+      hash.Update(dr.data(), k);
+      state_.done.fetch_add(k, std::memory_order_relaxed);
+      done += k;
+      // A short read is the end of the file: the next one is not aligned.
+      if (static_cast<size_t>(n) < DirectReader::kSize && done < size)
+        throw GutsError(Code::Io, "file " + path + " shrank while it was archived", path);
+      PreemptionPoint();
+    }
+  }
 
   void Zeros(size_t len) {
     while (len) {
@@ -564,6 +636,8 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
     }
   }, &state.cancelled);
   TarEmitter tar(cc, state);
+  std::unique_ptr<DirectReader> direct;
+  if (o.direct_reads) direct = std::make_unique<DirectReader>();
   OwnerNames owners;
   try {
     std::string hdr;
@@ -607,7 +681,8 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
           throw GutsError(Code::Io, "file " + p.spec->source + " changed while it was archived", p.spec->source);
         posix_fadvise(f.fd(), 0, 0, POSIX_FADV_SEQUENTIAL);
         tar.Put(hdr);
-        tar.PutFile(f.fd(), p.header.size, hash, p.spec->source);
+        if (direct) tar.PutFileDirect(f.fd(), p.header.size, hash, p.spec->source, *direct);
+        else tar.PutFile(f.fd(), p.header.size, hash, p.spec->source);
       }
       tar.Zeros(TarPadding(p.header.size));
       result.files.push_back({p.header.path, p.header.size, p.header.mode, p.header.mtime, hash.HexDigest()});
@@ -714,6 +789,7 @@ ArchiveOptions ParseOptions(Napi::Env env, Napi::Value arg) {
                        opts.compression == Compression::kGzip ? 9 : 22);
   opts.threads = IntProp(env, o, "threads", 1, 1, 256);
   opts.frame_size = static_cast<size_t>(IntProp(env, o, "frameSize", 8 << 20, 64 << 10, 64 << 20));
+  opts.direct_reads = o.Get("directReads").ToBoolean();
   opts.manifest_base = StringProp(env, o, "manifestBase");
   Napi::Value ev = o.Get("entries");
   if (!ev.IsArray()) Invalid(env, "entries must be an array");

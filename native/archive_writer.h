@@ -37,6 +37,9 @@ struct ArchiveOptions {
   int level = 3;
   int threads = 1;
   size_t frame_size = 8 << 20;
+  // Read source files with O_DIRECT (where the file system allows it): used
+  // beside a running node, see DirectReader in archive_writer.cc.
+  bool direct_reads = false;
   std::vector<ArchiveEntry> entries;
   std::string manifest_base;  // JSON object text
 };

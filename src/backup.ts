@@ -358,6 +358,8 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       level,
       threads,
       frameSize,
+      // beside a running node, around the page cache (native/archive_writer.cc: DirectReader)
+      directReads: priority !== 'normal',
       entries,
       manifestBase: JSON.stringify(manifestBase, null, 2),
     });

@@ -113,6 +113,8 @@ export interface CreateArchiveOptions {
   threads: number;
   /** bytes of tar stream per independent zstd frame / gzip member (64 KiB..64 MiB, default 4 MiB) */
   frameSize?: number;
+  /** read source files with O_DIRECT where the file system allows it (beside a running node: not through the page cache) */
+  directReads?: boolean;
   entries: ArchiveEntrySpec[];
   /** JSON object text; the writer appends "files" and "total_bytes" and stores it as MANIFEST.json */
   manifestBase: string;

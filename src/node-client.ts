@@ -183,12 +183,18 @@ class AdminClient implements NodeClient {
     const h = this.held.get(id);
     this.held.delete(id);
     this.scheduleKeepalive();
-    if (this.closed) {
-      // The node is gone (it keeps held checkpoints at shutdown): remove ours directly.
+    // The node is gone (it keeps held checkpoints at shutdown): remove ours directly.
+    const removeDirectly = async () => {
       if (h && isNodeCheckpointDir(this.dataDir, h.dir)) await fs.promises.rm(h.dir, { recursive: true, force: true });
-      return;
+    };
+    if (this.closed) return removeDirectly();
+    try {
+      await this.call('release', { id });
+    } catch (e) {
+      // the node died after our last look: its socket closed (or failed) under the request
+      if (!this.closed) throw e;
+      await removeDirectly();
     }
-    await this.call('release', { id });
   }
 
   /** Renews the leases of every checkpoint this connection holds. */

@@ -48,7 +48,7 @@ left behind (exit 130 when interrupted). The data dir's live files are never rea
 a RocksDB checkpoint (hard links) is archived and removed afterwards. Beside a
 running node (--hot), the archive is written at idle CPU and I/O priority and
 paced (--cpu-share) so the node's requests keep their latency; such a backup
-takes about 1.5x as long as a cold one (--foreground: normal priority, no pacing).
+takes about twice as long as a cold one (--foreground: normal priority, no pacing).
 
 Examples:
   guts-node backup create --output /backup/guts-$(date +%Y%m%d-%H%M%S).tar.zst

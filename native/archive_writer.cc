@@ -195,9 +195,6 @@ std::string BuildManifest(const std::string& base, const std::vector<ArchivedFil
   return out;
 }
 
-// Fills chunk buffers with the tar stream; full chunks go to the compressor.
-// A chunk is acquired only when there are bytes for it, so every acquired
-// chunk is submitted.
 // Reads a source file around the page cache (O_DIRECT) into an aligned bounce
 // buffer; used beside a running node. A backup read through the page cache
 // fills it with the checkpoint's SSTs, which on a node whose data exceeds its
@@ -242,6 +239,9 @@ class DirectReader {
   uint8_t* buf_;
 };
 
+// Fills chunk buffers with the tar stream; full chunks go to the compressor.
+// A chunk is acquired only when there are bytes for it, so every acquired
+// chunk is submitted.
 class TarEmitter {
  public:
   TarEmitter(ChunkCompressor& cc, TaskState& state) : cc_(cc), state_(state) {}
@@ -273,13 +273,12 @@ class TarEmitter {
         }
         ThrowErrno("cannot read", path, errno);
       }
-      if (n == 0) throw GutsError(Code::Io, "file " + path + " shrank while it was archived", path);
       size_t k = static_cast<size_t>(std::min<uint64_t>(static_cast<uint64_t>(n), size - done));
       Put(dr.data(), k);
       hash.Update(dr.data(), k);
       state_.done.fetch_add(k, std::memory_order_relaxed);
       done += k;
-      // A short read is the end of the file: the next one is not aligned.
+      // A short read (or none) is the end of the file: the next one is not aligned.
       if (static_cast<size_t>(n) < DirectReader::kSize && done < size)
         throw GutsError(Code::Io, "file " + path + " shrank while it was archived", path);
       PreemptionPoint();

@@ -14,8 +14,8 @@
 #include <unordered_map>
 
 #include "errors.h"
-#include "priority.h"
 #include "hashing.h"
+#include "priority.h"
 #include "store_napi.h"
 
 namespace guts {

@@ -314,10 +314,9 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   let cp: Checkpoint | null = null;
   try {
     let priority = 'normal';
-    let cpuShare = 1;
+    const background = Boolean(client && opts.backgroundWithNode);
+    const cpuShare = background ? Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE)) : 1;
     if (client) {
-      const background = Boolean(opts.backgroundWithNode);
-      if (background) cpuShare = Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE));
       const n = await nodeCheckpoint(client, which, background, cpuShare);
       priority = n.priority;
       cp = n;
@@ -359,7 +358,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       threads,
       frameSize,
       // beside a running node, around the page cache (native/archive_writer.cc: DirectReader)
-      directReads: priority !== 'normal',
+      directReads: background,
       entries,
       manifestBase: JSON.stringify(manifestBase, null, 2),
     });

@@ -183,18 +183,17 @@ class AdminClient implements NodeClient {
     const h = this.held.get(id);
     this.held.delete(id);
     this.scheduleKeepalive();
-    // The node is gone (it keeps held checkpoints at shutdown): remove ours directly.
-    const removeDirectly = async () => {
-      if (h && isNodeCheckpointDir(this.dataDir, h.dir)) await fs.promises.rm(h.dir, { recursive: true, force: true });
-    };
-    if (this.closed) return removeDirectly();
-    try {
-      await this.call('release', { id });
-    } catch (e) {
-      // the node died after our last look: its socket closed (or failed) under the request
-      if (!this.closed) throw e;
-      await removeDirectly();
+    if (!this.closed) {
+      try {
+        await this.call('release', { id });
+        return;
+      } catch (e) {
+        // the node died after our last look: its socket closed (or failed) under the request
+        if (!this.closed) throw e;
+      }
     }
+    // The node is gone (it keeps held checkpoints at shutdown): remove ours directly.
+    if (h && isNodeCheckpointDir(this.dataDir, h.dir)) await fs.promises.rm(h.dir, { recursive: true, force: true });
   }
 
   /** Renews the leases of every checkpoint this connection holds. */

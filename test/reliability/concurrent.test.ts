@@ -18,8 +18,6 @@ import { checkpointsLeft, prng, runSeed, seedStore } from './helpers';
 const SEED = runSeed(4242);
 const ROUNDS = 5;
 
-t.comment(`seed ${SEED} (GUTS_RELIABILITY_SEED=${SEED} reproduces this run)`);
-
 interface Run {
   code: number | null;
   stderr: string;

@@ -68,8 +68,6 @@ function chooseFlips(size: number, regions: Region[], rnd: ReturnType<typeof prn
   return flips;
 }
 
-t.comment(`seed ${SEED} (GUTS_RELIABILITY_SEED=${SEED} reproduces this run)`);
-
 t.test('single-byte flips in real archives', async (t) => {
   const dir = t.testdir();
   const dataDir = path.join(dir, 'data');

@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 
+import t from 'tap';
+
 import { cli } from '../fixtures/cli';
 
 /** mulberry32: small, fast, deterministic. */
@@ -25,9 +27,12 @@ export function prng(seed: number): { int(n: number): number; pick<T>(a: readonl
 }
 
 /** The seed of this run: GUTS_RELIABILITY_SEED or the file's default. */
+/** The run's seed (GUTS_RELIABILITY_SEED, else `fallback`), printed so a failing run can be repeated. */
 export function runSeed(fallback: number): number {
   const env = Number(process.env.GUTS_RELIABILITY_SEED);
-  return Number.isInteger(env) && env > 0 ? env : fallback;
+  const seed = Number.isInteger(env) && env > 0 ? env : fallback;
+  t.comment(`seed ${seed} (GUTS_RELIABILITY_SEED=${seed} reproduces this run)`);
+  return seed;
 }
 
 export const FORMATS = ['tar.zst', 'tar.gz', 'tar'] as const;

@@ -9,16 +9,11 @@ import * as path from 'node:path';
 
 import { verifyBackup } from '../../src/backup-verify';
 import { BIN, cli } from '../fixtures/cli';
+import { sleep } from '../lib/node-proc';
 import { checkpointsLeft, prng, runSeed, seedStore } from './helpers';
 
 const SEED = runSeed(99);
 const KILLS = 10;
-
-t.comment(`seed ${SEED} (GUTS_RELIABILITY_SEED=${SEED} reproduces this run)`);
-
-function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 t.test('kill -9 during backup create', async (t) => {
   const dir = t.testdir({ out: {} });

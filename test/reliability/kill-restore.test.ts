@@ -9,16 +9,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { BIN, cli } from '../fixtures/cli';
+import { sleep } from '../lib/node-proc';
 import { createArchive, prng, runSeed, seedStore, stagingLeft, treeState } from './helpers';
 
 const SEED = runSeed(31337);
 const KILLS = 10;
-
-t.comment(`seed ${SEED} (GUTS_RELIABILITY_SEED=${SEED} reproduces this run)`);
-
-function sleep(ms: number) {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 t.test('kill -9 during backup restore', async (t) => {
   const dir = t.testdir();

@@ -18,8 +18,6 @@ import { archiveRegions, createArchive, FORMATS, prng, runSeed, seedStore, stagi
 const SEED = runSeed(424242);
 const CUTS = 20; // per format
 
-t.comment(`seed ${SEED} (GUTS_RELIABILITY_SEED=${SEED} reproduces this run)`);
-
 t.test('truncated archives', async (t) => {
   const dir = t.testdir();
   const dataDir = path.join(dir, 'data');

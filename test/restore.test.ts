@@ -95,12 +95,12 @@ t.test('default target is the configured data dir; non-empty target needs --forc
   const dir = t.testdir();
   const a = buildArchive(dir, 'a.tar.zst', { files: sampleFiles() });
   const data = path.join(dir, 'data');
-  fs.mkdirSync(data);
-  fs.writeFileSync(path.join(data, 'old-marker'), 'old');
+  fs.mkdirSync(path.join(data, 'db'), { recursive: true });
+  fs.writeFileSync(path.join(data, 'db', 'old-marker'), 'old');
   const r = await cli(['--data-dir', data, 'backup', 'restore', a.path]);
   t.equal(r.code, 2);
   t.match(r.stderr, /GUTS_EXISTS: target .*data is not empty \(use --force/);
-  t.same(fs.readdirSync(data), ['old-marker'], 'target untouched');
+  t.same(fs.readdirSync(path.join(data, 'db')), ['old-marker'], 'target untouched');
 
   const f = await cli(['--data-dir', data, 'backup', 'restore', a.path, '--force']);
   t.equal(f.code, 0, f.stderr);
@@ -292,7 +292,7 @@ t.test('a damaged archive is refused before the target is touched', async (t) =>
   const target = path.join(dir, 'data');
   fs.mkdirSync(target);
   fs.writeFileSync(path.join(target, 'keep'), 'x');
-  const r = await cli(['backup', 'restore', a.path, '--target', target, '--force']);
+  const r = await cli(['backup', 'restore', a.path, '--target', target, '--force-any']);
   t.equal(r.code, 1);
   t.match(r.stderr, /GUTS_CORRUPT: .*archive truncated/);
   t.same(fs.readdirSync(target), ['keep']);

@@ -67,7 +67,7 @@ t.test('round trip: checkpoint -> archive (all three formats) -> restore -> byte
     // byte-identical db/ and consensus/; no keys/, config/ or metadata files in the data dir
     t.same(snapshot(target), snapshot(ck), `${compression}: files identical`);
     t.same(fs.readdirSync(target).sort(), ['consensus', 'db']);
-    t.equal(fs.statSync(path.join(target, 'db', 'CURRENT')).mode & 0o777, fs.statSync(path.join(ck, 'db', 'CURRENT')).mode & 0o777, 'mode kept');
+    t.equal(fs.statSync(path.join(target, 'db', 'CURRENT')).mode & 0o777, fs.statSync(path.join(ck, 'db', 'CURRENT')).mode & 0o700, 'owner bits kept, group/other cleared');
     const s = await GutsStore.open(target, { readOnly: true });
     t.same(await s.counts(), counts, `${compression}: counts equal`);
     t.same((await s.getRefs('alice/one')).map((x) => x.name), ['refs/heads/main']);

@@ -200,7 +200,9 @@ void ExtractDir::DirectWrite(const uint8_t* p, size_t n) {
 void ExtractDir::EndFile(uint32_t mode, int64_t mtime) {
   if (truncate_ && ftruncate(fd_, static_cast<off_t>(size_)) != 0) ThrowErrno("cannot truncate", cur_, errno);
   truncate_ = false;
-  if (fchmod(fd_, mode & 0777) != 0) ThrowErrno("cannot chmod", cur_, errno);
+  // Owner bits only: a restored store is never group/other-accessible,
+  // whatever mode the archive recorded (older archives say 0644 for SSTs).
+  if (fchmod(fd_, mode & 0700) != 0) ThrowErrno("cannot chmod", cur_, errno);
   struct timespec ts[2];
   ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(mtime);
   ts[0].tv_nsec = ts[1].tv_nsec = 0;

@@ -90,6 +90,13 @@ std::shared_ptr<Store> Store::Open(const Options& options) {
     throw GutsError(Code::InvalidArgument, "data dir " + options.data_dir + " is not a directory", options.data_dir);
   }
   rocksdb::Options base = BaseOptions(options.create && !options.read_only);
+  if (options.create && !options.read_only) {
+    // RocksDB creates missing store dirs 0755 (env/fs_posix.cc), whatever we
+    // ask: make them here first, owner-only, so no other local user can read
+    // db/ even when the process umask is lax (its files get 0644 & ~umask).
+    if (options.open_db) EnsureDir(s->db_path());
+    if (options.open_consensus) EnsureDir(s->consensus_path());
+  }
   try {
     if (options.open_db) {
       std::vector<rocksdb::ColumnFamilyDescriptor> descs;

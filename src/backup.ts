@@ -165,21 +165,21 @@ function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new GutsError('GUTS_CANCELLED', 'backup interrupted; no archive was written and the checkpoint was removed');
 }
 
-/** Archive entries for a checkpoint dir: db/ and consensus/ (0700) and their files, sorted. */
+/** Archive entries for a checkpoint dir: db/ and consensus/ and their files, sorted; recorded owner-only (dirs 0700, files 0600) whatever a lax umask made of the store, so that stock tar extracts a private store too. */
 function checkpointEntries(cpDir: string, subdirs: string[]): ArchiveEntrySpec[] {
   const entries: ArchiveEntrySpec[] = [];
-  const walk = (rel: string, top: boolean) => {
+  const walk = (rel: string) => {
     const abs = path.join(cpDir, rel);
-    entries.push({ path: rel, source: abs, type: 'dir', ...(top ? { mode: 0o700 } : {}) });
+    entries.push({ path: rel, source: abs, type: 'dir', mode: 0o700 });
     const children = fs.readdirSync(abs, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const c of children) {
       const childRel = `${rel}/${c.name}`;
-      if (c.isDirectory()) walk(childRel, false);
-      else if (c.isFile()) entries.push({ path: childRel, source: path.join(cpDir, childRel), type: 'file' });
+      if (c.isDirectory()) walk(childRel);
+      else if (c.isFile()) entries.push({ path: childRel, source: path.join(cpDir, childRel), type: 'file', mode: 0o600 });
       else throw new GutsError('GUTS_INVALID_ARGUMENT', `checkpoint holds ${path.join(cpDir, childRel)}, which is not a regular file`, path.join(cpDir, childRel));
     }
   };
-  for (const sub of subdirs) if (fs.existsSync(path.join(cpDir, sub))) walk(sub, true);
+  for (const sub of subdirs) if (fs.existsSync(path.join(cpDir, sub))) walk(sub);
   return entries;
 }
 

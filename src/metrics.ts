@@ -30,7 +30,7 @@ export function readLastBackup(dataDir: string): LastBackup | null {
 
 /** <dataDir>/last-backup.json, written off the event loop (the node). */
 export function writeLastBackupAsync(dataDir: string, info: LastBackup): Promise<void> {
-  return writeFileAtomicAsync(dataDirLayout(dataDir).lastBackup, JSON.stringify(info, null, 2) + '\n', 0o644);
+  return writeFileAtomicAsync(dataDirLayout(dataDir).lastBackup, JSON.stringify(info, null, 2) + '\n', 0o600);
 }
 
 /** node_exporter textfile-collector file (config metrics.textfile), written off the event loop. */

@@ -17,16 +17,17 @@ import { checkExtractedObjects } from './backup-verify';
 import { fsError, GutsError } from './errors';
 import { fsyncDir, isProcessAlive, writeFileAtomic } from './fsutil';
 import { native, TaskHandle } from './native';
-import { connectNode } from './node-client';
-import { storeLockHolder } from './store';
+import { checkReplaceable, refuseLiveStoreTarget, resolveStorePath } from './restore-guard';
 
 export interface RestoreOptions {
   file: string;
   target: string;
   /** run the full object check on the staged store before putting it in place */
   verify?: boolean;
-  /** replace a non-empty target */
+  /** replace a non-empty target that looks like a data dir (restore-guard.ts checkReplaceable) */
   force?: boolean;
+  /** replace a non-empty target whatever it holds */
+  forceAny?: boolean;
   keyTo?: string;
   configTo?: string;
   threads?: number;
@@ -64,17 +65,6 @@ const IGNORED = new Set(['lost+found']);
 export function stagingDirFor(target: string, pid = process.pid, mountPoint = false): string {
   if (mountPoint) return path.join(target, `.guts-restore-${pid}.staging`);
   return path.join(path.dirname(target), `.${path.basename(target)}.restore-${pid}.staging`);
-}
-
-/** GUTS_LOCKED when a node (RocksDB lock or live daemon) holds dir. */
-export async function refuseIfLive(dir: string): Promise<void> {
-  const holder = storeLockHolder(dir);
-  if (holder) throw new GutsError('GUTS_LOCKED', `${dir} is in use by process ${holder > 0 ? holder : '(unknown)'} (stop the node before restoring)`, dir);
-  const client = await connectNode(dir);
-  if (client) {
-    client.close();
-    throw new GutsError('GUTS_LOCKED', `a running node serves ${dir} (stop it before restoring)`, dir);
-  }
 }
 
 /** Removes staging dirs of dead restores into `target`; refuses while another restore runs. */
@@ -170,14 +160,16 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   const t0 = Date.now();
   const file = path.resolve(opts.file);
   statArchive(file);
-  let target = path.resolve(opts.target);
-  // /var/lib/guts -> /data/guts: restore into the directory the link points to.
-  if (lstatOrNull(target)?.isSymbolicLink()) target = fs.realpathSync(target);
+  // The physical path: "..", symlinks and /var/lib/guts -> /data/guts all
+  // restore into (and are checked as) the directory the kernel would write to.
+  const target = resolveStorePath(opts.target);
+  if (lstatOrNull(target)?.isSymbolicLink()) throw new GutsError('GUTS_NOT_FOUND', `target ${opts.target} is a symbolic link to a missing directory`, opts.target);
   const parent = path.dirname(target);
   if (target === parent) throw new GutsError('GUTS_INVALID_ARGUMENT', `cannot restore into ${target}`);
 
-  await refuseIfLive(target);
-  fs.mkdirSync(parent, { recursive: true });
+  // Before anything is created or removed (staging dir, leftovers, parents).
+  await refuseLiveStoreTarget(target);
+  fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
   const removed = cleanLeftoverStaging(target, opts.log);
 
   const tst = lstatOrNull(target);
@@ -186,9 +178,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   // be renamed: stage inside it and move entries one by one instead.
   const mountPoint = Boolean(tst && tst.dev !== fs.statSync(parent).dev);
   const targetEntries = tst ? fs.readdirSync(target).filter((n) => !IGNORED.has(n) && !STAGING_INSIDE.test(n)) : [];
-  if (targetEntries.length && !opts.force) {
-    throw new GutsError('GUTS_EXISTS', `target ${target} is not empty (use --force to replace its data)`, target);
-  }
+  checkReplaceable(target, targetEntries, { force: opts.force, forceAny: opts.forceAny });
   const keyTo = opts.keyTo ? path.resolve(opts.keyTo) : undefined;
   const configTo = opts.configTo ? path.resolve(opts.configTo) : undefined;
   for (const p of [keyTo, configTo]) {
@@ -253,7 +243,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     }
     fsyncDir(staging);
 
-    await refuseIfLive(target); // a node may have started meanwhile
+    await refuseLiveStoreTarget(target); // a node may have started meanwhile
     for (const s of secrets) {
       if (s.action !== 'write') continue;
       fs.mkdirSync(path.dirname(s.dest), { recursive: true, mode: 0o700 });
@@ -261,6 +251,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     }
     if (mountPoint) {
       swapEntries(staging, target, manifest.kind !== 'consensus-only');
+      fs.chmodSync(target, 0o700); // renamed targets are the 0700 staging dir; a mount point keeps its own mode
       stagingHoldsOldData = true;
     } else if (tst) {
       native.renameExchange(staging, target);

@@ -15,6 +15,7 @@ import { errorCode, GutsError } from './errors';
 import { Counts, native, NativeStore, ObjectProblem, Progress } from './native';
 import { formatBytes } from './progress';
 import { dataDirLayout, GutsStore, storeLockHolder } from './store';
+import { storePermissionWarnings } from './store-permissions';
 
 export interface VerifyOptions {
   /** re-hash every object, recount, check refs (otherwise checksums + metadata) */
@@ -54,6 +55,8 @@ export interface VerifyReport {
   /** false for a consensus-only data dir (e.g. an extracted --consensus-only backup) */
   hasObjectStore: boolean;
   durationS: number;
+  /** not problems of the data: e.g. a store readable by group/other users (src/store-permissions.ts) */
+  warnings: string[];
 }
 
 const ZERO: Counts = { commit: 0, tree: 0, blob: 0, tag: 0, repositories: 0 };
@@ -113,6 +116,7 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
     consensus: null,
     hasObjectStore: true,
     durationS: 0,
+    warnings: [],
   };
   const finish = () => {
     report.ok = report.problems.length === 0;
@@ -120,6 +124,7 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
     return report;
   };
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
+  report.warnings = storePermissionWarnings(dataDir);
 
   const opened = await openReadOnly(dataDir);
   if ('problem' in opened) {

@@ -67,7 +67,7 @@ t.test('round trip: checkpoint -> archive (all three formats) -> restore -> byte
     // byte-identical db/ and consensus/; no keys/, config/ or metadata files in the data dir
     t.same(snapshot(target), snapshot(ck), `${compression}: files identical`);
     t.same(fs.readdirSync(target).sort(), ['consensus', 'db']);
-    t.equal(fs.statSync(path.join(target, 'db', 'CURRENT')).mode & 0o777, fs.statSync(path.join(ck, 'db', 'CURRENT')).mode & 0o777, 'mode kept');
+    t.equal(fs.statSync(path.join(target, 'db', 'CURRENT')).mode & 0o777, fs.statSync(path.join(ck, 'db', 'CURRENT')).mode & 0o700, 'owner bits kept, group/other cleared');
     const s = await GutsStore.open(target, { readOnly: true });
     t.same(await s.counts(), counts, `${compression}: counts equal`);
     t.same((await s.getRefs('alice/one')).map((x) => x.name), ['refs/heads/main']);
@@ -95,12 +95,12 @@ t.test('default target is the configured data dir; non-empty target needs --forc
   const dir = t.testdir();
   const a = buildArchive(dir, 'a.tar.zst', { files: sampleFiles() });
   const data = path.join(dir, 'data');
-  fs.mkdirSync(data);
-  fs.writeFileSync(path.join(data, 'old-marker'), 'old');
+  fs.mkdirSync(path.join(data, 'db'), { recursive: true });
+  fs.writeFileSync(path.join(data, 'db', 'old-marker'), 'old');
   const r = await cli(['--data-dir', data, 'backup', 'restore', a.path]);
   t.equal(r.code, 2);
   t.match(r.stderr, /GUTS_EXISTS: target .*data is not empty \(use --force/);
-  t.same(fs.readdirSync(data), ['old-marker'], 'target untouched');
+  t.same(fs.readdirSync(path.join(data, 'db')), ['old-marker'], 'target untouched');
 
   const f = await cli(['--data-dir', data, 'backup', 'restore', a.path, '--force']);
   t.equal(f.code, 0, f.stderr);
@@ -292,7 +292,7 @@ t.test('a damaged archive is refused before the target is touched', async (t) =>
   const target = path.join(dir, 'data');
   fs.mkdirSync(target);
   fs.writeFileSync(path.join(target, 'keep'), 'x');
-  const r = await cli(['backup', 'restore', a.path, '--target', target, '--force']);
+  const r = await cli(['backup', 'restore', a.path, '--target', target, '--force-any']);
   t.equal(r.code, 1);
   t.match(r.stderr, /GUTS_CORRUPT: .*archive truncated/);
   t.same(fs.readdirSync(target), ['keep']);

@@ -10,6 +10,7 @@ interface RestoreFlags {
   target?: string;
   verify?: boolean;
   force?: boolean;
+  forceAny?: boolean;
   keyTo?: string;
   configTo?: string;
   json?: boolean;
@@ -23,7 +24,8 @@ export function registerBackupRestore(backup: Command): void {
     .argument('<file>', 'backup archive (.tar.zst, .tar.gz or .tar)')
     .option('--target <dir>', 'data dir to restore into (default: storage.data_dir / --data-dir)')
     .option('--verify', 're-hash every git object of the staged store before putting it in place')
-    .option('--force', 'replace a non-empty target (the old data is removed once the new data is in place)')
+    .option('--force', 'replace a non-empty target that is a data dir or an earlier restore (the old data is removed once the new data is in place)')
+    .option('--force-any', 'replace a non-empty target whatever it holds (--force refuses a directory that is not a data dir)')
     .option('--key-to <path>', 'write the archived node key here (mode 0600; never replaces a different key)')
     .option('--config-to <path>', 'write the archived config.yaml here (mode 0600; never replaces a different file)')
     .option('--threads <n>', 'decoder threads (default: CPUs)', intOption('--threads', 1, 64))
@@ -35,8 +37,13 @@ The archive is extracted into <parent>/.<target>.restore-<pid>.staging, every
 file checked against the archive's index and manifest and fsynced, then moved
 into place with one atomic rename. Interrupted at any point (even kill -9), the
 target is left as it was; the next run removes the leftover staging dir.
-Refuses a target held by a running node (exit 3) and a non-empty target
-without --force. Prints what was restored and the elapsed time (the RTO).`,
+Refuses (exit 3, before anything is created or removed) a target that is,
+lies inside or contains a live store: a data dir a running node serves, or a
+RocksDB store any process holds open; symlinks and ".." are resolved first.
+A non-empty target needs --force, and --force replaces only a directory that
+holds nothing but data-dir entries (db/, consensus/, checkpoints/,
+last-backup.json, node.pid, admin.sock, lost+found); any other directory
+needs --force-any. The restored store is owner-only (dirs 0700, files 0600). Prints what was restored and the elapsed time (the RTO).`,
     )
     .action(
       run(async (file: string, opts: RestoreFlags, cmd: Command) => {
@@ -49,6 +56,7 @@ without --force. Prints what was restored and the elapsed time (the RTO).`,
             target,
             verify: opts.verify,
             force: opts.force,
+            forceAny: opts.forceAny,
             keyTo: opts.keyTo,
             configTo: opts.configTo,
             threads: opts.threads,

@@ -61,10 +61,18 @@ Exit codes:
 }
 
 export async function main(argv = process.argv): Promise<void> {
+  // Every command runs under umask 077. RocksDB creates its files 0644 & ~umask
+  // and its dirs 0755 & ~umask whatever it is asked, even in a read-only open
+  // (LOG, LOG.old.*: verify, status, export), so the umask is what keeps a
+  // store owner-only (dirs 0700, files 0600): any local user could otherwise
+  // copy db/ and export private repositories. `export` writes private
+  // repositories too.
+  process.umask(0o077);
+  const name = commandName(argv.slice(2));
   // A write past RLIMIT_FSIZE must fail with EFBIG (GUTS_NO_SPACE, cleanup,
   // exit 2), not kill the process. The addon ignores SIGXFSZ when nothing
   // handles it; this listener also covers a preloaded handler that would
   // re-raise it (signal-exit, as test runners and some tools preload).
   process.on('SIGXFSZ', () => {});
-  await buildProgram(commandName(argv.slice(2))).parseAsync(argv);
+  await buildProgram(name).parseAsync(argv);
 }

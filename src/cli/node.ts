@@ -67,6 +67,7 @@ GUTS_LOCKED (exit 3).`,
         const ctx = context(cmd);
         if (opts.waitSync) await waitForNode(ctx.dataDir, parseDuration(opts.timeout));
         const r = await collectStatus(ctx.dataDir);
+        for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
         if (opts.json) printJson(r);
         else process.stdout.write(formatStatus(r));
       }),

@@ -57,6 +57,7 @@ Example:
                   return () => bar.stop();
                 },
           });
+          for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
           if (opts.json) {
             printJson(report);
           } else {

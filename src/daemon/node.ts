@@ -9,6 +9,7 @@ import { dirSize } from '../fsutil';
 import { LastBackup, MetricsSnapshot, readLastBackup, renderMetrics, writeBackupTextfileAsync, writeLastBackupAsync } from '../metrics';
 import { Counts } from '../native';
 import { checkRepoName, dataDirLayout, GitObject, GutsStore, storeLockHolder } from '../store';
+import { storePermissionWarnings } from '../store-permissions';
 import { VERSION } from '../version';
 import { AdminServer } from './admin';
 import { CheckpointManager, DEFAULT_LEASE_MS } from './checkpoints';
@@ -125,6 +126,7 @@ export class GutsNode {
       const t0 = performance.now();
       this.store = await GutsStore.open(this.dataDir);
       this.log.info('store open', { data_dir: this.dataDir, ms: Math.round(performance.now() - t0) });
+      for (const w of storePermissionWarnings(this.dataDir)) this.log.warn(w);
 
       // We hold the store lock now, so a pid file or socket found here is a crashed node's.
       const oldPid = readPidFile(this.dataDir);

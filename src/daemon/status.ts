@@ -8,6 +8,7 @@ import { LastBackup, readLastBackup } from '../metrics';
 import { Counts } from '../native';
 import { connectNode } from '../node-client';
 import { dataDirLayout, GutsStore, storeLockHolder } from '../store';
+import { storePermissionWarnings } from '../store-permissions';
 import { inspectRuntimeFiles } from './runtime-files';
 
 export interface StatusReport {
@@ -26,6 +27,8 @@ export interface StatusReport {
   checkpoints?: Array<{ id: string; dir: string; created: string; expires: string }>;
   lastBackup: LastBackup | null;
   notes: string[];
+  /** e.g. a store readable by group/other users (src/store-permissions.ts) */
+  warnings: string[];
 }
 
 export async function collectStatus(dataDir: string): Promise<StatusReport> {
@@ -42,6 +45,7 @@ export async function collectStatus(dataDir: string): Promise<StatusReport> {
     consensus: null,
     lastBackup: readLastBackup(dataDir),
     notes: [],
+    warnings: storePermissionWarnings(dataDir),
   };
 
   let client: Awaited<ReturnType<typeof connectNode>> = null;

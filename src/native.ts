@@ -264,7 +264,9 @@ export interface NativeAddon {
 }
 
 function load(): NativeAddon {
-  const file = path.join(PACKAGE_ROOT, 'build', 'Release', 'guts_native.node');
+  // GUTS_NATIVE_ADDON: a developer's instrumented build of the same addon
+  // (fuzz/sanitize.sh builds one with ASan or TSan).
+  const file = process.env.GUTS_NATIVE_ADDON || path.join(PACKAGE_ROOT, 'build', 'Release', 'guts_native.node');
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as NativeAddon;

@@ -200,6 +200,19 @@ export function readSidecar(archive: string): Sidecar | null {
   return { file, sha256: m[1].toLowerCase() };
 }
 
+/**
+ * The error for a file the reader found not to be a backup at all
+ * (GUTS_NOT_ARCHIVE, exit 2) - unless its sidecar names other bytes: then a
+ * backup was written under this name and this is what is left of it
+ * (GUTS_CORRUPT, exit 1; e.g. truncated to nothing).
+ */
+export function notArchiveError(file: string, reason: string, sidecar: Sidecar | null, sha256: string | undefined): GutsError {
+  if (sidecar?.sha256 && sha256 && sidecar.sha256 !== sha256) {
+    return new GutsError('GUTS_CORRUPT', `SHA-256 of ${file} is ${sha256}, ${path.basename(sidecar.file)} says ${sidecar.sha256}; it no longer reads as a backup (${reason})`, file);
+  }
+  return new GutsError('GUTS_NOT_ARCHIVE', `${file} is not a guts-node backup archive: ${reason}`, file);
+}
+
 /** The stat of an archive that must exist and be a regular file. */
 export function statArchive(file: string): fs.Stats {
   let st: fs.Stats;

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, ObjectCounts, readArchive, readSidecar, statArchive } from './archive';
+import { checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, notArchiveError, ObjectCounts, readArchive, readSidecar, statArchive } from './archive';
 import { escapeControls, GutsError } from './errors';
 import { ArchiveProblem, Counts, ReadArchiveResult, TaskHandle } from './native';
 import { formatBytes } from './progress';
@@ -109,7 +109,13 @@ export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVer
       (h) => opts.onTask?.(h, 'verify'),
     );
     const notArchive = r.problems.find((p) => p.code === 'GUTS_NOT_ARCHIVE');
-    if (notArchive) throw new GutsError('GUTS_NOT_ARCHIVE', `${file} is not a guts-node backup archive: ${notArchive.message}`, file);
+    if (notArchive) {
+      const e = notArchiveError(file, notArchive.message, sidecar, r.sha256);
+      if (e.code === 'GUTS_NOT_ARCHIVE') throw e;
+      // the sidecar says a backup was written here: report what is left of it as damaged
+      notArchive.code = 'GUTS_CORRUPT';
+      notArchive.message = `not readable as a backup: ${notArchive.message}`;
+    }
     const { manifest, problems } = checkArchive(r);
     let sidecarState: BackupVerifyReport['sidecar'] = 'missing';
     if (sidecar) {

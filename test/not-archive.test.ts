@@ -4,6 +4,7 @@
 // "Reader rules"). Names from an archive never reach the terminal raw.
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -43,6 +44,11 @@ t.test('files that are not backups: GUTS_NOT_ARCHIVE, exit 2, for verify and res
     t.same(treeState(target), before, `${name}: target untouched`);
   }
   t.same(fs.readdirSync(dir).filter((n) => n.includes('.restore-')), [], 'no staging dir left');
+
+  // a sidecar that matches does not make a YAML file a backup
+  const yamlFile = path.join(dir, 'config.yaml');
+  fs.writeFileSync(`${yamlFile}.sha256`, `${crypto.createHash('sha256').update(yaml).digest('hex')}  config.yaml\n`);
+  t.equal(cli(['backup', 'verify', yamlFile]).status, 2);
 });
 
 t.test('damaged backups stay exit 1 (GUTS_CORRUPT)', async (t) => {
@@ -57,6 +63,17 @@ t.test('damaged backups stay exit 1 (GUTS_CORRUPT)', async (t) => {
     'zstd frame garbage.tar.zst': Buffer.concat([compress(dir, a.tar, 'zstd').subarray(0, 40), noise(4000, 7)]),
     'gzip cut.tar.gz': compress(dir, a.tar, 'gzip').subarray(0, 2000),
   };
+  // what is left of a backup whose sidecar names other bytes: cut to nothing, or to a few bytes
+  const z = buildArchive(dir, 'z.tar.zst', { files: sampleFiles() });
+  for (const len of [0, 3, 100]) {
+    fs.writeFileSync(z.path, fs.readFileSync(z.path).subarray(0, len));
+    const v = cli(['backup', 'verify', z.path]);
+    t.equal(v.status, 1, `cut to ${len} with its sidecar: verify exit 1 (${v.stderr.trim()})`);
+    t.match(v.stdout, /^CORRUPT z\.tar\.zst\.sha256: SHA-256 of the archive is /m);
+    const r = cli(['backup', 'restore', z.path, '--target', path.join(dir, 'data')]);
+    t.equal(r.status, 1, `cut to ${len} with its sidecar: restore exit 1`);
+    t.match(r.stderr, len < 4 ? /^guts-node: GUTS_CORRUPT: SHA-256 of .* says [0-9a-f]{64}; it no longer reads as a backup/ : /^guts-node: GUTS_CORRUPT: /);
+  }
   for (const [name, bytes] of Object.entries(damaged)) {
     const file = path.join(dir, name.replace(/ /g, '-'));
     fs.writeFileSync(file, bytes);

@@ -16,7 +16,6 @@
 namespace guts {
 
 namespace {
-constexpr size_t kMaxDirs = 4096;
 constexpr size_t kMaxUnsynced = 16;  // files whose fsync is deferred (writeback already started)
 
 // Defense in depth: callers validate paths, but a name that could leave the
@@ -94,9 +93,9 @@ int ExtractDir::OpenDir(const std::string& rel) {
       throw GutsError(Code::UnsafePath, "refusing to write through " + rel + ": not a directory", rel);
     ThrowErrno("cannot open directory", full, errno);
   }
-  if (dirs_.size() >= kMaxDirs) {
+  if (dirs_.size() >= kMaxExtractDirs) {
     close(fd);
-    throw GutsError(Code::Corrupt, "too many directories in the archive (limit " + std::to_string(kMaxDirs) + ")", rel);
+    throw GutsError(Code::Corrupt, "too many directories in the archive (limit " + std::to_string(kMaxExtractDirs) + ")", rel);
   }
   dirs_[rel] = fd;
   return fd;

@@ -19,6 +19,8 @@ export const ErrorCodes = [
   'GUTS_NOT_RUNNING',
   'GUTS_MAINTENANCE',
   'GUTS_TIMEOUT',
+  /** the file is not a guts-node backup at all (docs/FORMAT.md "Reader rules"): exit 2, not "corrupt" */
+  'GUTS_NOT_ARCHIVE',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
@@ -82,10 +84,24 @@ export function errorCode(err: unknown): ErrorCode {
   return err instanceof GutsError ? err.code : 'GUTS_IO';
 }
 
-/** One line for stderr: "guts-node: GUTS_X: message". */
+/**
+ * Text that quotes a path or an archive entry name, safe for a terminal and
+ * one line: C0/C1 controls and DEL become \xNN, bidi overrides and line/paragraph
+ * separators \uNNNN; printable text (any script) is kept. native/errors.cc
+ * EscapeName() does the same for native messages (already-escaped text passes
+ * through unchanged).
+ */
+export function escapeControls(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).toUpperCase().padStart(4, '0')}`;
+  });
+}
+
+/** One line for stderr: "guts-node: GUTS_X: message" (control characters escaped). */
 export function formatError(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
-  return `guts-node: ${errorCode(err)}: ${msg.split('\n')[0]}`;
+  return `guts-node: ${errorCode(err)}: ${escapeControls(msg.replace(/\n+$/, ''))}`;
 }
 
 /** Wrap a Node fs error so the message names the file and the cause. */

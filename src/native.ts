@@ -158,6 +158,8 @@ export interface ReadArchiveOptions {
   failFast?: boolean;
   /** archive paths (<= 1 MiB each) returned in `memory` instead of being written */
   inMemory?: string[];
+  /** file patterns a backup may hold ('#' = digits; src/archive-layout.ts); [] = no layout check */
+  layout?: string[];
 }
 
 export interface ArchiveProblem {

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { BackupKind, checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, ObjectCounts, readArchive, readSidecar, statArchive } from './archive';
+import { BackupKind, checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, notArchiveError, ObjectCounts, readArchive, readSidecar, statArchive } from './archive';
 import { checkExtractedObjects } from './backup-verify';
 import { fsError, GutsError } from './errors';
 import { fsyncDir, isProcessAlive, writeFileAtomic } from './fsutil';
@@ -199,7 +199,12 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     const r = await readArchive(
       { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), skipFrameChecksums: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] },
       (h) => opts.onTask?.(h, 'restore'),
-    );
+    ).catch(async (e: GutsError) => {
+      if (e?.code !== 'GUTS_NOT_ARCHIVE' || !sidecar?.sha256) throw e;
+      // Fail-fast stopped before the digest: take it, to tell "not a backup" from "what is left of one".
+      const whole = await readArchive({ path: file, threads: opts.threads, sha256: true, layout: [] });
+      throw notArchiveError(file, e.message.replace(/^.* is not a guts-node backup archive: /, ''), sidecar, whole.sha256);
+    });
     if (sidecar && !sidecar.sha256) throw new GutsError('GUTS_CORRUPT', `${sidecar.file}: ${sidecar.problem}`, sidecar.file);
     if (sidecar && sidecar.sha256 !== r.sha256) {
       throw new GutsError('GUTS_CORRUPT', `SHA-256 of ${file} is ${r.sha256}, ${path.basename(sidecar.file)} says ${sidecar.sha256}`, file);

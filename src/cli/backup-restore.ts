@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 
 import { formatObjects } from '../backup-verify';
+import { escapeControls } from '../errors';
 import { formatBytes, ProgressBar } from '../progress';
 import { restoreBackup } from '../restore';
 import { context, intOption, printJson, run } from './context';
@@ -81,7 +82,7 @@ needs --force-any. The restored store is owner-only (dirs 0700, files 0600). Pri
           if (r.key_to) lines.push(`  Node key: ${r.key_to.path} (${r.key_to.action})`);
           if (r.config_to) lines.push(`  Config: ${r.config_to.path} (${r.config_to.action})`);
           lines.push(`  Elapsed: ${(r.elapsed_ms / 1000).toFixed(1)} s (measured RTO)`);
-          process.stderr.write(lines.join('\n') + '\n');
+          process.stderr.write(lines.map(escapeControls).join('\n') + '\n');
         } finally {
           bars.forEach((b) => b.stop());
           signals.dispose();

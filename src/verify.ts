@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { errorCode, GutsError } from './errors';
 import { Counts, native, NativeStore, ObjectProblem, Progress } from './native';
 import { formatBytes } from './progress';
-import { dataDirLayout, GutsStore, storeLockHolder } from './store';
+import { dataDirLayout, storeLockHolder } from './store';
 
 export interface VerifyOptions {
   /** re-hash every object, recount, check refs (otherwise checksums + metadata) */
@@ -69,25 +69,72 @@ function exists(p: string): boolean {
   return fs.existsSync(p);
 }
 
-/** Opens what the data dir holds, read-only; a store that cannot even open as corrupt is a problem, not an exception. */
-async function openReadOnly(dir: string): Promise<{ store: NativeStore; close: () => Promise<void> } | { problem: string }> {
-  const l = dataDirLayout(dir);
-  const hasDb = exists(path.join(l.db, 'CURRENT'));
-  const hasConsensus = exists(path.join(l.consensus, 'CURRENT'));
+function isDir(p: string): boolean {
   try {
-    if (hasDb) {
-      const s = await GutsStore.open(dir, { readOnly: true, create: false, consensus: hasConsensus });
-      return { store: s.native, close: () => s.close() };
-    }
-    if (!hasConsensus) throw new GutsError('GUTS_NOT_FOUND', `no store in ${dir} (missing db/CURRENT and consensus/CURRENT)`, dir);
-    // consensus-only data (e.g. an extracted --consensus-only backup)
-    const holder = storeLockHolder(dir);
-    if (holder) throw new GutsError('GUTS_LOCKED', `store ${dir} is locked by process ${holder} (is the node running?)`, dir);
-    const n = new native.Store(dir, { readOnly: true, create: false, db: false });
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why one RocksDB instance of the data dir (db/ or consensus/) cannot be
+ * opened, or null when it looks openable. Called only when the data dir is a
+ * store (it has db/ or consensus/): from then on anything missing is damage,
+ * not "no store here".
+ */
+function instanceDamage(dir: string, name: 'db' | 'consensus'): string | null {
+  const d = path.join(dir, name);
+  if (!exists(d)) return `${name}/ is missing`;
+  if (!isDir(d)) return `${d} is not a directory`;
+  if (!exists(path.join(d, 'CURRENT'))) {
+    const files = fs.readdirSync(d).length;
+    return files ? `${d}/CURRENT is missing (${files} other file(s) left in ${name}/)` : `${d} is empty`;
+  }
+  return null;
+}
+
+type Opened = { store: NativeStore; close: () => Promise<void>; hasDb: boolean; hasConsensus: boolean; problems: string[] };
+
+/**
+ * Opens what the data dir holds, read-only. A directory with neither db/ nor
+ * consensus/ is not a store (GUTS_NOT_FOUND, exit 2). Otherwise a store that
+ * cannot be opened is damage: CORRUPT problems (exit 1), never an exception
+ * and never OK. Layouts: db/ and consensus/ (a node's data dir, a full
+ * backup), or consensus/ alone (a --consensus-only backup). db/ without
+ * consensus/, a missing CURRENT, an empty db/, a MANIFEST RocksDB refuses:
+ * CORRUPT. Whatever still opens is checked as well.
+ */
+async function openReadOnly(dir: string): Promise<Opened | { failed: string[] }> {
+  const l = dataDirLayout(dir);
+  if (!exists(l.db) && !exists(l.consensus)) {
+    throw new GutsError('GUTS_NOT_FOUND', `${dir} is not a guts-node data dir (no db/ or consensus/)`, dir);
+  }
+  const holder = storeLockHolder(dir);
+  if (holder && holder !== process.pid) throw new GutsError('GUTS_LOCKED', `store ${dir} is locked by process ${holder} (is the node running?)`, dir);
+  const problems: string[] = [];
+  // consensus/ alone is a consensus-only backup; db/ is never optional beside it otherwise
+  const consensusOnly = !exists(l.db);
+  let hasDb = !consensusOnly;
+  let hasConsensus = true;
+  for (const name of consensusOnly ? (['consensus'] as const) : (['db', 'consensus'] as const)) {
+    const why = instanceDamage(dir, name);
+    if (!why) continue;
+    problems.push(`CORRUPT store ${dir} cannot be opened: ${why}`);
+    if (name === 'db') hasDb = false;
+    else hasConsensus = false;
+  }
+  if (!hasDb && !hasConsensus) return { failed: problems };
+  try {
+    const n = new native.Store(dir, { readOnly: true, create: false, db: hasDb, consensus: hasConsensus });
     await n.open();
-    return { store: n, close: () => n.close() };
+    return { store: n, close: () => n.close(), hasDb, hasConsensus, problems };
   } catch (err) {
-    if (errorCode(err) === 'GUTS_CORRUPT') return { problem: `CORRUPT store ${dir} cannot be opened: ${(err as Error).message}` };
+    // CURRENT is there but RocksDB refuses the rest (MANIFEST missing or damaged, a listed file gone).
+    if (['GUTS_CORRUPT', 'GUTS_NOT_FOUND', 'GUTS_IO', 'GUTS_INVALID_ARGUMENT'].includes(errorCode(err))) {
+      problems.push(`CORRUPT store ${dir} cannot be opened: ${(err as Error).message}`);
+      return { failed: problems };
+    }
     throw err;
   }
 }
@@ -122,20 +169,21 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
 
   const opened = await openReadOnly(dataDir);
-  if ('problem' in opened) {
-    report.problems.push(opened.problem);
+  if ('failed' in opened) {
+    report.problems.push(...opened.failed);
+    report.hasObjectStore = exists(dataDirLayout(dataDir).db);
     return finish();
   }
-  const { store } = opened;
+  const { store, hasDb } = opened;
+  report.problems.push(...opened.problems);
   try {
-    const hasDb = exists(path.join(dataDirLayout(dataDir).db, 'CURRENT'));
     // With `full` the object scan verifies the block checksums of the objects CF itself.
     const sums = await native.verifyChecksums(store, { threads, skipObjects: opts.full && hasDb });
     report.sstFiles = sums.files;
     report.sstBytes = sums.bytes;
     report.problems.push(...sums.problems.map(problemLine));
-    report.hasObjectStore = hasDb;
-    if (exists(path.join(dataDirLayout(dataDir).consensus, 'CURRENT'))) {
+    report.hasObjectStore = exists(dataDirLayout(dataDir).db);
+    if (opened.hasConsensus) {
       try {
         report.consensus = await store.consensusInfo();
       } catch (err) {

@@ -47,8 +47,13 @@ export interface VerifyReport {
   refs: number | null;
   sstFiles: number;
   sstBytes: number;
-  /** repositories named by any problem, sorted */
+  /**
+   * repositories named by any problem, sorted; when a problem cannot tell
+   * which repositories it touches (affectedUnknown), every repository
+   */
   affected: string[];
+  /** some problem's repositories cannot be told: `affected` lists every repository that may be affected */
+  affectedUnknown: boolean;
   /** the consensus store's block count and finalized height (null when absent or undecodable) */
   consensus: { blocks: number; finalizedHeight: number } | null;
   /** false for a consensus-only data dir (e.g. an extracted --consensus-only backup) */
@@ -60,8 +65,9 @@ const ZERO: Counts = { commit: 0, tree: 0, blob: 0, tag: 0, repositories: 0 };
 
 export function problemLine(p: ObjectProblem): string {
   let line = `${p.kind} ${p.message}`;
-  if (p.repositories.length) line += ` (repositories: ${p.repositories.join(', ')})`;
-  else if (p.kind === 'CORRUPT' && p.id) line += ' (in no repository)';
+  if (p.repositoriesUnknown) line += ' (repositories: cannot tell, every repository may be affected)';
+  else if (p.repositories.length) line += ` (repositories: ${p.repositories.join(', ')})`;
+  else if (p.kind === 'CORRUPT' && (p.id || p.message.startsWith('objects key range'))) line += ' (in no repository)';
   return line;
 }
 
@@ -157,6 +163,7 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
     sstFiles: 0,
     sstBytes: 0,
     affected: [],
+    affectedUnknown: false,
     consensus: null,
     hasObjectStore: true,
     durationS: 0,
@@ -176,12 +183,14 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
   }
   const { store, hasDb } = opened;
   report.problems.push(...opened.problems);
+  let unknown = false;
   try {
     // With `full` the object scan verifies the block checksums of the objects CF itself.
     const sums = await native.verifyChecksums(store, { threads, skipObjects: opts.full && hasDb });
     report.sstFiles = sums.files;
     report.sstBytes = sums.bytes;
     report.problems.push(...sums.problems.map(problemLine));
+    unknown = sums.problems.some((p) => p.repositoriesUnknown);
     report.hasObjectStore = exists(dataDirLayout(dataDir).db);
     if (opened.hasConsensus) {
       try {
@@ -229,6 +238,17 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
     report.problems.push(...r.problems.map(problemLine));
     if (r.problemsDropped) report.problems.push(`ERROR ${r.problemsDropped} more problems not listed (only the first 10,000 are kept)`);
     report.affected = r.affected;
+    if (unknown || r.problems.some((p) => p.repositoriesUnknown)) {
+      // Cannot tell which: every repository may be affected (never an empty list that reads as "none").
+      report.affectedUnknown = true;
+      try {
+        const all = (await store.listRepos()).map((x) => x.name);
+        report.affected = [...new Set([...report.affected, ...all])].sort();
+      } catch (err) {
+        if (errorCode(err) !== 'GUTS_CORRUPT' && errorCode(err) !== 'GUTS_IO') throw err;
+        report.problems.push(`ERROR repository records unreadable: ${(err as Error).message}`);
+      }
+    }
     return finish();
   } finally {
     await opened.close();

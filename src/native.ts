@@ -214,6 +214,8 @@ export interface ObjectProblem {
   id?: string;
   /** repositories holding the object / owning the ref (may be empty) */
   repositories: string[];
+  /** the repositories concerned cannot be told (e.g. the membership index is unreadable): every one may be affected */
+  repositoriesUnknown?: boolean;
   /** the problem line without its kind and repositories */
   message: string;
 }

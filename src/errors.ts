@@ -19,6 +19,8 @@ export const ErrorCodes = [
   'GUTS_NOT_RUNNING',
   'GUTS_MAINTENANCE',
   'GUTS_TIMEOUT',
+  /** the command line itself is wrong (unknown option or command, missing argument, bad option value) */
+  'GUTS_USAGE',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
@@ -82,10 +84,20 @@ export function errorCode(err: unknown): ErrorCode {
   return err instanceof GutsError ? err.code : 'GUTS_IO';
 }
 
+/** The message of the one-line error, without the "guts-node: GUTS_X: " prefix. */
+export function errorMessage(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0];
+}
+
 /** One line for stderr: "guts-node: GUTS_X: message". */
 export function formatError(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return `guts-node: ${errorCode(err)}: ${msg.split('\n')[0]}`;
+  return `guts-node: ${errorCode(err)}: ${errorMessage(err)}`;
+}
+
+/** What --json prints on stdout on failure (docs/JSON.md "Errors"). */
+export function errorJson(err: unknown): { error: { code: ErrorCode; message: string; exit_code: number } } {
+  return { error: { code: errorCode(err), message: errorMessage(err), exit_code: exitCodeFor(err) } };
 }
 
 /** Wrap a Node fs error so the message names the file and the cause. */

@@ -13,7 +13,8 @@ import * as path from 'node:path';
 
 import { checkOutput } from './backup-output';
 import { errorCode, fsError, GutsError } from './errors';
-import { isProcessAlive, writeFileAtomic } from './fsutil';
+import { isProcessAlive } from './fsutil';
+import { writeLastBackup } from './metrics';
 import { ArchiveEntrySpec, ArchiveFormat, CheckpointInfo, Counts, CreateArchiveResult, native, TaskHandle } from './native';
 import { describeCheckpoint } from './daemon/checkpoints';
 import { connectNode, NodeClient } from './node-client';
@@ -251,7 +252,7 @@ async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus:
   }
 }
 
-/** The running node records it (its metrics); without a node, last-backup.json is written here. */
+/** The running node records it (its metrics); without a node, last-backup.json (its kind's slot) is written here. */
 async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null): Promise<void> {
   if (client) {
     try {
@@ -261,7 +262,7 @@ async function recordLastBackup(dataDir: string, record: LastBackup, client: Nod
       /* the node went away: record it in the file ourselves */
     }
   }
-  writeFileAtomic(dataDirLayout(dataDir).lastBackup, JSON.stringify(record, null, 2) + '\n', 0o600);
+  writeLastBackup(dataDir, record);
 }
 
 export async function createBackup(opts: CreateBackupOptions): Promise<BackupResult> {

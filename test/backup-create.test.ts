@@ -235,7 +235,7 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
       } finally {
         await s.close();
       }
-      t.same(JSON.parse(fs.readFileSync(path.join(dataDir, 'last-backup.json'), 'utf8')), {
+      t.same(JSON.parse(fs.readFileSync(path.join(dataDir, 'last-backup.json'), 'utf8')).full, {
         file: out,
         size_bytes: res.size_bytes,
         created: res.created,

@@ -11,8 +11,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { checkOutput } from './backup-output';
 import { errorCode, fsError, GutsError } from './errors';
-import { isProcessAlive, writeFileAtomic } from './fsutil';
+import { isProcessAlive } from './fsutil';
+import { writeLastBackup } from './metrics';
 import { ArchiveEntrySpec, ArchiveFormat, CheckpointInfo, Counts, CreateArchiveResult, native, TaskHandle } from './native';
 import { describeCheckpoint } from './daemon/checkpoints';
 import { connectNode, NodeClient } from './node-client';
@@ -36,7 +38,7 @@ export interface CreateBackupOptions {
   level?: number;
   /** compression threads (default: number of cores) */
   threads?: number;
-  /** replace an existing output file */
+  /** replace an existing output file that is not a guts-node archive (one that is, is replaced anyway: rotation by name) */
   force?: boolean;
   frameSize?: number;
   /** aborting cancels the backup: nothing is left behind, GUTS_CANCELLED is thrown */
@@ -84,6 +86,8 @@ export interface BackupResult {
   priority: string;
   /** share of the time each archiver thread could run: below 1 when paced beside a running node */
   cpu_share: number;
+  /** an existing archive (or, with force, file) of that name was replaced */
+  replaced_existing: boolean;
 }
 
 /** Contents of <dataDir>/last-backup.json (the node's metrics read it). */
@@ -126,32 +130,6 @@ export function removeStaleCheckpoints(dataDir: string): string[] {
     removed.push(path.join(dir, name));
   }
   return removed;
-}
-
-function checkOutput(output: string, force: boolean): void {
-  const dir = path.dirname(output);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(dir);
-  } catch (e) {
-    throw fsError(e, 'output directory', dir);
-  }
-  if (!st.isDirectory()) throw new GutsError('GUTS_NOT_FOUND', `output directory ${dir} is not a directory`, dir);
-  try {
-    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
-  } catch {
-    throw new GutsError('GUTS_PERMISSION', `output directory ${dir} is not writable`, dir);
-  }
-  let existing: fs.Stats | null = null;
-  try {
-    existing = fs.lstatSync(output);
-  } catch {
-    /* absent: fine */
-  }
-  if (existing) {
-    if (existing.isDirectory()) throw new GutsError('GUTS_EXISTS', `${output} is a directory`, output);
-    if (!force) throw new GutsError('GUTS_EXISTS', `${output} already exists (use --force to overwrite)`, output);
-  }
 }
 
 function checkLevel(format: ArchiveFormat, level: number): void {
@@ -274,7 +252,7 @@ async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus:
   }
 }
 
-/** The running node records it (its metrics); without a node, last-backup.json is written here. */
+/** The running node records it (its metrics); without a node, last-backup.json (its kind's slot) is written here. */
 async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null): Promise<void> {
   if (client) {
     try {
@@ -284,7 +262,7 @@ async function recordLastBackup(dataDir: string, record: LastBackup, client: Nod
       /* the node went away: record it in the file ourselves */
     }
   }
-  writeFileAtomic(dataDirLayout(dataDir).lastBackup, JSON.stringify(record, null, 2) + '\n', 0o600);
+  writeLastBackup(dataDir, record);
 }
 
 export async function createBackup(opts: CreateBackupOptions): Promise<BackupResult> {
@@ -298,7 +276,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const frameSize = opts.frameSize ?? DEFAULT_FRAME_SIZE;
   checkLevel(format, level);
   if (!Number.isInteger(threads) || threads < 1) throw new GutsError('GUTS_INVALID_ARGUMENT', '--threads must be a positive integer');
-  checkOutput(output, Boolean(opts.force));
+  const { replaces } = checkOutput(output, Boolean(opts.force));
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
 
   // Optional extra files are checked before any checkpoint is taken.
@@ -352,7 +330,11 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
 
     const task = native.createArchive({
       output,
-      overwrite: Boolean(opts.force),
+      // an existing guts-node archive (or anything, with --force) is replaced
+      // once the new one is complete; else the commit refuses to replace
+      overwrite: replaces,
+      // the sidecar is committed with the archive, under its lock (rotation order: native/archive_writer.cc)
+      sidecar: true,
       format,
       level,
       threads,
@@ -376,14 +358,6 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     }
 
     const checksum = `sha256:${result.sha256}`;
-    try {
-      writeFileAtomic(`${output}.sha256`, `${result.sha256}  ${path.basename(output)}\n`, 0o600);
-    } catch (e) {
-      // No archive without its sidecar (a full disk has room for the one,
-      // not the other): the archive is ours, just renamed into place.
-      fs.rmSync(output, { force: true });
-      throw e;
-    }
     const record: LastBackup = { file: output, size_bytes: result.archiveBytes, created, kind, checksum };
     await recordLastBackup(dataDir, record, client);
 
@@ -404,6 +378,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       levels: result.levels,
       priority,
       cpu_share: cpuShare,
+      replaced_existing: replaces,
     };
   } finally {
     try {

@@ -21,6 +21,8 @@ export const ErrorCodes = [
   'GUTS_TIMEOUT',
   /** the file is not a guts-node backup at all (docs/FORMAT.md "Reader rules"): exit 2, not "corrupt" */
   'GUTS_NOT_ARCHIVE',
+  /** the command line itself is wrong (unknown option or command, missing argument, bad option value) */
+  'GUTS_USAGE',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
@@ -98,10 +100,20 @@ export function escapeControls(s: string): string {
   });
 }
 
-/** One line for stderr: "guts-node: GUTS_X: message" (control characters escaped). */
-export function formatError(err: unknown): string {
+/** The message of the one-line error, without the "guts-node: GUTS_X: " prefix (control characters escaped). */
+export function errorMessage(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
-  return `guts-node: ${errorCode(err)}: ${escapeControls(msg.replace(/\n+$/, ''))}`;
+  return escapeControls(msg.replace(/\n+$/, ''));
+}
+
+/** One line for stderr: "guts-node: GUTS_X: message". */
+export function formatError(err: unknown): string {
+  return `guts-node: ${errorCode(err)}: ${errorMessage(err)}`;
+}
+
+/** What --json prints on stdout on failure (docs/JSON.md "Errors"). */
+export function errorJson(err: unknown): { error: { code: ErrorCode; message: string; exit_code: number } } {
+  return { error: { code: errorCode(err), message: errorMessage(err), exit_code: exitCodeFor(err) } };
 }
 
 /** Wrap a Node fs error so the message names the file and the cause. */

@@ -1,8 +1,9 @@
 // guts-node: a thin commander layer over the library API (src/*.ts).
 import { Command } from 'commander';
 
-import { ExitCode } from '../errors';
 import { VERSION } from '../version';
+import { reportError } from './context';
+import { installUsageErrors, jsonRequested, UsageError } from './usage';
 
 // Each group of commands lives in its own module with its library code; only
 // the group the command line names is loaded (all of them for help or an
@@ -40,7 +41,6 @@ export function buildProgram(only?: string): Command {
     .version(VERSION)
     .option('-c, --config <path>', 'config file (env GUTS_CONFIG)', undefined)
     .option('-d, --data-dir <dir>', 'data directory (env GUTS_DATA_DIR; default storage.data_dir)')
-    .showHelpAfterError()
     .addHelpText(
       'after',
       `
@@ -51,12 +51,9 @@ Exit codes:
   3    the store is locked by a running node or another process
   130  interrupted (nothing half-written is left)`,
     );
-  program.exitOverride((err) => {
-    // commander's own usage errors: exit 2 like every other usage error.
-    process.exit(err.exitCode === 0 ? 0 : ExitCode.ERROR);
-  });
   const group = only === undefined ? undefined : GROUPS.find(([names]) => names.includes(only));
   for (const g of group ? [group] : GROUPS) g[1]()(program);
+  installUsageErrors(program);
   return program;
 }
 
@@ -74,5 +71,11 @@ export async function main(argv = process.argv): Promise<void> {
   // handles it; this listener also covers a preloaded handler that would
   // re-raise it (signal-exit, as test runners and some tools preload).
   process.on('SIGXFSZ', () => {});
-  await buildProgram(name).parseAsync(argv);
+  try {
+    await buildProgram(name).parseAsync(argv);
+  } catch (err) {
+    // Actions report their own errors (run()); what arrives here is a usage error.
+    if (!(err instanceof UsageError)) throw err;
+    process.exitCode = reportError(err, jsonRequested(argv.slice(2)));
+  }
 }

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import { GutsConfig } from '../config';
 import { GutsError } from '../errors';
 import { dirSize } from '../fsutil';
-import { LastBackup, MetricsSnapshot, readLastBackup, renderMetrics, writeBackupTextfileAsync, writeLastBackupAsync } from '../metrics';
+import { LastBackup, MetricsSnapshot, readBackupRecords, readLastBackup, renderMetrics, writeBackupTextfileAsync, writeLastBackupAsync } from '../metrics';
 import { Counts } from '../native';
 import { checkRepoName, dataDirLayout, GitObject, GutsStore, storeLockHolder } from '../store';
 import { storePermissionWarnings } from '../store-permissions';
@@ -64,6 +64,8 @@ export class GutsNode {
   private api: ApiServer | null = null;
   private metricsApi: ApiServer | null = null;
   private admin: AdminServer | null = null;
+  /** recordBackup calls, one after the other (last-backup.json is read, merged and rewritten) */
+  private recordQueue: Promise<void> = Promise.resolve();
   private state: 'new' | 'starting' | 'ready' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | null = null;
   private stoppedSettle!: (err?: unknown) => void;
@@ -316,6 +318,7 @@ export class GutsNode {
       up: this.ready,
       maintenance: this.maintenance.active,
       lastBackup: readLastBackup(this.dataDir),
+      consensusBackup: readBackupRecords(this.dataDir).consensus_only ?? null,
       checkpointsActive: this.checkpoints.active,
       checkpointsTotal: this.checkpoints.total,
       lastCheckpoint: this.checkpoints.last,
@@ -342,11 +345,14 @@ export class GutsNode {
       kind: String(info.kind ?? 'full'),
       ...(info.checksum ? { checksum: String(info.checksum) } : {}),
     };
-    await writeLastBackupAsync(this.dataDir, rec);
+    // read-modify-write of the per-kind records: one at a time
+    const write = this.recordQueue.then(() => writeLastBackupAsync(this.dataDir, rec));
+    this.recordQueue = write.catch(() => undefined);
+    await write;
     const textfile = this.opts.config.metrics.textfile;
     if (textfile) {
       try {
-        await writeBackupTextfileAsync(textfile, rec);
+        await writeBackupTextfileAsync(textfile, readBackupRecords(this.dataDir));
       } catch (e) {
         this.log.warn('cannot write metrics textfile', { file: textfile, error: (e as Error).message });
       }

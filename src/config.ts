@@ -37,8 +37,9 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
   'metrics.textfile': { kind: 'string', default: '', help: 'node_exporter textfile path written after each backup' },
   'logging.level': { kind: 'enum', default: 'info', values: ['trace', 'debug', 'info', 'warn', 'error'], help: 'log level' },
   'logging.format': { kind: 'enum', default: 'text', values: ['text', 'json'], help: 'log format' },
-  'wal.archive_command': { kind: 'string', default: '', help: 'shell command archiving one WAL file (%f = file path, %p = archive name)' },
-  'wal.restore_command': { kind: 'string', default: '', help: 'shell command fetching one archived WAL file (%f = archive name, %p = destination path)' },
+  'wal.archive_command': { kind: 'string', default: '', help: 'shell command archiving one WAL file, run in its dir (%p = its absolute path, %f = its name, %% = %)' },
+  'wal.restore_command': { kind: 'string', default: '', help: 'shell command fetching one archived WAL file (%f = archived name, %p = destination path; exit 1 = not archived)' },
+  'wal.archive_dir': { kind: 'string', default: '', help: 'built-in WAL archive: a local directory (guts-node wal push/fetch; used when the commands are empty)' },
   'wal.archive_timeout': { kind: 'duration', default: '60s', help: 'force a WAL segment switch at least this often' },
   'backup.dir': { kind: 'string', default: '/var/backups/guts', help: 'default backup directory' },
   'backup.retention_days': { kind: 'int', default: 7, help: 'days to keep scheduled backups' },
@@ -51,7 +52,7 @@ export interface GutsConfig {
   storage: { data_dir: string };
   metrics: { enabled: boolean; addr: string; textfile: string };
   logging: { level: string; format: string };
-  wal: { archive_command: string; restore_command: string; archive_timeout: string };
+  wal: { archive_command: string; restore_command: string; archive_dir: string; archive_timeout: string };
   backup: { dir: string; retention_days: number; level: number };
 }
 

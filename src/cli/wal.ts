@@ -1,0 +1,9 @@
+// guts-node wal …: continuous WAL archiving (push/fetch: the built-in archive target).
+import { Command } from 'commander';
+
+import { registerWalArchive } from './wal-archive';
+
+export function registerWal(program: Command): void {
+  const wal = program.command('wal').description('continuous WAL archiving: the built-in archive target, archive checks');
+  registerWalArchive(wal);
+}

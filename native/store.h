@@ -4,6 +4,7 @@
 // Kept separate so a consensus-only backup can take consensus/ alone.
 #pragma once
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include <cstdint>
 #include <memory>
@@ -33,6 +34,20 @@ struct RefUpdate {
 
 struct RefValue {
   std::string name, target, symbolic;
+};
+
+// Every committed batch carries its commit wall time as a LogData blob
+// kWalTimeTag + 8 bytes little-endian microseconds since the epoch; a named
+// restore point (wal mark) adds kWalMarkTag + the name (docs/FORMAT.md).
+constexpr const char* kWalTimeTag = "GT";
+constexpr const char* kWalMarkTag = "GM";
+constexpr const char* kWalMarkKeyPrefix = "wal/mark/";  // meta column family
+
+uint64_t NowMicros();
+void StampCommitTime(rocksdb::WriteBatch* batch, uint64_t time_us);
+
+struct WalMarkResult {
+  uint64_t seq = 0, time_us = 0;
 };
 
 struct StoredObject {
@@ -82,6 +97,9 @@ class Store {
   bool GetBlock(uint64_t height, std::string* out);
   uint64_t FinalizedHeight();
   uint64_t BlockCount();
+
+  // Named restore point: one db batch (a meta key + the mark LogData).
+  WalMarkResult PutWalMark(const std::string& name);
 
   // Flush memtables and sync the WAL of both stores (maintenance mode).
   void FlushAndSync();

@@ -48,9 +48,23 @@ struct StampReader : public rocksdb::WriteBatch::Handler {
   }
 };
 
+static void Recreate(rocksdb::DB* db, Store::WalCursor& c, uint64_t from, const std::string& path) {
+  c = Store::WalCursor();
+  rocksdb::Status st = db->GetUpdatesSince(from, &c.it);
+  if (st.IsNotFound()) {  // not written yet
+    c.it.reset();
+    return;
+  }
+  if (!st.ok()) throw StatusError(st, path);
+  c.next = from;
+  c.pending = c.it->Valid();
+}
+
 WalTailResult TailWal(Store& store, const WalTailInput& in) {
   std::string path;
   rocksdb::DB* db = WhichDb(store, in.which, &path);
+  std::lock_guard<std::mutex> lock(store.wal_mu);
+  Store::WalCursor& c = store.wal_cursor[static_cast<int>(in.which)];
   WalTailResult r;
   r.latest = db->GetLatestSequenceNumber();
   if (in.from == 0) throw GutsError(Code::InvalidArgument, "walTail: sequences start at 1");
@@ -59,38 +73,60 @@ WalTailResult TailWal(Store& store, const WalTailInput& in) {
     if (in.from > r.latest + 1) r.gap = true, r.gap_expected = in.from, r.gap_found = r.latest + 1;
     return r;
   }
-  std::unique_ptr<rocksdb::TransactionLogIterator> it;
-  rocksdb::Status st = db->GetUpdatesSince(in.from, &it);
-  if (!st.ok() && !st.IsNotFound()) throw StatusError(st, path);
+  bool fresh = false;
+  if (!c.it || c.next != in.from) {
+    Recreate(db, c, in.from, path);
+    fresh = true;
+  } else if (!c.pending) {
+    c.it->Next();  // a kept iterator reads on past its last end of file
+    c.pending = c.it->Valid();
+  }
   uint64_t expect = in.from;
   size_t bytes = 0;
-  for (; st.ok() && it->Valid(); it->Next()) {
-    rocksdb::BatchResult b = it->GetBatch();
-    uint32_t count = static_cast<uint32_t>(b.writeBatchPtr->Count());
-    if (count == 0) continue;  // LogData only: nothing to replay, no sequence used
-    if (b.sequence != expect) {
-      r.gap = true, r.gap_expected = expect, r.gap_found = b.sequence;
-      break;
+  for (;;) {
+    if (!c.pending) {
+      // The iterator only knows the log files that existed when it was made:
+      // once it ran out before the latest sequence, start one at `expect`.
+      if (fresh || expect > r.latest) break;
+      Recreate(db, c, expect, path);
+      fresh = true;
+      continue;
     }
-    WalBatch out;
-    StampReader stamps;
-    CheckStatus(b.writeBatchPtr->Iterate(&stamps), path);
-    out.seq = b.sequence;
-    out.count = count;
-    out.time_us = stamps.time_us;
-    out.has_mark = stamps.has_mark;
-    out.mark = std::move(stamps.mark);
-    out.data = b.writeBatchPtr->Data();
-    bytes += out.data.size();
-    expect = b.sequence + count;
-    r.batches.push_back(std::move(out));
+    rocksdb::BatchResult b = c.it->GetBatch();
+    c.pending = false;
+    uint32_t count = static_cast<uint32_t>(b.writeBatchPtr->Count());
+    if (count > 0 && b.sequence != expect) {
+      r.gap = true, r.gap_expected = expect, r.gap_found = b.sequence;
+      c = Store::WalCursor();
+      return r;
+    }
+    if (count > 0) {
+      WalBatch out;
+      StampReader stamps;
+      CheckStatus(b.writeBatchPtr->Iterate(&stamps), path);
+      out.seq = b.sequence;
+      out.count = count;
+      out.time_us = stamps.time_us;
+      out.has_mark = stamps.has_mark;
+      out.mark = std::move(stamps.mark);
+      out.data = b.writeBatchPtr->Data();
+      bytes += out.data.size();
+      expect = b.sequence + count;
+      r.batches.push_back(std::move(out));
+    }  // else LogData only: nothing to replay, no sequence used
+    c.next = expect;
     if (bytes >= in.max_bytes || r.batches.size() >= in.max_batches) return r;
+    c.it->Next();
+    c.pending = c.it->Valid();
   }
-  // `from` <= latest, so a batch holding `expect` was committed: if the log
+  // `expect` <= latest means a batch holding it was committed: if the log
   // gave nothing for it, the file that held it is gone.
-  if (!r.gap && r.batches.empty() && expect <= r.latest) {
-    rocksdb::Status its = it ? it->status() : st;
-    if (!its.IsTryAgain()) r.gap = true, r.gap_expected = expect, r.gap_found = 0;
+  if (r.batches.empty() && expect <= r.latest) {
+    rocksdb::Status its = c.it ? c.it->status() : rocksdb::Status::OK();
+    if (!its.IsTryAgain()) {
+      r.gap = true, r.gap_expected = expect, r.gap_found = 0;
+      c = Store::WalCursor();
+    }
   }
   return r;
 }

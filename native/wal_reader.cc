@@ -269,7 +269,49 @@ static Napi::Value WalMarkJs(const Napi::CallbackInfo& info) {
   return w->Start();
 }
 
+// walFiles(store, 'db'|'consensus') -> Promise<[{path, logNumber, startSeq, archived, bytes}]>, oldest first
+static Napi::Value WalFilesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  StoreWrap* wrap = StoreWrap::FromValue(info[0]);
+  WalDb which = WhichArg(env, info[1]);
+  std::shared_ptr<Store> store = wrap->BeginOp(env);
+  struct File {
+    std::string path;
+    uint64_t number, start, bytes;
+    bool archived;
+  };
+  auto out = std::make_shared<std::vector<File>>();
+  auto* w = new LambdaWorker(
+      env,
+      [store, which, out]() {
+        std::string path;
+        rocksdb::DB* db = WhichDb(*store, which, &path);
+        rocksdb::VectorLogPtr files;
+        CheckStatus(db->GetSortedWalFiles(files), path);
+        for (auto& f : files)
+          out->push_back(File{path + (f->Type() == rocksdb::kArchivedLogFile ? "/archive" : "") + "/" +
+                                  std::string(f->PathName()).substr(std::string(f->PathName()).rfind('/') + 1),
+                              f->LogNumber(), f->StartSequence(), f->SizeFileBytes(), f->Type() == rocksdb::kArchivedLogFile});
+      },
+      [out](Napi::Env e) -> Napi::Value {
+        Napi::Array arr = Napi::Array::New(e, out->size());
+        for (size_t i = 0; i < out->size(); i++) {
+          Napi::Object o = Napi::Object::New(e);
+          o.Set("path", (*out)[i].path);
+          o.Set("logNumber", Num(e, (*out)[i].number));
+          o.Set("startSeq", Num(e, (*out)[i].start));
+          o.Set("bytes", Num(e, (*out)[i].bytes));
+          o.Set("archived", Napi::Boolean::New(e, (*out)[i].archived));
+          arr.Set(i, o);
+        }
+        return arr;
+      },
+      [wrap]() { wrap->EndOp(); });
+  return w->Start();
+}
+
 void InitWalReader(Napi::Env env, Napi::Object exports) {
+  exports.Set("walFiles", Napi::Function::New(env, WalFilesJs));
   exports.Set("walTail", Napi::Function::New(env, WalTailJs));
   exports.Set("walApply", Napi::Function::New(env, WalApplyJs));
   exports.Set("walMark", Napi::Function::New(env, WalMarkJs));

@@ -19,6 +19,8 @@ export const ErrorCodes = [
   'GUTS_NOT_RUNNING',
   'GUTS_MAINTENANCE',
   'GUTS_TIMEOUT',
+  /** writes refused: WAL segments not yet archived exceed wal.max_pending */
+  'GUTS_WAL_BACKLOG',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

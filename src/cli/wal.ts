@@ -2,8 +2,10 @@
 import { Command } from 'commander';
 
 import { registerWalArchive } from './wal-archive';
+import { registerWalNode } from './wal-node';
 
 export function registerWal(program: Command): void {
   const wal = program.command('wal').description('continuous WAL archiving: the built-in archive target, archive checks');
   registerWalArchive(wal);
+  registerWalNode(wal);
 }

@@ -141,6 +141,10 @@ std::shared_ptr<Store> Store::Open(const Options& options) {
 Store::~Store() { Close(); }
 
 void Store::Close() {
+  {
+    std::lock_guard<std::mutex> lock(wal_mu);
+    for (auto& c : wal_cursor) c = WalCursor();
+  }
   if (db_) {
     for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
     cfs_.clear();

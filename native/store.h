@@ -4,6 +4,7 @@
 // Kept separate so a consensus-only backup can take consensus/ alone.
 #pragma once
 #include <rocksdb/db.h>
+#include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 
 #include <cstdint>
@@ -104,6 +105,17 @@ class Store {
   // Flush memtables and sync the WAL of both stores (maintenance mode).
   void FlushAndSync();
   uint64_t DbSequence() const;
+
+  // Log iterators kept between WAL tail calls (native/wal_reader.cc): a new
+  // iterator re-reads its first log file from the start to find a sequence,
+  // which costs up to a whole memtable's worth of log per call. Closed first.
+  struct WalCursor {
+    std::unique_ptr<rocksdb::TransactionLogIterator> it;
+    uint64_t next = 0;     // the sequence the cursor's owner expects next
+    bool pending = false;  // `it` holds a valid batch not yet returned
+  };
+  std::mutex wal_mu;
+  WalCursor wal_cursor[2];  // db, consensus
   uint64_t ConsensusSequence() const;
 
  private:

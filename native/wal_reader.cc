@@ -48,9 +48,23 @@ struct StampReader : public rocksdb::WriteBatch::Handler {
   }
 };
 
+static void Recreate(rocksdb::DB* db, Store::WalCursor& c, uint64_t from, const std::string& path) {
+  c = Store::WalCursor();
+  rocksdb::Status st = db->GetUpdatesSince(from, &c.it);
+  if (st.IsNotFound()) {  // not written yet
+    c.it.reset();
+    return;
+  }
+  if (!st.ok()) throw StatusError(st, path);
+  c.next = from;
+  c.pending = c.it->Valid();
+}
+
 WalTailResult TailWal(Store& store, const WalTailInput& in) {
   std::string path;
   rocksdb::DB* db = WhichDb(store, in.which, &path);
+  std::lock_guard<std::mutex> lock(store.wal_mu);
+  Store::WalCursor& c = store.wal_cursor[static_cast<int>(in.which)];
   WalTailResult r;
   r.latest = db->GetLatestSequenceNumber();
   if (in.from == 0) throw GutsError(Code::InvalidArgument, "walTail: sequences start at 1");
@@ -59,38 +73,60 @@ WalTailResult TailWal(Store& store, const WalTailInput& in) {
     if (in.from > r.latest + 1) r.gap = true, r.gap_expected = in.from, r.gap_found = r.latest + 1;
     return r;
   }
-  std::unique_ptr<rocksdb::TransactionLogIterator> it;
-  rocksdb::Status st = db->GetUpdatesSince(in.from, &it);
-  if (!st.ok() && !st.IsNotFound()) throw StatusError(st, path);
+  bool fresh = false;
+  if (!c.it || c.next != in.from) {
+    Recreate(db, c, in.from, path);
+    fresh = true;
+  } else if (!c.pending) {
+    c.it->Next();  // a kept iterator reads on past its last end of file
+    c.pending = c.it->Valid();
+  }
   uint64_t expect = in.from;
   size_t bytes = 0;
-  for (; st.ok() && it->Valid(); it->Next()) {
-    rocksdb::BatchResult b = it->GetBatch();
-    uint32_t count = static_cast<uint32_t>(b.writeBatchPtr->Count());
-    if (count == 0) continue;  // LogData only: nothing to replay, no sequence used
-    if (b.sequence != expect) {
-      r.gap = true, r.gap_expected = expect, r.gap_found = b.sequence;
-      break;
+  for (;;) {
+    if (!c.pending) {
+      // The iterator only knows the log files that existed when it was made:
+      // once it ran out before the latest sequence, start one at `expect`.
+      if (fresh || expect > r.latest) break;
+      Recreate(db, c, expect, path);
+      fresh = true;
+      continue;
     }
-    WalBatch out;
-    StampReader stamps;
-    CheckStatus(b.writeBatchPtr->Iterate(&stamps), path);
-    out.seq = b.sequence;
-    out.count = count;
-    out.time_us = stamps.time_us;
-    out.has_mark = stamps.has_mark;
-    out.mark = std::move(stamps.mark);
-    out.data = b.writeBatchPtr->Data();
-    bytes += out.data.size();
-    expect = b.sequence + count;
-    r.batches.push_back(std::move(out));
+    rocksdb::BatchResult b = c.it->GetBatch();
+    c.pending = false;
+    uint32_t count = static_cast<uint32_t>(b.writeBatchPtr->Count());
+    if (count > 0 && b.sequence != expect) {
+      r.gap = true, r.gap_expected = expect, r.gap_found = b.sequence;
+      c = Store::WalCursor();
+      return r;
+    }
+    if (count > 0) {
+      WalBatch out;
+      StampReader stamps;
+      CheckStatus(b.writeBatchPtr->Iterate(&stamps), path);
+      out.seq = b.sequence;
+      out.count = count;
+      out.time_us = stamps.time_us;
+      out.has_mark = stamps.has_mark;
+      out.mark = std::move(stamps.mark);
+      out.data = b.writeBatchPtr->Data();
+      bytes += out.data.size();
+      expect = b.sequence + count;
+      r.batches.push_back(std::move(out));
+    }  // else LogData only: nothing to replay, no sequence used
+    c.next = expect;
     if (bytes >= in.max_bytes || r.batches.size() >= in.max_batches) return r;
+    c.it->Next();
+    c.pending = c.it->Valid();
   }
-  // `from` <= latest, so a batch holding `expect` was committed: if the log
+  // `expect` <= latest means a batch holding it was committed: if the log
   // gave nothing for it, the file that held it is gone.
-  if (!r.gap && r.batches.empty() && expect <= r.latest) {
-    rocksdb::Status its = it ? it->status() : st;
-    if (!its.IsTryAgain()) r.gap = true, r.gap_expected = expect, r.gap_found = 0;
+  if (r.batches.empty() && expect <= r.latest) {
+    rocksdb::Status its = c.it ? c.it->status() : rocksdb::Status::OK();
+    if (!its.IsTryAgain()) {
+      r.gap = true, r.gap_expected = expect, r.gap_found = 0;
+      c = Store::WalCursor();
+    }
   }
   return r;
 }
@@ -233,7 +269,49 @@ static Napi::Value WalMarkJs(const Napi::CallbackInfo& info) {
   return w->Start();
 }
 
+// walFiles(store, 'db'|'consensus') -> Promise<[{path, logNumber, startSeq, archived, bytes}]>, oldest first
+static Napi::Value WalFilesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  StoreWrap* wrap = StoreWrap::FromValue(info[0]);
+  WalDb which = WhichArg(env, info[1]);
+  std::shared_ptr<Store> store = wrap->BeginOp(env);
+  struct File {
+    std::string path;
+    uint64_t number, start, bytes;
+    bool archived;
+  };
+  auto out = std::make_shared<std::vector<File>>();
+  auto* w = new LambdaWorker(
+      env,
+      [store, which, out]() {
+        std::string path;
+        rocksdb::DB* db = WhichDb(*store, which, &path);
+        rocksdb::VectorLogPtr files;
+        CheckStatus(db->GetSortedWalFiles(files), path);
+        for (auto& f : files)
+          out->push_back(File{path + (f->Type() == rocksdb::kArchivedLogFile ? "/archive" : "") + "/" +
+                                  std::string(f->PathName()).substr(std::string(f->PathName()).rfind('/') + 1),
+                              f->LogNumber(), f->StartSequence(), f->SizeFileBytes(), f->Type() == rocksdb::kArchivedLogFile});
+      },
+      [out](Napi::Env e) -> Napi::Value {
+        Napi::Array arr = Napi::Array::New(e, out->size());
+        for (size_t i = 0; i < out->size(); i++) {
+          Napi::Object o = Napi::Object::New(e);
+          o.Set("path", (*out)[i].path);
+          o.Set("logNumber", Num(e, (*out)[i].number));
+          o.Set("startSeq", Num(e, (*out)[i].start));
+          o.Set("bytes", Num(e, (*out)[i].bytes));
+          o.Set("archived", Napi::Boolean::New(e, (*out)[i].archived));
+          arr.Set(i, o);
+        }
+        return arr;
+      },
+      [wrap]() { wrap->EndOp(); });
+  return w->Start();
+}
+
 void InitWalReader(Napi::Env env, Napi::Object exports) {
+  exports.Set("walFiles", Napi::Function::New(env, WalFilesJs));
   exports.Set("walTail", Napi::Function::New(env, WalTailJs));
   exports.Set("walApply", Napi::Function::New(env, WalApplyJs));
   exports.Set("walMark", Napi::Function::New(env, WalMarkJs));

@@ -23,6 +23,8 @@ export const ErrorCodes = [
   'GUTS_WAL_GAP',
   /** the WAL archive ends before the restore target (--until …) */
   'GUTS_WAL_TARGET',
+  /** writes refused: WAL segments not yet archived exceed wal.max_pending */
+  'GUTS_WAL_BACKLOG',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];

@@ -285,6 +285,8 @@ export interface NativeAddon {
   enterBackgroundPriority(cpuShare?: number): BackgroundPriority;
   /** committed batches from `from` on, checked for continuity (never skips silently) */
   walTail(store: NativeStore, which: WalDbName, from: number, limits?: { maxBytes?: number; maxBatches?: number }): Promise<WalTailResult>;
+  /** the store's WAL files, oldest first (live ones in the store dir, obsolete ones kept in its archive/) */
+  walFiles(store: NativeStore, which: WalDbName): Promise<Array<{ path: string; logNumber: number; startSeq: number; bytes: number; archived: boolean }>>;
   /** replays archived batches in order; skips those already in the store, GUTS_CORRUPT on a gap; syncs the WAL */
   walApply(store: NativeStore, which: WalDbName, batches: Buffer[]): Promise<{ applied: number; skipped: number; latest: number }>;
   /** named restore point: one db batch (meta key wal/mark/NAME + mark LogData) */

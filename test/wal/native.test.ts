@@ -101,3 +101,34 @@ t.test('compress / decompress bound the output', async (t) => {
   await t.rejects(native.walDecompress(Buffer.concat([z, z]), raw.length * 2), { code: 'GUTS_CORRUPT' });
   await t.rejects(native.walDecompress(Buffer.from('nope'), 10), { code: 'GUTS_CORRUPT' });
 });
+
+t.test('a kept cursor follows the log across writes and log switches', async (t) => {
+  const dir = t.testdir();
+  fs.mkdirSync(path.join(dir, 'wal'));
+  const s = await GutsStore.open(dir);
+  t.teardown(() => s.close());
+  let next = 1;
+  let seen = 0;
+  for (let round = 0; round < 12; round++) {
+    for (let i = 0; i < 4; i++) await put(s, round * 10 + i);
+    if (round % 3 === 1) await s.native.flush(); // a new log file
+    const tail = await native.walTail(s.native, 'db', next, { maxBatches: round % 2 ? 3 : 100 });
+    t.equal(tail.gap, null);
+    for (const b of tail.batches) {
+      if (b.seq !== next) t.fail(`batch at ${b.seq}, expected ${next}`);
+      next = b.seq + b.count;
+      seen++;
+    }
+  }
+  for (;;) {
+    const tail = await native.walTail(s.native, 'db', next);
+    if (!tail.batches.length) break;
+    for (const b of tail.batches) {
+      t.equal(b.seq, next);
+      next = b.seq + b.count;
+      seen++;
+    }
+  }
+  t.equal(seen, 48, 'every batch once');
+  t.equal(next - 1, s.native.sequences().db);
+});

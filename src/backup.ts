@@ -20,6 +20,7 @@ import { describeCheckpoint } from './daemon/checkpoints';
 import { connectNode, NodeClient } from './node-client';
 import { dataDirLayout, GutsStore, storeLockHolder } from './store';
 import { VERSION } from './version';
+import { readWalState, writeWalState } from './wal/state';
 
 export type BackupKind = 'full' | 'hot' | 'consensus-only';
 
@@ -184,6 +185,8 @@ interface Checkpoint {
   consensus: { blocks: number; finalizedHeight: number };
   source: 'node' | 'store';
   release: () => Promise<void>;
+  /** MANIFEST.json `wal`: timeline + first segment of replay (absent without WAL archiving) */
+  wal?: { timeline: number; segment: number };
 }
 
 /**
@@ -210,7 +213,7 @@ async function nodeCheckpoint(
       throw e;
     }
   }
-  return { dir: cp.dir, info: cp.info, counts: figures.counts!, consensus: figures.consensus!, source: 'node', release, priority };
+  return { dir: cp.dir, info: cp.info, counts: figures.counts!, consensus: figures.consensus!, source: 'node', release, priority, ...(cp.wal ? { wal: cp.wal } : {}) };
 }
 
 /** A checkpoint taken through a store this process opens (or already holds). */
@@ -238,10 +241,12 @@ async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus:
   const dir = path.join(layout.checkpoints, `cli-${process.pid}-${Date.now()}`);
   const release = async () => fs.rmSync(dir, { recursive: true, force: true });
   try {
+    // No node: the archiver's position is its state.json (the next node start tails on from there).
+    const walState = readWalState(dataDir);
     const info = await store.native.checkpoint(dir, which);
     const counts = await store.counts();
     const consensus = await store.consensusInfo();
-    return { dir, info, counts, consensus, source: 'store', release };
+    return { dir, info, counts, consensus, source: 'store', release, ...(walState ? { wal: { timeline: walState.timeline, segment: walState.next_segment } } : {}) };
   } catch (e) {
     await release();
     throw e;
@@ -253,16 +258,19 @@ async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus:
 }
 
 /** The running node records it (its metrics); without a node, last-backup.json (its kind's slot) is written here. */
-async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null): Promise<void> {
+async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null, wal: { timeline: number } | null): Promise<void> {
   if (client) {
     try {
-      await client.recordBackup(record);
+      await client.recordBackup(record, wal);
       return;
     } catch {
       /* the node went away: record it in the file ourselves */
     }
   }
   writeLastBackup(dataDir, record);
+  // No node: a base backup of the archiver's timeline clears its note in state.json.
+  const s = wal ? readWalState(dataDir) : null;
+  if (s && s.timeline === wal!.timeline && s.needs_base_backup) writeWalState(dataDir, { ...s, needs_base_backup: false });
 }
 
 export async function createBackup(opts: CreateBackupOptions): Promise<BackupResult> {
@@ -325,6 +333,9 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       repositories: c.repositories,
       consensus: { blocks: cp.consensus.blocks, finalized_height: cp.consensus.finalizedHeight },
       compression,
+      ...(cp.wal
+        ? { wal: { timeline: cp.wal.timeline, segment: cp.wal.segment, db_seq: cp.info.db?.sequence ?? null, consensus_seq: cp.info.consensus?.sequence ?? null } }
+        : {}),
     };
     const entries = [...checkpointEntries(cp.dir, which.db ? ['db', 'consensus'] : ['consensus']), ...extras];
 
@@ -359,7 +370,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
 
     const checksum = `sha256:${result.sha256}`;
     const record: LastBackup = { file: output, size_bytes: result.archiveBytes, created, kind, checksum };
-    await recordLastBackup(dataDir, record, client);
+    await recordLastBackup(dataDir, record, client, cp.wal ?? null);
 
     return {
       file: output,

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { writeFileAtomic, writeFileAtomicAsync } from './fsutil';
 import { Counts } from './native';
 import { dataDirLayout } from './store';
+import type { WalStatus } from './wal/archiver';
 
 export interface LastBackup {
   file: string;
@@ -114,6 +115,8 @@ export interface MetricsSnapshot {
   writesInFlight?: number;
   httpRequests?: Map<string, number>;
   startedAt?: number;
+  /** present when WAL archiving is on */
+  wal?: WalStatus;
 }
 
 interface Family {
@@ -179,6 +182,20 @@ export function renderMetrics(s: MetricsSnapshot, opts: { only?: string[] } = {}
       [...s.httpRequests.entries()].sort().map(([code, value]) => ({ labels: { code }, value })),
       'counter',
     );
+  }
+  if (s.wal) {
+    const w = s.wal;
+    g('guts_wal_archived_segments_total', 'WAL segments the archive command (or archive dir) accepted.', [{ value: w.archived_segments_total }], 'counter');
+    g('guts_wal_archive_failures_total', 'Failed WAL archive attempts (each retried with backoff).', [{ value: w.archive_failures_total }], 'counter');
+    g('guts_wal_pending_segments', 'Closed WAL segments waiting to be archived.', [{ value: w.pending_segments }]);
+    g('guts_wal_pending_bytes', 'Bytes of WAL segments and history files waiting to be archived.', [{ value: w.pending_bytes }]);
+    g('guts_wal_last_archived_timestamp', 'Unix time the last WAL segment was archived (0 = none yet).', [
+      { value: w.last_archived ? Math.floor(Date.parse(w.last_archived.archived_at) / 1000) : 0 },
+    ]);
+    g('guts_wal_archive_lag_seconds', 'Age of the oldest committed write not yet archived (0 = all archived).', [{ value: Math.round(w.archive_lag_seconds * 1000) / 1000 }]);
+    g('guts_wal_timeline_switches_total', 'New WAL timelines started after a continuity gap (a new base backup is needed).', [{ value: w.timeline_switches_total }], 'counter');
+    g('guts_wal_timeline', 'Current WAL timeline.', [{ value: w.timeline }]);
+    g('guts_wal_backlog', 'Whether writes are refused because the WAL archive backlog exceeds wal.max_pending.', [{ value: w.backlog ? 1 : 0 }]);
   }
   if (s.startedAt !== undefined) g('guts_start_time_seconds', 'Unix time the node started.', [{ value: Math.floor(s.startedAt / 1000) }]);
 

@@ -17,6 +17,7 @@ const GROUPS: Array<[string[], () => Register]> = [
   [['config', 'keygen'], () => (require('./config') as typeof import('./config')).registerConfig],
   [['import', 'export', 'dev'], () => (require('./data') as typeof import('./data')).registerData],
   [['demo'], () => (require('./demo') as typeof import('./demo')).registerDemo],
+  [['wal'], () => (require('./wal') as typeof import('./wal')).registerWal],
 ];
 
 // Global options that take a value (the command name comes after them).

@@ -129,6 +129,11 @@ FileSource::FileSource(const std::string& path, bool sha256, TaskState* state) :
   if (sha256) sha_.reset(new AsyncSha256());
 }
 
+FileSource::FileSource(int fd, const std::string& path, uint64_t size, bool sha256, TaskState* state)
+    : path_(path), fd_(fd), size_(size), stream_(true), state_(state) {
+  if (sha256) sha_.reset(new AsyncSha256());
+}
+
 FileSource::~FileSource() {
   if (fd_ >= 0) close(fd_);
 }
@@ -149,7 +154,7 @@ size_t FileSource::Read(uint8_t* p, size_t n) {
 }
 
 void FileSource::DrainForDigest() {
-  if (!sha_) return;
+  if (!sha_ && !stream_) return;  // a stream is read to its end: every byte counted
   std::vector<uint8_t> bufs[2] = {std::vector<uint8_t>(kReadBlock), std::vector<uint8_t>(kReadBlock)};
   uint64_t mark[2] = {read_, read_};
   for (int i = 0;; i ^= 1) {

@@ -38,6 +38,14 @@ export interface CreateBackupOptions {
   threads?: number;
   /** replace an existing output file */
   force?: boolean;
+  /**
+   * Stream the archive into this descriptor (the write end of a pipe to an
+   * upload, src/location/backup-stream.ts) instead of writing `output`: no
+   * file, no sidecar, no last-backup record (the caller stores them once the
+   * upload completed); `output` is the URL that names it. The writer owns the
+   * descriptor from the moment onTask is called.
+   */
+  outputFd?: number;
   frameSize?: number;
   /** aborting cancels the backup: nothing is left behind, GUTS_CANCELLED is thrown */
   signal?: AbortSignal;
@@ -84,6 +92,8 @@ export interface BackupResult {
   priority: string;
   /** share of the time each archiver thread could run: below 1 when paced beside a running node */
   cpu_share: number;
+  /** MANIFEST.json as stored in the archive */
+  manifest: string;
 }
 
 /** Contents of <dataDir>/last-backup.json (the node's metrics read it). */
@@ -275,7 +285,7 @@ async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus:
 }
 
 /** The running node records it (its metrics); without a node, last-backup.json is written here. */
-async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null): Promise<void> {
+export async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null): Promise<void> {
   if (client) {
     try {
       await client.recordBackup(record);
@@ -290,7 +300,8 @@ async function recordLastBackup(dataDir: string, record: LastBackup, client: Nod
 export async function createBackup(opts: CreateBackupOptions): Promise<BackupResult> {
   const started = process.hrtime.bigint();
   const dataDir = path.resolve(opts.dataDir);
-  const output = path.resolve(opts.output);
+  const streamed = opts.outputFd !== undefined;
+  const output = streamed ? opts.output : path.resolve(opts.output);
   const format = formatForPath(output);
   const kind: BackupKind = opts.kind ?? 'full';
   const level = opts.level ?? 3;
@@ -298,7 +309,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const frameSize = opts.frameSize ?? DEFAULT_FRAME_SIZE;
   checkLevel(format, level);
   if (!Number.isInteger(threads) || threads < 1) throw new GutsError('GUTS_INVALID_ARGUMENT', '--threads must be a positive integer');
-  checkOutput(output, Boolean(opts.force));
+  if (!streamed) checkOutput(output, Boolean(opts.force));
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
 
   // Optional extra files are checked before any checkpoint is taken.
@@ -353,6 +364,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     const task = native.createArchive({
       output,
       overwrite: Boolean(opts.force),
+      ...(streamed ? { outputFd: opts.outputFd } : {}),
       format,
       level,
       threads,
@@ -376,7 +388,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     }
 
     const checksum = `sha256:${result.sha256}`;
-    try {
+    if (!streamed) try {
       writeFileAtomic(`${output}.sha256`, `${result.sha256}  ${path.basename(output)}\n`, 0o600);
     } catch (e) {
       // No archive without its sidecar (a full disk has room for the one,
@@ -385,7 +397,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       throw e;
     }
     const record: LastBackup = { file: output, size_bytes: result.archiveBytes, created, kind, checksum };
-    await recordLastBackup(dataDir, record, client);
+    if (!streamed) await recordLastBackup(dataDir, record, client);
 
     return {
       file: output,
@@ -404,6 +416,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       levels: result.levels,
       priority,
       cpu_share: cpuShare,
+      manifest: result.manifest,
     };
   } finally {
     try {

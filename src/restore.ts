@@ -16,12 +16,15 @@ import { BackupKind, checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, ObjectCoun
 import { checkExtractedObjects } from './backup-verify';
 import { fsError, GutsError } from './errors';
 import { fsyncDir, isProcessAlive, writeFileAtomic } from './fsutil';
-import { native, TaskHandle } from './native';
+import type { ArchiveSource } from './location/backup-stream';
+import { native, ReadArchiveResult, TaskHandle } from './native';
 import { connectNode } from './node-client';
 import { storeLockHolder } from './store';
 
 export interface RestoreOptions {
   file: string;
+  /** read the archive from here (an S3 object, streamed) instead of the file `file` */
+  source?: ArchiveSource;
   target: string;
   /** run the full object check on the staged store before putting it in place */
   verify?: boolean;
@@ -168,8 +171,9 @@ function checkSecretDest(dest: string, data: Buffer, what: string): 'write' | 'u
 
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport> {
   const t0 = Date.now();
-  const file = path.resolve(opts.file);
-  statArchive(file);
+  const src = opts.source;
+  const file = src ? src.url : path.resolve(opts.file);
+  if (!src) statArchive(file);
   let target = path.resolve(opts.target);
   // /var/lib/guts -> /data/guts: restore into the directory the link points to.
   if (lstatOrNull(target)?.isSymbolicLink()) target = fs.realpathSync(target);
@@ -205,11 +209,10 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   }
   let stagingHoldsOldData = false;
   try {
-    const sidecar = readSidecar(file);
-    const r = await readArchive(
-      { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), skipFrameChecksums: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] },
-      (h) => opts.onTask?.(h, 'restore'),
-    );
+    const sidecar = src ? src.sidecar : readSidecar(file);
+    const options = { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), skipFrameChecksums: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] };
+    const onTask = (h: TaskHandle<ReadArchiveResult>) => opts.onTask?.(h, 'restore');
+    const r = src ? await src.read((input) => readArchive({ ...options, ...input }, onTask)) : await readArchive(options, onTask);
     if (sidecar && !sidecar.sha256) throw new GutsError('GUTS_CORRUPT', `${sidecar.file}: ${sidecar.problem}`, sidecar.file);
     if (sidecar && sidecar.sha256 !== r.sha256) {
       throw new GutsError('GUTS_CORRUPT', `SHA-256 of ${file} is ${r.sha256}, ${path.basename(sidecar.file)} says ${sidecar.sha256}`, file);

@@ -4,6 +4,7 @@ import { formatObjects } from '../backup-verify';
 import { formatBytes, ProgressBar } from '../progress';
 import { restoreBackup } from '../restore';
 import { context, intOption, printJson, run } from './context';
+import { remoteSource } from './remote';
 import { cancelOnSignals } from './signals';
 
 interface RestoreFlags {
@@ -20,7 +21,7 @@ export function registerBackupRestore(backup: Command): void {
   backup
     .command('restore')
     .description('restore a backup archive into the data dir (or --target), verified and atomic')
-    .argument('<file>', 'backup archive (.tar.zst, .tar.gz or .tar)')
+    .argument('<file>', 'backup archive (.tar.zst, .tar.gz or .tar): a path or s3://bucket/key (streamed, with FILE.sha256 from the bucket)')
     .option('--target <dir>', 'data dir to restore into (default: storage.data_dir / --data-dir)')
     .option('--verify', 're-hash every git object of the staged store before putting it in place')
     .option('--force', 'replace a non-empty target (the old data is removed once the new data is in place)')
@@ -42,10 +43,12 @@ without --force. Prints what was restored and the elapsed time (the RTO).`,
       run(async (file: string, opts: RestoreFlags, cmd: Command) => {
         const target = opts.target ?? context(cmd).dataDir;
         const bars: ProgressBar[] = [];
+        const remote = await remoteSource(file, cmd);
         const signals = cancelOnSignals();
         try {
           const r = await restoreBackup({
             file,
+            source: remote?.source,
             target,
             verify: opts.verify,
             force: opts.force,
@@ -77,6 +80,7 @@ without --force. Prints what was restored and the elapsed time (the RTO).`,
         } finally {
           bars.forEach((b) => b.stop());
           signals.dispose();
+          remote?.location.close();
         }
       }),
     );

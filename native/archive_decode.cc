@@ -145,6 +145,11 @@ FileSource::FileSource(const std::string& path, bool sha256, TaskState* state) :
   if (sha256) sha_.reset(new AsyncSha256());
 }
 
+FileSource::FileSource(int fd, const std::string& path, uint64_t size, bool sha256, TaskState* state)
+    : path_(path), fd_(fd), size_(size), stream_(true), state_(state) {
+  if (sha256) sha_.reset(new AsyncSha256());
+}
+
 FileSource::~FileSource() {
   if (fd_ >= 0) close(fd_);
 }
@@ -165,7 +170,7 @@ size_t FileSource::Read(uint8_t* p, size_t n) {
 }
 
 void FileSource::DrainForDigest() {
-  if (!sha_) return;
+  if (!sha_ && !stream_) return;  // a stream is read to its end: every byte counted
   std::vector<uint8_t> bufs[2] = {std::vector<uint8_t>(kReadBlock), std::vector<uint8_t>(kReadBlock)};
   // Declared after bufs: on every exit (a read error, cancel) the hasher is
   // done with them before they are freed.

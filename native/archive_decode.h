@@ -60,7 +60,11 @@ class AsyncSha256 {
 class FileSource {
  public:
   FileSource(const std::string& path, bool sha256, TaskState* state);
+  // A stream (the read end of a pipe from a download): `path` names it in
+  // messages, `size` is the expected length (progress only). Owns fd.
+  FileSource(int fd, const std::string& path, uint64_t size, bool sha256, TaskState* state);
   ~FileSource();
+  bool stream() const { return stream_; }
   FileSource(const FileSource&) = delete;
   FileSource& operator=(const FileSource&) = delete;
   // Reads into p; with sha256 the bytes are hashed asynchronously: do not
@@ -79,6 +83,7 @@ class FileSource {
   std::string path_;
   int fd_ = -1;
   uint64_t size_ = 0, read_ = 0;
+  bool stream_ = false;
   std::unique_ptr<AsyncSha256> sha_;
   TaskState* state_;
 };

@@ -463,7 +463,9 @@ class ArchiveValidator : public TarHandler {
 
 ReadArchiveResult ReadArchive(const ReadArchiveOptions& o, TaskState& state) {
   ReadArchiveResult r;
-  FileSource src(o.path, o.sha256, &state);
+  std::unique_ptr<FileSource> src_owner(o.input_fd >= 0 ? new FileSource(o.input_fd, o.path, o.input_size, o.sha256, &state)
+                                                        : new FileSource(o.path, o.sha256, &state));
+  FileSource& src = *src_owner;
   state.total = src.size();
   std::unique_ptr<ExtractDir> out;
   if (!o.extract_to.empty()) out.reset(new ExtractDir(o.extract_to, o.fsync));
@@ -478,7 +480,7 @@ ReadArchiveResult ReadArchive(const ReadArchiveOptions& o, TaskState& state) {
   src.DrainForDigest();
   r.sha256 = src.Sha256Hex();
   r.format = ArchiveKindName(kind);
-  r.archive_bytes = src.size();
+  r.archive_bytes = src.stream() ? src.consumed() : src.size();
   r.tar_bytes = stats.tar_bytes;
   r.frames = stats.frames;
   r.parallel_frames = stats.parallel_frames;
@@ -555,6 +557,10 @@ void InitArchiveReader(Napi::Env env, Napi::Object exports) {
     ReadArchiveOptions o;
     if (!a.Get("path").IsString()) ThrowJs(e, Code::InvalidArgument, "readArchive: path must be a string");
     o.path = a.Get("path").As<Napi::String>();
+    if (a.Get("inputFd").IsNumber()) {
+      o.input_fd = a.Get("inputFd").As<Napi::Number>().Int32Value();
+      if (a.Get("inputSize").IsNumber()) o.input_size = static_cast<uint64_t>(a.Get("inputSize").As<Napi::Number>().DoubleValue());
+    }
     unsigned hw = std::max(1u, std::thread::hardware_concurrency());
     o.threads = static_cast<int>(hw);
     if (a.Get("threads").IsNumber()) o.threads = a.Get("threads").As<Napi::Number>().Int32Value();

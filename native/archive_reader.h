@@ -20,6 +20,10 @@ namespace guts {
 
 struct ReadArchiveOptions {
   std::string path;
+  // >= 0: read the archive from this descriptor (a pipe) instead of opening
+  // `path` (which then only names it); owned and closed by the reader.
+  int input_fd = -1;
+  uint64_t input_size = 0;  // expected bytes of a stream (progress)
   int threads = 1;
   std::string extract_to;  // empty = verify only
   bool fsync = false;

@@ -477,7 +477,8 @@ class OutputWriter {
   static constexpr size_t kCapacity = 2 << 20;
   static constexpr int kBuffers = 3;
 
-  OutputWriter(int fd, const std::string& path) : fd_(fd), path_(path) {
+  OutputWriter(int fd, const std::string& path, bool allow_direct = true) : fd_(fd), path_(path) {
+    if (!allow_direct) return;  // a pipe: O_DIRECT would turn it into packet mode
     int flags = fcntl(fd_, F_GETFL);
     if (flags < 0 || fcntl(fd_, F_SETFL, flags | O_DIRECT) != 0) return;  // buffered writes
     for (int i = 0; i < kBuffers; i++) {
@@ -675,17 +676,27 @@ bool RemoveStalePartial(const std::string& partial, const std::string& output) {
 }
 
 ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
+  // A stream output (pipe) is closed on every way out of here: the reader
+  // then sees EOF and learns the outcome from the task's result.
+  struct StreamFd {
+    int fd;
+    ~StreamFd() {
+      if (fd >= 0) close(fd);
+    }
+  } stream{o.output_fd};
   uint64_t total = 0;
   std::vector<Planned> plan = PlanEntries(o.entries, &total);
   state.total = total;
   std::string index = BuildIndex(plan);
-
-  RemoveStalePartial(o.partial, o.output);
-  PartialFile out(o.partial, o.output);
+  std::unique_ptr<PartialFile> out;
+  if (stream.fd < 0) {
+    RemoveStalePartial(o.partial, o.output);
+    out = std::make_unique<PartialFile>(o.partial, o.output);
+  }
 
   ArchiveResult result;
   Digest sha(Digest::kSha256);
-  OutputWriter writer(out.fd(), o.partial);
+  OutputWriter writer(out ? out->fd() : stream.fd, out ? o.partial : o.output, out != nullptr);
   ChunkCompressor cc(o.compression, o.level, o.threads, o.frame_size, [&](const uint8_t* p, size_t n) {
     result.archive_bytes += n;
     while (n) {  // in slices: SHA-256 of a whole frame is ~5 ms of CPU
@@ -772,7 +783,7 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
     size_t slash = o.output.find_last_of('/');
     sidecar_text = result.sha256 + "  " + (slash == std::string::npos ? o.output : o.output.substr(slash + 1)) + "\n";
   }
-  out.Commit(o.overwrite, sidecar_text);
+  if (out) out->Commit(o.overwrite, sidecar_text);
   return result;
 }
 
@@ -847,6 +858,7 @@ ArchiveOptions ParseOptions(Napi::Env env, Napi::Value arg) {
   opts.partial = StringProp(env, o, "partial", false);
   if (opts.partial.empty()) opts.partial = opts.output + ".partial";
   opts.overwrite = o.Get("overwrite").ToBoolean();
+  opts.output_fd = IntProp(env, o, "outputFd", -1, -1, 1 << 30);
   std::string format = StringProp(env, o, "format");
   if (format == "tar.zst") opts.compression = Compression::kZstd;
   else if (format == "tar.gz") opts.compression = Compression::kGzip;

@@ -32,6 +32,11 @@ struct ArchiveEntry {
 
 struct ArchiveOptions {
   std::string output, partial;
+  // >= 0: write the archive to this descriptor (the write end of a pipe to an
+  // upload) instead of <output>.partial: plain buffered writes, no rename;
+  // `output` only names it in messages. The writer owns the descriptor and
+  // closes it when it is done, successful or not.
+  int output_fd = -1;
   bool overwrite = false;
   Compression compression = Compression::kZstd;
   int level = 3;

@@ -9,11 +9,14 @@ import * as path from 'node:path';
 
 import { checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, notArchiveError, ObjectCounts, readArchive, readSidecar, statArchive } from './archive';
 import { escapeControls, GutsError } from './errors';
+import type { ArchiveSource } from './location/backup-stream';
 import { ArchiveProblem, Counts, ReadArchiveResult, TaskHandle } from './native';
 import { formatBytes } from './progress';
 
 export interface VerifyBackupOptions {
   file: string;
+  /** read the archive from here (an S3 object, streamed) instead of the file `file` */
+  source?: ArchiveSource;
   deep?: boolean;
   threads?: number;
   /** gets each long-running native task (progress bar, cancel) */
@@ -98,16 +101,16 @@ function tempDirFor(file: string): string {
 
 export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVerifyReport> {
   const t0 = Date.now();
-  const file = path.resolve(opts.file);
-  statArchive(file);
-  const sidecar = readSidecar(file);
-  const tmp = opts.deep ? tempDirFor(file) : undefined;
+  const src = opts.source;
+  const file = src ? src.url : path.resolve(opts.file);
+  if (!src) statArchive(file);
+  const sidecar = src ? src.sidecar : readSidecar(file);
+  const tmp = opts.deep ? tempDirFor(src ? path.join(os.tmpdir(), 'x') : file) : undefined;
   try {
     let r: ReadArchiveResult;
-    r = await readArchive(
-      { path: file, threads: opts.threads, sha256: true, skipFrameChecksums: Boolean(sidecar?.sha256), extractTo: tmp, inMemory: [KEY_ENTRY, CONFIG_ENTRY] },
-      (h) => opts.onTask?.(h, 'verify'),
-    );
+    const options = { path: file, threads: opts.threads, sha256: true, skipFrameChecksums: Boolean(sidecar?.sha256), extractTo: tmp, inMemory: [KEY_ENTRY, CONFIG_ENTRY] };
+    const onTask = (h: TaskHandle<ReadArchiveResult>) => opts.onTask?.(h, 'verify');
+    r = src ? await src.read((input) => readArchive({ ...options, ...input }, onTask)) : await readArchive(options, onTask);
     const notArchive = r.problems.find((p) => p.code === 'GUTS_NOT_ARCHIVE');
     if (notArchive) {
       const e = notArchiveError(file, notArchive.message, sidecar, r.sha256);

@@ -41,6 +41,14 @@ export interface CreateBackupOptions {
   threads?: number;
   /** replace an existing output file that is not a guts-node archive (one that is, is replaced anyway: rotation by name) */
   force?: boolean;
+  /**
+   * Stream the archive into this descriptor (the write end of a pipe to an
+   * upload, src/location/backup-stream.ts) instead of writing `output`: no
+   * file, no sidecar, no last-backup record (the caller stores them once the
+   * upload completed); `output` is the URL that names it. The writer owns the
+   * descriptor from the moment onTask is called.
+   */
+  outputFd?: number;
   frameSize?: number;
   /** aborting cancels the backup: nothing is left behind, GUTS_CANCELLED is thrown */
   signal?: AbortSignal;
@@ -89,6 +97,10 @@ export interface BackupResult {
   cpu_share: number;
   /** an existing archive (or, with force, file) of that name was replaced */
   replaced_existing: boolean;
+  /** MANIFEST.json as stored in the archive */
+  manifest: string;
+  /** the base's WAL position (as in MANIFEST.json `wal`), when WAL archiving is on */
+  wal?: { timeline: number; segment: number };
 }
 
 /** Contents of <dataDir>/last-backup.json (the node's metrics read it). */
@@ -258,7 +270,7 @@ async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus:
 }
 
 /** The running node records it (its metrics); without a node, last-backup.json (its kind's slot) is written here. */
-async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null, wal: { timeline: number } | null): Promise<void> {
+export async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null, wal: { timeline: number } | null): Promise<void> {
   if (client) {
     try {
       await client.recordBackup(record, wal);
@@ -276,7 +288,8 @@ async function recordLastBackup(dataDir: string, record: LastBackup, client: Nod
 export async function createBackup(opts: CreateBackupOptions): Promise<BackupResult> {
   const started = process.hrtime.bigint();
   const dataDir = path.resolve(opts.dataDir);
-  const output = path.resolve(opts.output);
+  const streamed = opts.outputFd !== undefined;
+  const output = streamed ? opts.output : path.resolve(opts.output);
   const format = formatForPath(output);
   const kind: BackupKind = opts.kind ?? 'full';
   const level = opts.level ?? 3;
@@ -284,7 +297,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const frameSize = opts.frameSize ?? DEFAULT_FRAME_SIZE;
   checkLevel(format, level);
   if (!Number.isInteger(threads) || threads < 1) throw new GutsError('GUTS_INVALID_ARGUMENT', '--threads must be a positive integer');
-  const { replaces } = checkOutput(output, Boolean(opts.force));
+  const { replaces } = streamed ? { replaces: false } : checkOutput(output, Boolean(opts.force));
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
 
   // Optional extra files are checked before any checkpoint is taken.
@@ -344,8 +357,9 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       // an existing guts-node archive (or anything, with --force) is replaced
       // once the new one is complete; else the commit refuses to replace
       overwrite: replaces,
-      // the sidecar is committed with the archive, under its lock (rotation order: native/archive_writer.cc)
-      sidecar: true,
+      // the sidecar is committed with the archive, under its lock (rotation order: native/archive_writer.cc);
+      // a streamed upload sends its sidecar object after the archive object instead
+      ...(streamed ? { outputFd: opts.outputFd } : { sidecar: true }),
       format,
       level,
       threads,
@@ -370,7 +384,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
 
     const checksum = `sha256:${result.sha256}`;
     const record: LastBackup = { file: output, size_bytes: result.archiveBytes, created, kind, checksum };
-    await recordLastBackup(dataDir, record, client, cp.wal ?? null);
+    if (!streamed) await recordLastBackup(dataDir, record, client, cp.wal ?? null);
 
     return {
       file: output,
@@ -390,6 +404,8 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       priority,
       cpu_share: cpuShare,
       replaced_existing: replaces,
+      manifest: result.manifest,
+      ...(cp.wal ? { wal: cp.wal } : {}),
     };
   } finally {
     try {

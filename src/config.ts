@@ -26,6 +26,8 @@ interface KeySpec {
   help: string;
   /** extra check of a well-typed value: throws, or returns why it is refused */
   check?: (value: never) => string | void;
+  /** never printed (config get/set show *** when it is set) */
+  secret?: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -71,6 +73,22 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
   'backup.dir': { kind: 'string', default: '/var/backups/guts', help: 'default backup directory' },
   'backup.retention_days': { kind: 'int', default: 7, help: 'days to keep scheduled backups' },
   'backup.level': { kind: 'int', default: 3, help: 'zstd level for backups' },
+  // backup run / list / prune defaults (flags override them)
+  'backup.to': { kind: 'string', default: '', help: 'where `backup run` stores backups: a directory or s3://bucket/prefix (empty = backup.dir)' },
+  'backup.kind': { kind: 'enum', default: 'full', values: ['full', 'consensus-only'], help: '`backup run`: full (hot when a node runs) or consensus-only' },
+  'backup.keep_last': { kind: 'int', default: 0, help: 'prune: keep the N newest backups (0 = rule unused)' },
+  'backup.keep_daily': { kind: 'int', default: 0, help: 'prune: keep the newest backup of each of the last N days' },
+  'backup.keep_weekly': { kind: 'int', default: 0, help: 'prune: keep the newest backup of each of the last N ISO weeks' },
+  'backup.keep_within': { kind: 'string', default: '', help: 'prune: keep every backup younger than this (e.g. 7d; empty = backup.retention_days when no keep rule is set)' },
+  'backup.pushgateway': { kind: 'string', default: '', help: '`backup run`: Prometheus Pushgateway URL (job guts-backup)' },
+  'backup.textfile': { kind: 'string', default: '', help: '`backup run`: node_exporter textfile written atomically (empty = metrics.textfile)' },
+  'backup.notify_url': { kind: 'string', default: '', help: '`backup run`: URL the JSON result is POSTed to' },
+  'backup.s3.endpoint': { kind: 'string', default: '', help: 'S3-compatible endpoint URL (path-style addressing); AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL override it' },
+  'backup.s3.region': { kind: 'string', default: '', help: 'S3 region; AWS_REGION overrides it' },
+  'backup.s3.profile': { kind: 'string', default: '', help: 'AWS profile for S3 credentials; AWS_PROFILE overrides it' },
+  'backup.s3.access_key_id': { kind: 'string', default: '', help: 'S3 access key id (prefer the AWS environment or a profile); AWS_ACCESS_KEY_ID overrides it' },
+  'backup.s3.secret_access_key': { kind: 'string', default: '', help: 'S3 secret key (never printed; keep config.yaml 0600)', secret: true },
+  'backup.s3.force_path_style': { kind: 'bool', default: false, help: 'path-style addressing even without a custom endpoint' },
 };
 
 export interface GutsConfig {
@@ -81,7 +99,21 @@ export interface GutsConfig {
   logging: { level: string; format: string };
   /** sizes as written (parseSize), durations as written (parseDuration) */
   wal: { archive_command: string; restore_command: string; archive_dir: string; archive_timeout: string; segment_size: string; max_pending: string };
-  backup: { dir: string; retention_days: number; level: number };
+  backup: {
+    dir: string;
+    retention_days: number;
+    level: number;
+    to: string;
+    kind: string;
+    keep_last: number;
+    keep_daily: number;
+    keep_weekly: number;
+    keep_within: string;
+    pushgateway: string;
+    textfile: string;
+    notify_url: string;
+    s3: { endpoint: string; region: string; profile: string; access_key_id: string; secret_access_key: string; force_path_style: boolean };
+  };
 }
 
 export interface LoadedConfig {
@@ -168,10 +200,12 @@ function coerceKind(spec: KeySpec, value: unknown, bad: (why: string) => GutsErr
 }
 
 function defaults(): GutsConfig {
-  const c: Record<string, Record<string, unknown>> = {};
+  const c: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(CONFIG_KEYS)) {
-    const [section, name] = key.split('.');
-    (c[section] ??= {})[name] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
+    const parts = key.split('.');
+    let o = c;
+    for (const p of parts.slice(0, -1)) o = (o[p] ??= {}) as Record<string, unknown>;
+    o[parts[parts.length - 1]] = Array.isArray(spec.default) ? [...spec.default] : spec.default;
   }
   return c as unknown as GutsConfig;
 }
@@ -185,12 +219,22 @@ export function validateConfig(raw: unknown, file: string): GutsConfig {
     if (!(section in cfg)) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: unknown section "${section}"`, file);
     if (body === null) continue;
     if (typeof body !== 'object' || Array.isArray(body)) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${section}: must be a mapping`, file);
-    for (const [name, value] of Object.entries(body as Record<string, unknown>)) {
-      const key = `${section}.${name}`;
-      const spec = CONFIG_KEYS[key];
-      if (!spec) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: unknown key "${key}"`, file);
-      cfg[section][name] = coerce(key, spec, value, file);
-    }
+    const walk = (into: Record<string, unknown>, prefix: string, obj: Record<string, unknown>) => {
+      for (const [name, value] of Object.entries(obj)) {
+        const key = `${prefix}.${name}`;
+        const spec = CONFIG_KEYS[key];
+        // a nested section (backup.s3): a mapping of its own keys
+        if (!spec && Object.keys(CONFIG_KEYS).some((k) => k.startsWith(key + '.'))) {
+          if (value === null) continue;
+          if (typeof value !== 'object' || Array.isArray(value)) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${key}: must be a mapping`, file);
+          walk(into[name] as Record<string, unknown>, key, value as Record<string, unknown>);
+          continue;
+        }
+        if (!spec) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: unknown key "${key}"`, file);
+        into[name] = coerce(key, spec, value, file);
+      }
+    };
+    walk(cfg[section], section, body as Record<string, unknown>);
   }
   return cfg as unknown as GutsConfig;
 }
@@ -214,10 +258,18 @@ export function resolveDataDir(cfg: GutsConfig, explicit?: string): string {
   return path.resolve(explicit || process.env.GUTS_DATA_DIR || cfg.storage.data_dir);
 }
 
+/** A value for display: secrets replaced by *** when set. */
+export function maskSecrets(key: string, value: unknown): unknown {
+  if (CONFIG_KEYS[key]?.secret) return value ? '***' : value;
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = maskSecrets(key ? `${key}.${k}` : k, v);
+  return out;
+}
+
 export function getConfigValue(cfg: GutsConfig, key: string): unknown {
   if (!CONFIG_KEYS[key]) throw new GutsError('GUTS_INVALID_ARGUMENT', `unknown config key "${key}" (see guts-node config keys)`);
-  const [section, name] = key.split('.');
-  return (cfg as unknown as Record<string, Record<string, unknown>>)[section][name];
+  return key.split('.').reduce<unknown>((o, p) => (o as Record<string, unknown>)[p], cfg);
 }
 
 /** Set one key, keeping the file's comments and layout; atomic write, mode kept. */

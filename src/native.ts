@@ -112,6 +112,8 @@ export interface CreateArchiveOptions {
    * or an archive without a sidecar, never a mismatched pair (PartialFile::Commit)
    */
   sidecar?: boolean;
+  /** write to this descriptor (a pipe to an upload; owned and closed by the writer) instead of a file; `output` only names it */
+  outputFd?: number;
   format: ArchiveFormat;
   /** requested level (zstd -7..22, gzip 1..9; ignored for tar); zstd 1-3 are tuned for SSTs, gzip chunks that barely compress get a faster one */
   level: number;
@@ -150,6 +152,10 @@ export interface CreateArchiveResult {
 // ---- archive reader (native/archive_reader.cc) ----
 export interface ReadArchiveOptions {
   path: string;
+  /** read the archive from this descriptor (a pipe from a download; owned and closed by the reader); `path` then only names it */
+  inputFd?: number;
+  /** expected bytes of the stream (progress) */
+  inputSize?: number;
   /** decoder threads for zstd frames (default: number of CPUs) */
   threads?: number;
   /** extract into this (existing, empty) staging dir; absent = verify only */
@@ -285,6 +291,8 @@ export interface NativeAddon {
   fsyncPath(path: string): void;
   createArchive(options: CreateArchiveOptions): TaskHandle<CreateArchiveResult>;
   readArchive(options: ReadArchiveOptions): TaskHandle<ReadArchiveResult>;
+  /** [readFd, writeFd] of a new close-on-exec pipe (1 MiB buffer where allowed) */
+  makePipe(): [number, number];
   verifyObjects(store: NativeStore, options: { threads: number; listAffected: boolean }): TaskHandle<VerifyObjectsResult>;
   /** skipObjects: leave out the objects CF's SSTs (verifyObjects reads every block of them, checksummed) */
   verifyChecksums(store: NativeStore, options?: { threads: number; skipObjects?: boolean }): Promise<VerifyChecksumsResult>;

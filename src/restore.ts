@@ -16,11 +16,14 @@ import { BackupKind, checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, notArchive
 import { checkExtractedObjects } from './backup-verify';
 import { fsError, GutsError } from './errors';
 import { fsyncDir, isProcessAlive, writeFileAtomic } from './fsutil';
-import { native, TaskHandle } from './native';
+import type { ArchiveSource } from './location/backup-stream';
+import { native, ReadArchiveResult, TaskHandle } from './native';
 import { checkReplaceable, refuseLiveStoreTarget, resolveStorePath } from './restore-guard';
 
 export interface RestoreOptions {
   file: string;
+  /** read the archive from here (an S3 object, streamed) instead of the file `file` */
+  source?: ArchiveSource;
   target: string;
   /** run the full object check on the staged store before putting it in place */
   verify?: boolean;
@@ -171,8 +174,9 @@ function checkSecretDest(dest: string, data: Buffer, what: string): 'write' | 'u
 
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport> {
   const t0 = Date.now();
-  const file = path.resolve(opts.file);
-  statArchive(file);
+  const src = opts.source;
+  const file = src ? src.url : path.resolve(opts.file);
+  if (!src) statArchive(file);
   // The physical path: "..", symlinks and /var/lib/guts -> /data/guts all
   // restore into (and are checked as) the directory the kernel would write to.
   const target = resolveStorePath(opts.target);
@@ -208,12 +212,11 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   }
   let stagingHoldsOldData = false;
   try {
-    const sidecar = readSidecar(file);
-    const r = await readArchive(
-      { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), skipFrameChecksums: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] },
-      (h) => opts.onTask?.(h, 'restore'),
-    ).catch(async (e: GutsError) => {
-      if (e?.code !== 'GUTS_NOT_ARCHIVE' || !sidecar?.sha256) throw e;
+    const sidecar = src ? src.sidecar : readSidecar(file);
+    const options = { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), skipFrameChecksums: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] };
+    const onTask = (h: TaskHandle<ReadArchiveResult>) => opts.onTask?.(h, 'restore');
+    const r = await (src ? src.read((input) => readArchive({ ...options, ...input }, onTask)) : readArchive(options, onTask)).catch(async (e: GutsError) => {
+      if (src || e?.code !== 'GUTS_NOT_ARCHIVE' || !sidecar?.sha256) throw e;
       // Fail-fast stopped before the digest: take it, to tell "not a backup" from "what is left of one".
       const whole = await readArchive({ path: file, threads: opts.threads, sha256: true, layout: [] });
       throw notArchiveError(file, e.message.replace(/^.* is not a guts-node backup archive: /, ''), sidecar, whole.sha256);

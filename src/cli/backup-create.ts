@@ -3,6 +3,8 @@ import * as os from 'node:os';
 
 import { BackupKind, createBackup, DEFAULT_BACKGROUND_CPU_SHARE } from '../backup';
 import { GutsError } from '../errors';
+import { isRemote, splitUrl } from '../location';
+import { createBackupAt } from '../location/backup-stream';
 import { formatBytes, ProgressBar } from '../progress';
 import { context, intOption, printJson, run } from './context';
 
@@ -24,7 +26,7 @@ export function registerBackupCreate(backup: Command): void {
   backup
     .command('create')
     .description('archive a consistent RocksDB checkpoint of the data dir (tar + parallel zstd/gzip) with a .sha256 sidecar')
-    .requiredOption('-o, --output <file>', 'archive path; the extension picks the format: .tar.zst (recommended), .tar.gz, .tar')
+    .requiredOption('-o, --output <file>', 'archive path or s3://bucket/prefix/name (streamed to a multipart upload); the extension picks the format: .tar.zst (recommended), .tar.gz, .tar')
     .option('--hot', 'hot backup while the node keeps running (kind "hot"); the checkpoint comes from the node when it runs')
     .option('--consensus-only', 'only the consensus store (kind "consensus-only")')
     .option('--include-key', 'also store the node key (p2p.key_file) as keys/node.key, mode 0600')
@@ -45,7 +47,11 @@ export function registerBackupCreate(backup: Command): void {
 The archive is written to FILE.partial (mode 0600), fsynced and renamed; FILE.sha256
 holds "<sha256>  <name>" for sha256sum -c. An existing guts-node archive FILE (and
 its sidecar) stays until the new one is complete, then is replaced (rotation by
-name); any other file under that name needs --force. On an error or
+name); any other file under that name needs --force. With s3://bucket/prefix/NAME
+the archive is streamed into a multipart upload (no local copy, bounded memory),
+completed only once the whole archive was written; NAME.sha256 and
+NAME.manifest.json are uploaded after it. Endpoint and credentials: AWS_*
+environment, AWS_PROFILE, or backup.s3.* in config.yaml. On an error or
 SIGINT/SIGTERM nothing is left behind (exit 130 when interrupted). The data dir's live files are never read:
 a RocksDB checkpoint (hard links) is archived and removed afterwards. Beside a
 running node (--hot), the archive is written at idle CPU and I/O priority and
@@ -70,10 +76,10 @@ Examples:
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
         let bar: ProgressBar | null = null;
+        const remote = isRemote(opts.output) ? splitUrl(opts.output, cfg) : null;
         try {
-          const r = await createBackup({
+          const common = {
             dataDir: ctx.dataDir,
-            output: opts.output,
             kind,
             keyFile: opts.includeKey ? cfg.p2p.key_file : undefined,
             configFile: opts.includeConfig ? ctx.loaded.path : undefined,
@@ -83,10 +89,13 @@ Examples:
             signal: ac.signal,
             backgroundWithNode: !opts.foreground,
             cpuShare: opts.cpuShare !== undefined ? opts.cpuShare / 100 : undefined,
-            onTask: (task) => {
+            onTask: (task: Parameters<NonNullable<Parameters<typeof createBackup>[0]['onTask']>>[0]) => {
               bar = new ProgressBar('backup', () => task.progress());
             },
-          });
+          };
+          const r = remote
+            ? await createBackupAt({ ...common, location: remote.location, key: remote.key })
+            : await createBackup({ ...common, output: opts.output });
           (bar as ProgressBar | null)?.stop();
           bar = null;
           if (opts.json) {
@@ -101,6 +110,7 @@ Examples:
           }
         } finally {
           (bar as ProgressBar | null)?.stop();
+          remote?.location.close();
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
         }

@@ -7,6 +7,7 @@ import { formatBytes, ProgressBar } from '../progress';
 import { restoreBackup, RestoreReport } from '../restore';
 import type { PitrReport, RestoreTarget } from '../wal/pitr';
 import { context, intOption, printJson, run } from './context';
+import { remoteSource } from './remote';
 import { cancelOnSignals } from './signals';
 
 interface RestoreFlags {
@@ -54,7 +55,7 @@ export function registerBackupRestore(backup: Command): void {
   backup
     .command('restore')
     .description('restore a backup archive into the data dir (or --target), verified and atomic')
-    .argument('<file>', 'backup archive (.tar.zst, .tar.gz or .tar)')
+    .argument('<file>', 'backup archive (.tar.zst, .tar.gz or .tar): a path or s3://bucket/key (streamed, with FILE.sha256 from the bucket)')
     .option('--target <dir>', 'data dir to restore into (default: storage.data_dir / --data-dir)')
     .option('--verify', 're-hash every git object of the staged store before putting it in place')
     .option('--force', 'replace a non-empty target that is a data dir or an earlier restore (the old data is removed once the new data is in place)')
@@ -101,12 +102,14 @@ Examples:
       run(async (file: string, opts: RestoreFlags, cmd: Command) => {
         const target = opts.target ?? context(cmd).dataDir;
         const bars: ProgressBar[] = [];
+        const remote = await remoteSource(file, cmd);
         const signals = cancelOnSignals();
         try {
           const until = untilTarget(opts);
           const timeline = timelineOption(opts.timeline);
           const base = {
             file,
+            source: remote?.source,
             target,
             verify: opts.verify,
             force: opts.force,
@@ -157,6 +160,7 @@ Examples:
         } finally {
           bars.forEach((b) => b.stop());
           signals.dispose();
+          remote?.location.close();
         }
       }),
     );

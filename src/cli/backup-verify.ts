@@ -4,13 +4,14 @@ import { formatVerifyReport, verifyBackup } from '../backup-verify';
 import { ExitCode } from '../errors';
 import { ProgressBar } from '../progress';
 import { intOption, printJson, run } from './context';
+import { remoteSource } from './remote';
 import { cancelOnSignals } from './signals';
 
 export function registerBackupVerify(backup: Command): void {
   backup
     .command('verify')
     .description('check a backup archive: sidecar SHA-256, every byte decompressed, every file against MANIFEST.json')
-    .argument('<file>', 'backup archive (.tar.zst, .tar.gz or .tar)')
+    .argument('<file>', 'backup archive (.tar.zst, .tar.gz or .tar): a path or s3://bucket/key (streamed, with FILE.sha256 from the bucket)')
     .option('--deep', 'also extract to a temp dir and re-hash every git object; counts must equal the manifest')
     .option('--json', 'print one JSON object')
     .option('--threads <n>', 'decoder threads (default: CPUs)', intOption('--threads', 1, 64))
@@ -22,12 +23,14 @@ by one line per problem naming the file and the reason.
 Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (e.g. the file is missing).`,
     )
     .action(
-      run(async (file: string, opts: { deep?: boolean; json?: boolean; threads?: number }) => {
+      run(async (file: string, opts: { deep?: boolean; json?: boolean; threads?: number }, cmd: Command) => {
         const bars: ProgressBar[] = [];
+        const remote = await remoteSource(file, cmd);
         const signals = cancelOnSignals();
         try {
           const report = await verifyBackup({
             file,
+            source: remote?.source,
             deep: opts.deep,
             threads: opts.threads,
             onTask: (h, label) => {
@@ -42,6 +45,7 @@ Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (e.g. the file is missing).
         } finally {
           bars.forEach((b) => b.stop());
           signals.dispose();
+          remote?.location.close();
         }
       }),
     );

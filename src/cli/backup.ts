@@ -1,12 +1,14 @@
 import { Command } from 'commander';
 
 import { registerBackupCreate } from './backup-create';
+import { registerBackupOps } from './backup-ops';
 import { registerBackupRestore } from './backup-restore';
 import { registerBackupVerify } from './backup-verify';
 
 export function registerBackup(program: Command): void {
-  const backup = program.command('backup').description('create, verify and restore backups');
+  const backup = program.command('backup').description('create, verify, restore, list and prune backups; run the whole scheduled job');
   registerBackupCreate(backup);
   registerBackupVerify(backup);
   registerBackupRestore(backup);
+  registerBackupOps(backup);
 }

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
 
-import { CONFIG_KEYS, getConfigValue, loadConfig, setConfigValue } from '../config';
+import { CONFIG_KEYS, getConfigValue, loadConfig, maskSecrets, setConfigValue } from '../config';
 import { formatKey, generateKey, makeStdoutFilePrivate, writeKeyFile } from '../keygen';
 import { globals, printJson, run } from './context';
 
@@ -15,7 +15,7 @@ export function registerConfig(program: Command): void {
     .action(
       run(async (key: string | undefined, opts: { json?: boolean }, cmd: Command) => {
         const loaded = loadConfig(globals(cmd).config);
-        const value = key ? getConfigValue(loaded.config, key) : loaded.config;
+        const value = maskSecrets(key ?? '', key ? getConfigValue(loaded.config, key) : loaded.config);
         if (opts.json || typeof value === 'object') printJson(value);
         else process.stdout.write(`${String(value)}\n`);
       }),
@@ -28,7 +28,7 @@ export function registerConfig(program: Command): void {
     .action(
       run(async (key: string, value: string, _opts: unknown, cmd: Command) => {
         const r = setConfigValue(globals(cmd).config, key, value);
-        process.stderr.write(`${key} = ${JSON.stringify(r.value)} (${r.path}); restart the node to apply\n`);
+        process.stderr.write(`${key} = ${JSON.stringify(maskSecrets(key, r.value))} (${r.path}); restart the node to apply\n`);
       }),
     );
   config

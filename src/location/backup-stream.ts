@@ -1,0 +1,187 @@
+// Archives streamed to and from a location with no local copy:
+//
+//   create:  native writer --pipe--> Node (gate) --> location.upload (S3 multipart)
+//   read:    location.read (ranged GETs) --> Node --pipe--> native reader
+//
+// The native side writes / reads a pipe (makePipe) with blocking I/O on its
+// own threads; Node holds the other end as a non-blocking socket, so
+// backpressure flows both ways and memory stays bounded (pipe buffer +
+// lib-storage's parts in flight + the ranged GETs in flight). The gate holds
+// back the end of the upload's input until the writer reported success: a
+// failed or interrupted archive never completes the multipart upload.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+
+import { Sidecar } from '../archive';
+import { BackupResult, createBackup, CreateBackupOptions, LastBackup, recordLastBackup } from '../backup';
+import { errorCode, GutsError } from '../errors';
+import { native } from '../native';
+import { connectNode } from '../node-client';
+import { Location } from './types';
+
+export const MANIFEST_SUFFIX = '.manifest.json';
+export const SIDECAR_SUFFIX = '.sha256';
+
+/** "<hex>  <name>\n", as sha256sum -c reads it. */
+export function sidecarText(sha256: string, key: string): string {
+  return `${sha256}  ${path.posix.basename(key)}\n`;
+}
+
+export interface LocationBackupOptions extends Omit<CreateBackupOptions, 'output' | 'outputFd'> {
+  location: Location;
+  key: string;
+  /** also called with the upload's byte count */
+  onUploadProgress?: (bytes: number) => void;
+}
+
+/**
+ * backup create straight into a location: the archive, then KEY.sha256 and
+ * KEY.manifest.json (MANIFEST.json as stored, for `backup list`), then the
+ * last-backup record. Nothing appears under KEY unless the whole archive was
+ * written and uploaded.
+ */
+export async function createBackupAt(opts: LocationBackupOptions): Promise<BackupResult> {
+  const { location, key } = opts;
+  const url = location.urlOf(key);
+  if (!opts.force && (await location.stat(key))) throw new GutsError('GUTS_EXISTS', `${url} already exists (use --force to overwrite)`, url);
+  const [rfd, wfd] = native.makePipe();
+  const sock = new net.Socket({ fd: rfd, readable: true, writable: false });
+  let writerOwnsFd = false;
+  let archiveDone: (err?: Error) => void = () => undefined;
+  const archiveOutcome = new Promise<Error | undefined>((resolve) => (archiveDone = resolve));
+  const gate = new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, cb) {
+      cb(null, chunk);
+    },
+    flush(cb) {
+      // EOF on the pipe: the writer closed it, successfully or not
+      void archiveOutcome.then((err) => cb(err ?? null));
+    },
+  });
+  sock.on('error', (e) => gate.destroy(e));
+  sock.pipe(gate);
+  const upload = location.upload(key, gate, { signal: opts.signal, overwrite: opts.force, onProgress: opts.onUploadProgress });
+  // a failed upload must not leave the writer blocked on a full pipe
+  upload.catch(() => sock.destroy());
+  let result: BackupResult | undefined;
+  let archiveErr: unknown;
+  try {
+    result = await createBackup({
+      ...opts,
+      output: url,
+      outputFd: wfd,
+      onTask: (task) => {
+        writerOwnsFd = true;
+        opts.onTask?.(task);
+      },
+    });
+    archiveDone();
+  } catch (e) {
+    archiveErr = e;
+    if (!writerOwnsFd) fs.closeSync(wfd);
+    archiveDone(e as Error);
+    gate.destroy(e as Error);
+  }
+  let uploadErr: unknown;
+  await upload.catch((e) => (uploadErr = e));
+  sock.destroy();
+  // The upload's error names the cause when the store failed (the writer then
+  // only saw EPIPE); the writer's own error otherwise.
+  if (uploadErr && (!archiveErr || /EPIPE/.test(String((archiveErr as Error).message)))) throw uploadErr;
+  if (archiveErr) throw archiveErr;
+  const r = result!;
+  await location.put(key + SIDECAR_SUFFIX, sidecarText(r.checksum.replace(/^sha256:/, ''), key), { overwrite: true });
+  await location.put(key + MANIFEST_SUFFIX, r.manifest, { overwrite: true });
+  const record: LastBackup = { file: url, size_bytes: r.size_bytes, created: r.created, kind: r.kind, checksum: r.checksum };
+  const client = await connectNode(path.resolve(opts.dataDir)).catch(() => null);
+  try {
+    await recordLastBackup(path.resolve(opts.dataDir), record, client, r.wal ?? null);
+  } finally {
+    client?.close();
+  }
+  return { ...r, file: url };
+}
+
+/** An archive read from a location: verify and restore read it through `read`. */
+export interface ArchiveSource {
+  /** full URL, for messages and reports */
+  url: string;
+  size: number;
+  sidecar: Sidecar | null;
+  /** runs `fn` with the read end of a pipe the archive is downloaded into; the download's own failure wins over what the reader saw */
+  read<T>(fn: (input: { inputFd: number; inputSize: number }) => Promise<T>): Promise<T>;
+}
+
+export function parseSidecar(text: string, file: string): Sidecar {
+  const m = /^([0-9a-fA-F]{64})[ \t]+\*?(.+)$/m.exec(text);
+  if (!m) return { file, sha256: null, problem: `${path.posix.basename(file)} is not "<sha256>  <name>"` };
+  return { file, sha256: m[1].toLowerCase() };
+}
+
+export async function archiveSource(location: Location, key: string, opts: { signal?: AbortSignal } = {}): Promise<ArchiveSource> {
+  const url = location.urlOf(key);
+  const st = await location.stat(key);
+  if (!st) throw new GutsError('GUTS_NOT_FOUND', `cannot read backup file ${url}: no such object`, url);
+  const text = await location.get(key + SIDECAR_SUFFIX);
+  const sidecar = text === null ? null : parseSidecar(text.toString('utf8'), location.urlOf(key + SIDECAR_SUFFIX));
+  return {
+    url,
+    size: st.size,
+    sidecar,
+    async read<T>(fn: (input: { inputFd: number; inputSize: number }) => Promise<T>): Promise<T> {
+      const [rfd, wfd] = native.makePipe();
+      const sock = new net.Socket({ fd: wfd, readable: false, writable: true });
+      let downloadErr: unknown;
+      let readerDone = false;
+      const download = (async () => {
+        let body: Readable | undefined;
+        try {
+          body = await location.read(key, { signal: opts.signal });
+          for await (const chunk of body) {
+            if (readerDone) break;
+            if (!sock.write(chunk as Buffer)) await new Promise<void>((resolve, reject) => {
+              const onErr = (e: Error) => reject(e);
+              sock.once('error', onErr);
+              sock.once('drain', () => {
+                sock.off('error', onErr);
+                resolve();
+              });
+              sock.once('close', () => resolve());
+            });
+            if (sock.destroyed) break;
+          }
+        } catch (e) {
+          // EPIPE: the reader stopped early (a problem found in fail-fast mode): not a download error
+          if (!readerDone && (e as NodeJS.ErrnoException).code !== 'EPIPE') downloadErr = e;
+        } finally {
+          body?.destroy();
+          await new Promise<void>((resolve) => sock.end(() => resolve())).catch(() => undefined);
+          sock.destroy();
+        }
+      })();
+      sock.on('error', () => undefined); // EPIPE after the reader closed its end: seen above
+      let value: T;
+      try {
+        value = await fn({ inputFd: rfd, inputSize: st.size });
+      } catch (e) {
+        readerDone = true;
+        sock.destroy();
+        await download;
+        if (downloadErr) throw downloadErr;
+        throw e;
+      }
+      readerDone = true;
+      await download;
+      if (downloadErr) throw downloadErr;
+      return value;
+    },
+  };
+}
+
+/** GUTS_* code of a location error (for step reports). */
+export function isNotFound(e: unknown): boolean {
+  return errorCode(e) === 'GUTS_NOT_FOUND';
+}

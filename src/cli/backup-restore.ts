@@ -53,7 +53,7 @@ without --force. Prints what was restored and the elapsed time (the RTO).`,
             keyTo: opts.keyTo,
             configTo: opts.configTo,
             threads: opts.threads,
-            log: (line) => process.stderr.write(`${line}\n`),
+            log: (line) => process.stderr.write(`${escapeControls(line)}\n`),
             onTask: (h, label) => {
               signals.track(h);
               bars.push(new ProgressBar(label, () => h.progress()));

@@ -43,11 +43,11 @@ t.test('archives that are not the layout of their kind: verify INVALID, restore 
   const target = path.join(dir, 'data');
   const before = treeState(target);
   // the same sample files, as written, are fine for both kinds
-  t.equal((await verifyBackup({ file: buildArchive(dir, 'ok.tar.zst', { files: sampleFiles() }).path })).status, 'VALID');
-  const cons = buildArchive(dir, 'ok-c.tar.zst', { files: consensusFiles(), kind: 'consensus-only' });
+  t.equal((await verifyBackup({ file: buildArchive(dir, 'ok.tar.zst', { files: sampleFiles(), compression: 'zstd' }).path })).status, 'VALID');
+  const cons = buildArchive(dir, 'ok-c.tar.zst', { files: consensusFiles(), kind: 'consensus-only', compression: 'zstd' });
   t.equal((await verifyBackup({ file: cons.path })).status, 'VALID');
   for (const [name, opts] of Object.entries(bad)) {
-    const a = buildArchive(dir, 'bad.tar.zst', opts);
+    const a = buildArchive(dir, 'bad.tar.zst', { compression: 'zstd', ...opts }); // one frame: one zstd process
     const v = await verifyBackup({ file: a.path });
     t.equal(v.status, 'INVALID', `${name}: verify INVALID`);
     t.ok(v.problems.length > 0 && v.problems.every((p) => p.code === 'GUTS_CORRUPT'), `${name}: ${JSON.stringify(v.problems)}`);
@@ -56,7 +56,7 @@ t.test('archives that are not the layout of their kind: verify INVALID, restore 
   }
   t.same(fs.readdirSync(dir).filter((n) => n.includes('.restore-')), [], 'no staging dir left');
   // the CLI: one line per problem naming the entry, exit 1
-  const pid = buildArchive(dir, 'pid.tar.zst', bad['a runtime node.pid']);
+  const pid = buildArchive(dir, 'pid.tar.zst', { compression: 'zstd', ...bad['a runtime node.pid'] });
   const r = cli(['backup', 'verify', pid.path]);
   t.equal(r.status, 1);
   t.match(r.stdout, /^CORRUPT node\.pid: file is not part of a guts-node backup/m);

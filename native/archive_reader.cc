@@ -10,6 +10,7 @@
 
 #include "archive_decode.h"
 #include "async.h"
+#include "entry_rules.h"
 #include "extract_dir.h"
 #include "hashing.h"
 #include "tar_reader.h"
@@ -22,69 +23,6 @@ constexpr uint64_t kMaxMetaFile = 64ull << 20;   // GUTS-INDEX, MANIFEST.json
 constexpr uint64_t kMaxMemoryFile = 1ull << 20;  // keys/node.key, config/config.yaml
 constexpr uint64_t kMaxFileSize = 1ull << 47;    // larger sizes are not plausible: a crafted index
 constexpr size_t kMaxProblems = 1000;
-// Entry rules shared by verify and restore (docs/FORMAT.md "Reader rules"):
-// whatever passes here, ExtractDir can create on a file system with room.
-constexpr size_t kMaxPath = 4096;       // PATH_MAX
-constexpr size_t kMaxComponent = 255;   // NAME_MAX of ext4, xfs, btrfs, tmpfs
-constexpr size_t kMaxComponents = 32;   // the layout needs 2; no tool writes deeper trees
-
-// Why a path may not be written under the target ("" = safe).
-std::string UnsafeReason(const std::string& p) {
-  if (p.empty()) return "empty path";
-  if (p.size() > kMaxPath) return "path longer than 4096 bytes";
-  if (p[0] == '/') return "absolute path";
-  for (unsigned char c : p)
-    if (c < 0x20 || c == 0x7f) return "control character in path";
-  size_t start = 0, components = 0;
-  for (;;) {
-    size_t slash = p.find('/', start);
-    std::string comp = p.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-    if (comp.empty()) return "empty path component";
-    if (comp == ".") return "'.' path component";
-    if (comp == "..") return "'..' path component (escapes the target)";
-    if (comp.size() > kMaxComponent) return "path component longer than 255 bytes (no file system can create it)";
-    if (++components > kMaxComponents) return "more than 32 path components";
-    if (slash == std::string::npos) break;
-    start = slash + 1;
-  }
-  return "";
-}
-
-// Every proper parent of p ("a/b/c" -> "a", "a/b").
-template <typename F>
-void ForEachParent(const std::string& p, F f) {
-  for (size_t slash = p.find('/'); slash != std::string::npos; slash = p.find('/', slash + 1)) f(p.substr(0, slash));
-}
-
-// '#' in a layout pattern matches one or more ASCII digits; other bytes match themselves.
-bool MatchPattern(const std::string& pat, const std::string& p) {
-  size_t i = 0, j = 0;
-  while (i < pat.size()) {
-    if (pat[i] == '#') {
-      size_t k = j;
-      while (k < p.size() && p[k] >= '0' && p[k] <= '9') k++;
-      if (k == j) return false;
-      j = k;
-    } else {
-      if (j >= p.size() || p[j] != pat[i]) return false;
-      j++;
-    }
-    i++;
-  }
-  return j == p.size();
-}
-
-const char* ForbiddenType(char t) {
-  switch (t) {
-    case '1': return "hard link";
-    case '2': return "symbolic link";
-    case '3': return "character device";
-    case '4': return "block device";
-    case '6': return "fifo";
-    case '7': return "contiguous file";
-    default: return nullptr;
-  }
-}
 
 std::string Octal(uint32_t m) {
   char b[16];
@@ -323,15 +261,7 @@ class ArchiveValidator : public TarHandler {
  private:
   enum Kind { kNone, kIndex, kManifest, kFile, kMemory };
 
-  bool InLayout(const std::string& path, bool is_dir) const {
-    if (o_.layout.empty()) return true;
-    for (const std::string& pat : o_.layout) {
-      if (!is_dir && MatchPattern(pat, path)) return true;
-      if (is_dir && pat.size() > path.size() && pat.compare(0, path.size(), path) == 0 && pat[path.size()] == '/')
-        return true;
-    }
-    return false;
-  }
+  bool InLayout(const std::string& path, bool is_dir) const { return o_.layout.empty() || MatchesLayout(o_.layout, path, is_dir); }
 
   // A directory count ExtractDir accepts (every parent counts).
   bool CountDir(const std::string& dir, const std::string& entry) {

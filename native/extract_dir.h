@@ -14,8 +14,11 @@
 namespace guts {
 
 // Directories one extraction may create (the archive reader refuses more, in
-// verify mode too, so that verify and restore agree).
-constexpr size_t kMaxExtractDirs = 4096;
+// verify mode too, so that verify and restore agree). Each stays open as an fd
+// until Finish(): well under the usual soft RLIMIT_NOFILE of 1024, so that the
+// limit is ours (GUTS_CORRUPT) and never EMFILE on the restoring host. A
+// backup has at most four.
+constexpr size_t kMaxExtractDirs = 512;
 
 class ExtractDir {
  public:

@@ -130,7 +130,7 @@ export const MANIFEST_FIELDS: Record<string, { required: boolean; check: FieldCh
     check: (v) => {
       if (typeof v !== 'string' || !ISO_UTC.test(v) || Number.isNaN(Date.parse(v))) return 'is not an ISO-8601 UTC time';
       const ahead = (Date.parse(v) - Date.now()) / 1000;
-      return ahead > MAX_CLOCK_SKEW_SECONDS ? `${v} is in the future` : null;
+      return ahead > MAX_CLOCK_SKEW_SECONDS ? `${v} is ${Math.round(ahead / 60)} minutes ahead of this host's clock (a forged date, or a clock to fix; limit ${MAX_CLOCK_SKEW_SECONDS / 60} minutes)` : null;
     },
   },
   kind: { required: true, check: (v) => (BACKUP_KINDS.includes(v as BackupKind) ? null : `${JSON.stringify(v)} is not full, hot or consensus-only`) },

@@ -160,8 +160,7 @@ export function checkArchive(r: ReadArchiveResult): { manifest: Manifest | null;
     for (const l of index) if (!inManifest.has(l.path)) problems.push({ path: l.path, code: 'GUTS_CORRUPT', message: 'listed in GUTS-INDEX but not in MANIFEST.json' });
   }
   // The reader refused what is in no kind's layout; what this kind may and must hold is known only now.
-  const named2 = new Set(problems.map((p) => p.path));
-  for (const p of checkLayout(manifest.kind, r.entries)) if (!named2.has(p.path)) problems.push(p);
+  problems.push(...checkLayout(manifest.kind, r.entries));
   const entries = new Map(r.entries.filter((e) => e.type === 'file').map((e) => [e.path, e]));
   for (const f of manifest.files) {
     const e = entries.get(f.path);

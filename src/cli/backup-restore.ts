@@ -117,7 +117,7 @@ Examples:
             keyTo: opts.keyTo,
             configTo: opts.configTo,
             threads: opts.threads,
-            log: (line: string) => process.stderr.write(`${line}\n`),
+            log: (line: string) => process.stderr.write(`${escapeControls(line)}\n`),
             onTask: (h: TaskHandle<unknown>, label: string) => {
               signals.track(h);
               bars.push(new ProgressBar(label, () => h.progress()));

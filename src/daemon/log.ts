@@ -1,5 +1,7 @@
 // One line per event on stderr, as text or JSON (config logging.format), at or
 // above config logging.level. Fields are flat key/values so both forms grep well.
+import { escapeControls } from '../errors';
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
 
@@ -33,7 +35,8 @@ export class Logger {
       const s = typeof v === 'string' ? v : JSON.stringify(v);
       line += ` ${k}=${/[\s"=]/.test(s) || s === '' ? JSON.stringify(s) : s}`;
     }
-    this.out(line + '\n');
+    // request paths, repository and entry names come from clients: no raw control characters on a terminal
+    this.out(escapeControls(line) + '\n');
   }
 
   trace(msg: string, fields?: LogFields): void {

@@ -66,7 +66,7 @@ t.test('s3:// round trips', async (t) => {
   t.equal(fs.readFileSync(storedObjectPath(s3, 'guts-backups', 'node-1/guts-1.tar.zst.sha256'), 'utf8'), `${sha}  guts-1.tar.zst\n`, 'sidecar for sha256sum -c');
   const manifest = JSON.parse(fs.readFileSync(storedObjectPath(s3, 'guts-backups', 'node-1/guts-1.tar.zst.manifest.json'), 'utf8'));
   t.equal(manifest.format, 'guts-backup');
-  t.equal(JSON.parse(fs.readFileSync(path.join(dataDir, 'last-backup.json'), 'utf8')).file, url, 'last-backup record names the URL');
+  t.equal(JSON.parse(fs.readFileSync(path.join(dataDir, 'last-backup.json'), 'utf8')).full.file, url, 'last-backup record (full slot) names the URL');
   // stock tools read it back
   const localCopy = path.join(dir, 'copy.tar.zst');
   fs.writeFileSync(localCopy, stored);

@@ -14,6 +14,7 @@ import * as zlib from 'node:zlib';
 import * as crypto from 'node:crypto';
 
 import { fsError, GutsError } from './errors';
+import { mustBeCommit, RefEntry, refsProblems } from './git-validate';
 import { ObjectType, ObjectTypeName } from './native';
 import { ObjectSink } from './node-client';
 import { checkRepoName, GitObject, GutsStore } from './store';
@@ -276,6 +277,20 @@ function isEmptyDirOrMissing(dir: string): boolean {
   }
 }
 
+async function checkExportRefs(store: GutsStore, repo: string, refs: RefEntry[]): Promise<void> {
+  const fail = (why: string) => {
+    throw new GutsError('GUTS_CORRUPT', `cannot export ${repo} from ${store.dataDir}: ${why}`, store.dataDir);
+  };
+  const problems = refsProblems(refs);
+  if (problems.length) fail(problems[0]);
+  for (const r of refs) {
+    if (!r.target) continue;
+    const o = await store.getObject(r.target);
+    if (!o) fail(`ref ${r.name} points to missing object ${r.target}`);
+    else if (mustBeCommit(r.name) && o.type !== 'commit') fail(`ref ${r.name} points to a ${o.type}, not a commit (${r.target})`);
+  }
+}
+
 /** Writes the repository as a bare git repository at `dir` (missing or empty). */
 export async function exportGitRepo(store: GutsStore, repo: string, dir: string, onProgress?: (objects: number) => void): Promise<ExportResult> {
   const started = process.hrtime.bigint();
@@ -284,6 +299,10 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
   if (!isEmptyDirOrMissing(target)) throw new GutsError('GUTS_EXISTS', `export target ${target} exists and is not an empty directory`, target);
   const known = (await store.listRepos()).some((r) => r.name === repo);
   if (!known) throw new GutsError('GUTS_NOT_FOUND', `repository ${repo} is not in the store ${store.dataDir}`, store.dataDir);
+  // Refs git cannot use (a symbolic-ref loop, HEAD off refs/heads/, a branch on a
+  // non-commit) would make a repository git refuses to open: fail instead.
+  const refs = await store.getRefs(repo);
+  await checkExportRefs(store, repo, refs);
 
   // Built beside the target and renamed in: no half-written repository at `dir`.
   const tmp = `${target}.partial-${process.pid}`;
@@ -353,7 +372,6 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
       }
     } else fs.rmSync(tmpPack);
 
-    const refs = await store.getRefs(repo);
     const lines: string[] = [];
     let headLine: string | null = null;
     let refCount = 0;

@@ -7,8 +7,10 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { readGitObjects } from '../src/git';
 import { GutsStore } from '../src/store';
 import { acceptedRepo, gitId, HOSTILE_OBJECTS, T, treeOf } from './fixtures/git-bodies';
+import { ROOT } from './fixtures/cli';
 import { fsck, gitIn } from './fixtures/git-repo';
 import { cli, NodeProc, request, startNode } from './lib/node-proc';
 
@@ -145,6 +147,30 @@ t.test('every accepted shape is stored and exports git fsck --full --strict clea
     const shapes = path.join(dir, 'bob-shapes.git');
     t.equal(gitIn(shapes, ['rev-parse', 'HEAD']).trim(), repo.refs[0].target);
     t.equal(gitIn(shapes, ['cat-file', '-t', 'refs/tags/blob-tag^{}']).trim(), 'blob');
+  } finally {
+    node = await startNode(dataDir);
+  }
+});
+
+t.test('a real repository (this one) pushes through the API object by object and exports fsck clean', async (t) => {
+  const objects: Array<{ type: T; data: string }> = [];
+  for await (const o of readGitObjects(ROOT)) objects.push(obj(o.type, o.data));
+  for (let i = 0; i < objects.length; i += 200) {
+    const r = await post(json({ objects: objects.slice(i, i + 200) }), 'guts/store');
+    t.equal(r.status, 200, r.body.toString().slice(0, 300));
+  }
+  const head = gitIn(ROOT, ['rev-parse', 'HEAD']).trim();
+  const r = await post(json({ refs: [{ name: 'refs/heads/main', target: head }, { name: 'HEAD', symbolic: 'refs/heads/main' }] }), 'guts/store');
+  t.equal(r.status, 200, r.body.toString());
+  await node.stop();
+  try {
+    const out = path.join(t.testdir(), 'store.git');
+    const e = cli(['--data-dir', dataDir, 'export', '--repo', 'guts/store', out]);
+    t.equal(e.code, 0, e.stderr);
+    const f = fsck(out);
+    t.ok(f.ok, f.output);
+    t.notMatch(f.output, /error|warning/);
+    t.equal(gitIn(out, ['rev-parse', 'HEAD']).trim(), head);
   } finally {
     node = await startNode(dataDir);
   }

@@ -314,3 +314,62 @@ export function refsProblems(refs: RefEntry[]): string[] {
 export function mustBeCommit(name: string): boolean {
   return name === 'HEAD' || name.startsWith('refs/heads/');
 }
+
+// ---- links between objects (what `git fsck --full` follows) ----
+
+/** Links from one object to others: [id, type the link requires]. Gitlinks (submodule commits) are not followed, as in git. */
+export function objectLinks(type: ObjectTypeName, b: Buffer): Array<[string, ObjectTypeName]> {
+  const links: Array<[string, ObjectTypeName]> = [];
+  if (type === 'tree') {
+    for (let pos = 0; pos < b.length; ) {
+      const sp = b.indexOf(0x20, pos);
+      const nul = sp < 0 ? -1 : b.indexOf(0, sp + 1);
+      if (nul < 0 || nul + 21 > b.length) break; // an unparsable tree: objectProblem() says why
+      const mode = b.toString('latin1', pos, sp);
+      if (mode !== '160000') links.push([b.toString('hex', nul + 1, nul + 21), mode === '40000' ? 'tree' : 'blob']);
+      pos = nul + 21;
+    }
+  } else if (type === 'commit' || type === 'tag') {
+    const end = b.indexOf('\n\n');
+    const header = b.toString('latin1', 0, end < 0 ? b.length : end);
+    for (const l of header.split('\n')) {
+      let m: RegExpExecArray | null;
+      if (type === 'commit' && (m = /^(tree|parent) ([0-9a-f]{40})$/.exec(l))) links.push([m[2], m[1] === 'tree' ? 'tree' : 'commit']);
+      else if (type === 'commit' && !/^(tree|parent) /.test(l)) break; // tree and parents come first
+      if (type === 'tag' && (m = /^object ([0-9a-f]{40})$/.exec(l))) {
+        const t = /\ntype (commit|tree|blob|tag)\n/.exec(header + '\n');
+        if (t) links.push([m[1], t[1] as ObjectTypeName]);
+        break;
+      }
+    }
+  }
+  return links;
+}
+
+/** Collects the objects of a repository and their links; missingLinks() then says what git fsck --full would miss. */
+export class LinkChecker {
+  private readonly types = new Map<string, ObjectTypeName>();
+  private readonly links: Array<[string, ObjectTypeName, string]> = [];
+
+  add(id: string, type: ObjectTypeName, body: Buffer): void {
+    this.types.set(id, type);
+    for (const [to, want] of objectLinks(type, body)) this.links.push([to, want, id]);
+  }
+
+  typeOf(id: string): ObjectTypeName | undefined {
+    return this.types.get(id);
+  }
+
+  /** The first few broken links: a linked object that is absent or of another type. */
+  problems(max = 5): string[] {
+    const out: string[] = [];
+    for (const [to, want, from] of this.links) {
+      const have = this.types.get(to);
+      if (have === want) continue;
+      const fromType = this.types.get(from);
+      out.push(have ? `${fromType} ${from} names ${to} as a ${want}, but it is a ${have}` : `${fromType} ${from} names ${want} ${to}, which is not in the repository`);
+      if (out.length >= max) break;
+    }
+    return out;
+  }
+}

@@ -14,7 +14,7 @@ import * as zlib from 'node:zlib';
 import * as crypto from 'node:crypto';
 
 import { fsError, GutsError } from './errors';
-import { mustBeCommit, RefEntry, refsProblems } from './git-validate';
+import { LinkChecker, mustBeCommit, RefEntry, refsProblems } from './git-validate';
 import { ObjectType, ObjectTypeName } from './native';
 import { ObjectSink } from './node-client';
 import { checkRepoName, GitObject, GutsStore } from './store';
@@ -315,6 +315,7 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
     let count = 0;
     let packBytes = 0;
     let trailerHex = '';
+    const links = new LinkChecker();
     try {
       const head = Buffer.alloc(12);
       head.write('PACK', 0, 'latin1');
@@ -331,6 +332,7 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
       };
       // small pages: a page of large blobs is held in memory at once
       for await (const o of store.objects(repo, 64)) {
+        links.add(o.id, o.type, o.data);
         const h = packEntryHeader(ObjectType[o.type], o.data.length);
         const z = zlib.deflateSync(o.data, { level: 1 });
         pending.push(h, z);
@@ -340,6 +342,16 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
         if ((count & 1023) === 0) onProgress?.(count);
       }
       drain();
+      // A link to an object the repository lacks (or holds with another type)
+      // is a repository git fsck --full reports broken: write none.
+      const broken = links.problems();
+      for (const r of refs) {
+        const type = r.target ? links.typeOf(r.target) : 'commit';
+        if (!type) broken.push(`ref ${r.name} points to ${r.target}, which is not in the repository`);
+      }
+      if (broken.length) {
+        throw new GutsError('GUTS_CORRUPT', `cannot export ${repo} from ${store.dataDir}: ${broken[0]}${broken.length > 1 ? ` (and ${broken.length - 1} more)` : ''}`, store.dataDir);
+      }
       const c = Buffer.alloc(4);
       c.writeUInt32BE(count, 0);
       fs.writeSync(fd, c, 0, 4, 8);

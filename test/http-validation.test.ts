@@ -176,7 +176,17 @@ t.test('a real repository (this one) pushes through the API object by object and
   }
 });
 
-t.test('export of a store that already holds bad refs fails, writing nothing', async (t) => {
+t.test('export of a repository with bad refs or broken links fails, writing nothing', async (t) => {
+  // Accepted by the API (objects may arrive in any order), but not exportable as they stand.
+  const b = Buffer.from('a blob\n');
+  const fakeTree = treeOf([['100644', 'x', gitId('blob', b)]]);
+  const lonely = Buffer.from(`tree ${gitId('tree', fakeTree)}\nauthor ${WHO}\ncommitter ${WHO}\n\nno tree\n`);
+  t.equal((await post(json({ objects: [obj('commit', lonely)], refs: [{ name: 'refs/heads/main', target: gitId('commit', lonely) }] }), 'frank/missing-tree')).status, 200);
+  const dirOnBlob = treeOf([['40000', 'd', gitId('blob', b)]]);
+  const c2 = Buffer.from(`tree ${gitId('tree', dirOnBlob)}\nauthor ${WHO}\ncommitter ${WHO}\n\ndir on blob\n`);
+  t.equal((await post(json({ objects: [obj('blob', b), obj('tree', dirOnBlob), obj('commit', c2)], refs: [{ name: 'refs/heads/main', target: gitId('commit', c2) }] }), 'grace/tree-on-blob')).status, 200);
+  const lyingTag = Buffer.from(`object ${gitId('blob', b)}\ntype commit\ntag lie\ntagger ${WHO}\n\nlie\n`);
+  t.equal((await post(json({ objects: [obj('blob', b), obj('tag', lyingTag)], refs: [{ name: 'refs/tags/lie', target: gitId('tag', lyingTag) }] }), 'heidi/tag-type')).status, 200);
   await node.stop();
   try {
     const s = await GutsStore.open(dataDir);
@@ -197,6 +207,9 @@ t.test('export of a store that already holds bad refs fails, writing nothing', a
     const dir = t.testdir();
     for (const [repo, why] of [
       ['bob/shapes', /HEAD/],
+      ['frank/missing-tree', /names tree [0-9a-f]{40}, which is not in the repository/],
+      ['grace/tree-on-blob', /names [0-9a-f]{40} as a tree, but it is a blob/],
+      ['heidi/tag-type', /names [0-9a-f]{40} as a commit, but it is a blob/],
       ['carol/loop', /loops/],
       ['dave/blob-branch', /not a commit/],
     ] as const) {

@@ -179,11 +179,13 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
   if ('failed' in opened) {
     report.problems.push(...opened.failed);
     report.hasObjectStore = exists(dataDirLayout(dataDir).db);
+    // db/ unreadable: which repositories are hurt cannot be told at all
+    report.affectedUnknown = report.hasObjectStore;
     return finish();
   }
   const { store, hasDb } = opened;
   report.problems.push(...opened.problems);
-  let unknown = false;
+  let unknown = !hasDb && exists(dataDirLayout(dataDir).db);
   try {
     // With `full` the object scan verifies the block checksums of the objects CF itself.
     const sums = await native.verifyChecksums(store, { threads, skipObjects: opts.full && hasDb });
@@ -242,7 +244,7 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
       // Cannot tell which: every repository may be affected (never an empty list that reads as "none").
       report.affectedUnknown = true;
       try {
-        const all = (await store.listRepos()).map((x) => x.name);
+        const all = hasDb ? (await store.listRepos()).map((x) => x.name) : [];
         report.affected = [...new Set([...report.affected, ...all])].sort();
       } catch (err) {
         if (errorCode(err) !== 'GUTS_CORRUPT' && errorCode(err) !== 'GUTS_IO') throw err;

@@ -346,7 +346,12 @@ export function objectLinks(type: ObjectTypeName, b: Buffer): Array<[string, Obj
   return links;
 }
 
-/** Collects the objects of a repository and their links; missingLinks() then says what git fsck --full would miss. */
+/**
+ * Collects the objects of a repository and their links; problems() then says
+ * what git fsck --full would find broken. A commit whose parent is absent is
+ * the edge of a shallow history (an imported shallow clone): not a problem,
+ * but listed by shallowCommits() for the repository's `shallow` file.
+ */
 export class LinkChecker {
   private readonly types = new Map<string, ObjectTypeName>();
   private readonly links: Array<[string, ObjectTypeName, string]> = [];
@@ -360,13 +365,23 @@ export class LinkChecker {
     return this.types.get(id);
   }
 
-  /** The first few broken links: a linked object that is absent or of another type. */
+  /** Commits with a parent the repository lacks, sorted. */
+  shallowCommits(): string[] {
+    const out = new Set<string>();
+    for (const [to, want, from] of this.links) {
+      if (want === 'commit' && this.types.get(from) === 'commit' && !this.types.has(to)) out.add(from);
+    }
+    return [...out].sort();
+  }
+
+  /** The first few broken links: a linked object that is absent or of another type (missing parents aside). */
   problems(max = 5): string[] {
     const out: string[] = [];
     for (const [to, want, from] of this.links) {
       const have = this.types.get(to);
       if (have === want) continue;
       const fromType = this.types.get(from);
+      if (!have && want === 'commit' && fromType === 'commit') continue; // shallow edge
       out.push(have ? `${fromType} ${from} names ${to} as a ${want}, but it is a ${have}` : `${fromType} ${from} names ${want} ${to}, which is not in the repository`);
       if (out.length >= max) break;
     }

@@ -401,6 +401,9 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
       refCount++;
     }
     fs.writeFileSync(path.join(tmp, 'packed-refs'), lines.length ? '# pack-refs with: sorted \n' + lines.join('\n') + '\n' : '');
+    // A shallow history (imported from a shallow clone) stays a shallow repository.
+    const shallow = links.shallowCommits();
+    if (shallow.length) fs.writeFileSync(path.join(tmp, 'shallow'), shallow.join('\n') + '\n');
     if (headLine) fs.writeFileSync(path.join(tmp, 'HEAD'), headLine + '\n');
 
     if (fs.existsSync(target)) fs.rmdirSync(target);

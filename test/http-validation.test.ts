@@ -11,7 +11,7 @@ import { readGitObjects } from '../src/git';
 import { GutsStore } from '../src/store';
 import { acceptedRepo, gitId, HOSTILE_OBJECTS, T, treeOf } from './fixtures/git-bodies';
 import { ROOT } from './fixtures/cli';
-import { fsck, gitIn } from './fixtures/git-repo';
+import { fsck, gitIn, makeGitRepo } from './fixtures/git-repo';
 import { cli, NodeProc, request, startNode } from './lib/node-proc';
 
 const REPO = 'alice/app';
@@ -171,6 +171,27 @@ t.test('a real repository (this one) pushes through the API object by object and
     t.ok(f.ok, f.output);
     t.notMatch(f.output, /error|warning/);
     t.equal(gitIn(out, ['rev-parse', 'HEAD']).trim(), head);
+  } finally {
+    node = await startNode(dataDir);
+  }
+});
+
+t.test('a shallow clone imports and exports as a shallow repository, fsck clean', async (t) => {
+  const dir = t.testdir();
+  const src = makeGitRepo(path.join(dir, 'src'));
+  const shallowClone = path.join(dir, 'shallow');
+  gitIn(dir, ['clone', '-q', '--depth', '1', '--no-local', `file://${src}`, shallowClone]);
+  const imp = cli(['--data-dir', dataDir, 'import', shallowClone, '--repo', 'ivan/shallow']);
+  t.equal(imp.code, 0, imp.stderr);
+  await node.stop();
+  try {
+    const out = path.join(dir, 'out.git');
+    const e = cli(['--data-dir', dataDir, 'export', '--repo', 'ivan/shallow', out]);
+    t.equal(e.code, 0, e.stderr);
+    t.equal(fs.readFileSync(path.join(out, 'shallow'), 'utf8'), fs.readFileSync(path.join(shallowClone, '.git', 'shallow'), 'utf8'));
+    const f = fsck(out);
+    t.ok(f.ok, f.output);
+    t.notMatch(f.output, /error|warning/);
   } finally {
     node = await startNode(dataDir);
   }

@@ -14,6 +14,7 @@ import * as zlib from 'node:zlib';
 import * as crypto from 'node:crypto';
 
 import { fsError, GutsError } from './errors';
+import { LinkChecker, mustBeCommit, RefEntry, refsProblems } from './git-validate';
 import { ObjectType, ObjectTypeName } from './native';
 import { ObjectSink } from './node-client';
 import { checkRepoName, GitObject, GutsStore } from './store';
@@ -276,6 +277,20 @@ function isEmptyDirOrMissing(dir: string): boolean {
   }
 }
 
+async function checkExportRefs(store: GutsStore, repo: string, refs: RefEntry[]): Promise<void> {
+  const fail = (why: string) => {
+    throw new GutsError('GUTS_CORRUPT', `cannot export ${repo} from ${store.dataDir}: ${why}`, store.dataDir);
+  };
+  const problems = refsProblems(refs);
+  if (problems.length) fail(problems[0]);
+  for (const r of refs) {
+    if (!r.target) continue;
+    const o = await store.getObject(r.target);
+    if (!o) fail(`ref ${r.name} points to missing object ${r.target}`);
+    else if (mustBeCommit(r.name) && o.type !== 'commit') fail(`ref ${r.name} points to a ${o.type}, not a commit (${r.target})`);
+  }
+}
+
 /** Writes the repository as a bare git repository at `dir` (missing or empty). */
 export async function exportGitRepo(store: GutsStore, repo: string, dir: string, onProgress?: (objects: number) => void): Promise<ExportResult> {
   const started = process.hrtime.bigint();
@@ -284,6 +299,10 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
   if (!isEmptyDirOrMissing(target)) throw new GutsError('GUTS_EXISTS', `export target ${target} exists and is not an empty directory`, target);
   const known = (await store.listRepos()).some((r) => r.name === repo);
   if (!known) throw new GutsError('GUTS_NOT_FOUND', `repository ${repo} is not in the store ${store.dataDir}`, store.dataDir);
+  // Refs git cannot use (a symbolic-ref loop, HEAD off refs/heads/, a branch on a
+  // non-commit) would make a repository git refuses to open: fail instead.
+  const refs = await store.getRefs(repo);
+  await checkExportRefs(store, repo, refs);
 
   // Built beside the target and renamed in: no half-written repository at `dir`.
   const tmp = `${target}.partial-${process.pid}`;
@@ -296,6 +315,7 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
     let count = 0;
     let packBytes = 0;
     let trailerHex = '';
+    const links = new LinkChecker();
     try {
       const head = Buffer.alloc(12);
       head.write('PACK', 0, 'latin1');
@@ -312,6 +332,7 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
       };
       // small pages: a page of large blobs is held in memory at once
       for await (const o of store.objects(repo, 64)) {
+        links.add(o.id, o.type, o.data);
         const h = packEntryHeader(ObjectType[o.type], o.data.length);
         const z = zlib.deflateSync(o.data, { level: 1 });
         pending.push(h, z);
@@ -321,6 +342,16 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
         if ((count & 1023) === 0) onProgress?.(count);
       }
       drain();
+      // A link to an object the repository lacks (or holds with another type)
+      // is a repository git fsck --full reports broken: write none.
+      const broken = links.problems();
+      for (const r of refs) {
+        const type = r.target ? links.typeOf(r.target) : 'commit';
+        if (!type) broken.push(`ref ${r.name} points to ${r.target}, which is not in the repository`);
+      }
+      if (broken.length) {
+        throw new GutsError('GUTS_CORRUPT', `cannot export ${repo} from ${store.dataDir}: ${broken[0]}${broken.length > 1 ? ` (and ${broken.length - 1} more)` : ''}`, store.dataDir);
+      }
       const c = Buffer.alloc(4);
       c.writeUInt32BE(count, 0);
       fs.writeSync(fd, c, 0, 4, 8);
@@ -353,7 +384,6 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
       }
     } else fs.rmSync(tmpPack);
 
-    const refs = await store.getRefs(repo);
     const lines: string[] = [];
     let headLine: string | null = null;
     let refCount = 0;
@@ -371,6 +401,9 @@ export async function exportGitRepo(store: GutsStore, repo: string, dir: string,
       refCount++;
     }
     fs.writeFileSync(path.join(tmp, 'packed-refs'), lines.length ? '# pack-refs with: sorted \n' + lines.join('\n') + '\n' : '');
+    // A shallow history (imported from a shallow clone) stays a shallow repository.
+    const shallow = links.shallowCommits();
+    if (shallow.length) fs.writeFileSync(path.join(tmp, 'shallow'), shallow.join('\n') + '\n');
     if (headLine) fs.writeFileSync(path.join(tmp, 'HEAD'), headLine + '\n');
 
     if (fs.existsSync(target)) fs.rmdirSync(target);

@@ -134,18 +134,39 @@ async function openReadOnly(dir: string): Promise<Opened | { failed: string[] }>
     else hasConsensus = false;
   }
   if (!hasDb && !hasConsensus) return { failed: problems };
-  try {
-    const n = new native.Store(dir, { readOnly: true, create: false, db: hasDb, consensus: hasConsensus });
-    await n.open();
-    return { store: n, close: () => n.close(), hasDb, hasConsensus, problems };
-  } catch (err) {
-    // CURRENT is there but RocksDB refuses the rest (MANIFEST missing or damaged, a listed file gone).
-    if (['GUTS_CORRUPT', 'GUTS_NOT_FOUND', 'GUTS_IO', 'GUTS_INVALID_ARGUMENT'].includes(errorCode(err))) {
-      problems.push(`CORRUPT store ${dir} cannot be opened: ${(err as Error).message}`);
-      return { failed: problems };
+  const tryOpen = async (db: boolean, consensus: boolean): Promise<NativeStore | string> => {
+    const n = new native.Store(dir, { readOnly: true, create: false, db, consensus });
+    try {
+      await n.open();
+      return n;
+    } catch (err) {
+      // CURRENT is there but RocksDB refuses the rest (MANIFEST missing or damaged, a listed file gone).
+      if (['GUTS_CORRUPT', 'GUTS_NOT_FOUND', 'GUTS_IO', 'GUTS_INVALID_ARGUMENT'].includes(errorCode(err))) {
+        return `CORRUPT store ${dir} cannot be opened: ${(err as Error).message}`;
+      }
+      throw err;
     }
-    throw err;
+  };
+  const opened = (n: NativeStore, db: boolean, consensus: boolean): Opened => ({ store: n, close: () => n.close(), hasDb: db, hasConsensus: consensus, problems });
+  const both = await tryOpen(hasDb, hasConsensus);
+  if (typeof both !== 'string') return opened(both, hasDb, hasConsensus);
+  if (!(hasDb && hasConsensus)) return { failed: [...problems, both] };
+  // One of the two refused: check the other alone.
+  const dbOnly = await tryOpen(true, false);
+  if (typeof dbOnly !== 'string') {
+    const c = await tryOpen(false, true);
+    if (typeof c === 'string') {
+      problems.push(c);
+      return opened(dbOnly, true, false);
+    }
+    await c.close(); // each opens alone: report what opening both said
+    await dbOnly.close();
+    return { failed: [...problems, both] };
   }
+  problems.push(dbOnly);
+  const c = await tryOpen(false, true);
+  if (typeof c === 'string') return { failed: problems };
+  return opened(c, false, true);
 }
 
 export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<VerifyReport> {
@@ -184,18 +205,20 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
   if ('failed' in opened) {
     report.problems.push(...opened.failed);
     report.hasObjectStore = exists(dataDirLayout(dataDir).db);
+    // db/ unreadable: which repositories are hurt cannot be told at all
+    report.affectedUnknown = report.hasObjectStore;
     return finish();
   }
   const { store, hasDb } = opened;
   report.problems.push(...opened.problems);
-  let unknown = false;
+  let unknown = !hasDb && exists(dataDirLayout(dataDir).db);
   try {
     // With `full` the object scan verifies the block checksums of the objects CF itself.
     const sums = await native.verifyChecksums(store, { threads, skipObjects: opts.full && hasDb });
     report.sstFiles = sums.files;
     report.sstBytes = sums.bytes;
     report.problems.push(...sums.problems.map(problemLine));
-    unknown = sums.problems.some((p) => p.repositoriesUnknown);
+    if (sums.problems.some((p) => p.repositoriesUnknown)) unknown = true;
     report.hasObjectStore = exists(dataDirLayout(dataDir).db);
     if (opened.hasConsensus) {
       try {
@@ -247,7 +270,7 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
       // Cannot tell which: every repository may be affected (never an empty list that reads as "none").
       report.affectedUnknown = true;
       try {
-        const all = (await store.listRepos()).map((x) => x.name);
+        const all = hasDb ? (await store.listRepos()).map((x) => x.name) : [];
         report.affected = [...new Set([...report.affected, ...all])].sort();
       } catch (err) {
         if (errorCode(err) !== 'GUTS_CORRUPT' && errorCode(err) !== 'GUTS_IO') throw err;

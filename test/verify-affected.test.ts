@@ -153,3 +153,15 @@ t.test('problems outside repository data never print a bare "(0)"', async (t) =>
   t.equal(c.status, 1, c.stdout + c.stderr);
   t.match(c.stdout, /^Affected repositories \(0\): no repository owns the damaged objects or refs$/m);
 });
+
+t.test('damage that keeps db/ from opening: cannot tell, never "(0)"', async (t) => {
+  const dir = path.join(t.testdir(), 'store');
+  seed(dir, '4MiB', 4);
+  const manifest = fs.readdirSync(path.join(dir, 'db')).find((f) => f.startsWith('MANIFEST-'))!;
+  flip(path.join(dir, 'db', manifest), 20); // RocksDB refuses to open db/
+  const c = cli(['verify', '--data-dir', dir, '--full', '--list-affected']);
+  t.equal(c.status, 1, c.stdout + c.stderr);
+  t.match(c.stdout, /^CORRUPT /m);
+  t.match(c.stdout, /^Affected repositories.*cannot tell/m);
+  t.notMatch(c.stdout, /Affected repositories \(0\)/);
+});

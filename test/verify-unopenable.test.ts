@@ -77,6 +77,16 @@ t.test('an instance that still opens is checked beside the damaged one', async (
   t.equal(j.problems.length, 1, j.problems.join('\n'));
 });
 
+t.test('consensus/ refuses to open: db/ is still checked', async (t) => {
+  const dir = damaged(t, 'store', (d) => fs.rmSync(manifest(path.join(d, 'consensus'))));
+  const r = cli(['verify', '--data-dir', dir, '--full', '--json']);
+  t.equal(r.status, 1, r.stdout + r.stderr);
+  const j = JSON.parse(r.stdout);
+  t.ok(j.objects > 100, 'db/ objects were re-hashed');
+  t.equal(j.problems.length, 1, j.problems.join('\n'));
+  t.match(j.problems[0], /^CORRUPT store .* cannot be opened: store .*consensus/);
+});
+
 t.test('not a store at all: GUTS_NOT_FOUND, exit 2', async (t) => {
   const dir = t.testdir({ 'notes.txt': 'hello', sub: { 'a.sst': 'x' } });
   for (const mode of [['--full'], []]) {

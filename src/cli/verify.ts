@@ -18,7 +18,8 @@ interface VerifyCliOptions {
 export function affectedBlock(r: VerifyReport): string {
   const n = formatCount(r.affected.length);
   let head = `Affected repositories (${n}):`;
-  if (r.affectedUnknown) head = `Affected repositories (${n}, cannot tell which: every repository that may be affected):`;
+  if (r.affectedUnknown && !r.affected.length) head = 'Affected repositories: cannot tell (the repository list is unreadable): every repository may be affected';
+  else if (r.affectedUnknown) head = `Affected repositories (${n}, cannot tell which: every repository that may be affected):`;
   else if (!r.affected.length && !r.ok) head = 'Affected repositories (0): no repository owns the damaged objects or refs';
   return [head, ...r.affected.map((repo) => `  ${repo}`)].join('\n') + '\n';
 }

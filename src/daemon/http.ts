@@ -1,6 +1,7 @@
 // HTTP front end of the node: health (upstream Guts shapes), Prometheus
 // metrics, and a small object API so real load can be applied:
 //   POST /api/repos/:owner/:name/objects  {objects:[{type,data(base64)}], refs?:[{name,target}]} -> {ids, added}
+//                                         (bodies and refs validated first: push-body.ts)
 //   GET  /api/objects/:id                 raw body, X-Git-Type header
 //   GET  /api/repos/:owner/:name/refs     {refs:[{name,target|symbolic}]}
 // Writes during maintenance get 503 with Retry-After.
@@ -8,12 +9,12 @@ import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
 
 import { errorCode, GutsError } from '../errors';
-import { ObjectType, ObjectTypeName } from '../native';
-import { GitObject } from '../store';
-import type { GutsNode, RefSpec } from './node';
+import type { GutsNode } from './node';
+import { checkPushRefs, parsePushBody } from './push-body';
+
+export { MAX_BATCH_OBJECTS } from './push-body';
 
 export const MAX_BODY_BYTES = 64 * 1024 * 1024;
-export const MAX_BATCH_OBJECTS = 100_000;
 
 export interface ListenAddr {
   host: string;
@@ -174,15 +175,9 @@ export class ApiServer {
 
   private async push(repo: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const body = await readBody(req, MAX_BODY_BYTES);
-    let parsed: { objects?: unknown; refs?: unknown };
-    try {
-      parsed = JSON.parse(body.toString('utf8')) as typeof parsed;
-    } catch {
-      throw new HttpError(400, 'request body is not valid JSON');
-    }
-    if (!parsed || typeof parsed !== 'object') throw new HttpError(400, 'request body must be a JSON object');
-    const objects = parseObjects(parsed.objects ?? []);
-    const refs = parseRefs(parsed.refs ?? []);
+    // Everything is checked before anything is stored (src/daemon/push-body.ts).
+    const { objects, refs } = parsePushBody(body);
+    await checkPushRefs(this.node, repo, objects, refs);
     const r = await this.node.push(repo, objects, refs);
     sendJson(res, 200, r);
   }
@@ -253,26 +248,5 @@ function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
     req.on('close', () => {
       if (!req.complete) reject(new HttpError(400, 'request aborted by the client'));
     });
-  });
-}
-
-function parseObjects(v: unknown): GitObject[] {
-  if (!Array.isArray(v)) throw new HttpError(400, '"objects" must be an array');
-  if (v.length > MAX_BATCH_OBJECTS) throw new HttpError(400, `at most ${MAX_BATCH_OBJECTS} objects per batch`);
-  return v.map((o: { type?: unknown; data?: unknown }, i) => {
-    if (!o || typeof o.type !== 'string' || !(o.type in ObjectType)) throw new HttpError(400, `objects[${i}].type must be commit, tree, blob or tag`);
-    if (typeof o.data !== 'string') throw new HttpError(400, `objects[${i}].data must be a base64 string`);
-    return { type: o.type as ObjectTypeName, data: Buffer.from(o.data, 'base64') };
-  });
-}
-
-function parseRefs(v: unknown): RefSpec[] {
-  if (!Array.isArray(v)) throw new HttpError(400, '"refs" must be an array');
-  return v.map((r: { name?: unknown; target?: unknown; symbolic?: unknown; delete?: unknown }, i) => {
-    if (!r || typeof r.name !== 'string') throw new HttpError(400, `refs[${i}].name must be a string`);
-    if (r.delete === true) return { name: r.name, delete: true };
-    if (typeof r.symbolic === 'string') return { name: r.name, symbolic: r.symbolic };
-    if (typeof r.target !== 'string' || !/^[0-9a-f]{40}$/.test(r.target)) throw new HttpError(400, `refs[${i}].target must be a 40-hex object id`);
-    return { name: r.name, target: r.target };
   });
 }

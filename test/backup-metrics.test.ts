@@ -65,8 +65,8 @@ t.test('a consensus-only backup does not reset the full backup series', async (t
   t.equal(metric(m, 'guts_last_backup_timestamp{kind="consensus-only"}'), unix(cons2.created), 'consensus-only kept');
 
   const status = JSON.parse(cli(['--data-dir', dataDir, 'status', '--json']).stdout);
-  t.equal(status.lastBackup.size_bytes, hot.size_bytes, 'status: last (full or hot) backup');
-  t.equal(status.lastConsensusBackup.size_bytes, cons2.size_bytes, 'status: last consensus-only backup');
+  t.equal(status.last_backup.size_bytes, hot.size_bytes, 'status: last (full or hot) backup');
+  t.equal(status.last_consensus_backup.size_bytes, cons2.size_bytes, 'status: last consensus-only backup');
   const text = cli(['--data-dir', dataDir, 'status']).stdout;
   t.match(text, /^Last backup: .*, hot, /m);
   t.match(text, /^Last consensus-only backup: .*, consensus-only, /m);

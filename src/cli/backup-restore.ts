@@ -4,6 +4,7 @@ import { formatObjects } from '../backup-verify';
 import { formatBytes, ProgressBar } from '../progress';
 import { restoreBackup } from '../restore';
 import { context, intOption, printJson, run } from './context';
+import { restoreJson } from './json';
 import { cancelOnSignals } from './signals';
 
 interface RestoreFlags {
@@ -27,7 +28,7 @@ export function registerBackupRestore(backup: Command): void {
     .option('--key-to <path>', 'write the archived node key here (mode 0600; never replaces a different key)')
     .option('--config-to <path>', 'write the archived config.yaml here (mode 0600; never replaces a different file)')
     .option('--threads <n>', 'decoder threads (default: CPUs)', intOption('--threads', 1, 64))
-    .option('--json', 'print one JSON object')
+    .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .addHelpText(
       'after',
       `
@@ -60,7 +61,7 @@ without --force. Prints what was restored and the elapsed time (the RTO).`,
           });
           bars.forEach((b) => b.stop());
           if (opts.json) {
-            printJson(r);
+            printJson(restoreJson(r));
             return;
           }
           const lines = [

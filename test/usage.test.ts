@@ -32,6 +32,9 @@ t.test('each class of usage error: one line, one hint, exit 2', async (t) => {
   usage(t, ['backup', 'verify', 'a.tar.zst', 'b.tar.zst'], /backup verify: too many arguments/, help('backup verify'));
   usage(t, ['backup'], /backup: missing command \(one of: create, verify, restore/, help('backup'));
   usage(t, ['import', '/tmp', '--repo', 'no slash'], /import: option '--repo <owner\/name>' argument 'no slash' is invalid/, help('import'));
+  // values checked by the library's parsers are usage errors too
+  usage(t, ['dev', 'seed', '--size', 'lots'], /dev seed: option '--size <size>' argument 'lots' is invalid\. invalid size "lots"/, help('dev seed'));
+  usage(t, ['status', '--wait-sync', '--timeout', 'soon'], /status: option '--timeout <duration>' argument 'soon' is invalid/, help('status'));
 });
 
 t.test('a mistyped option is unknown (not a missing required one), with a suggestion', async (t) => {

@@ -7,7 +7,7 @@ import { defaultRepoCount, parseSize, seedData } from '../seed';
 import { openSink } from '../sink';
 import { checkRepoName, GutsStore } from '../store';
 import { formatCount, formatTypeCounts } from '../verify';
-import { context, intOption, printJson, run } from './context';
+import { checkedOption, context, intOption, printJson, run } from './context';
 import { exportJson, importJson, seedJson } from './json';
 
 function say(line: string): void {
@@ -81,7 +81,7 @@ export function registerData(program: Command): void {
   dev
     .command('seed')
     .description('write deterministic, realistic node data: git repositories (text and binary blobs, trees, commit chains, tags, refs) and consensus blocks')
-    .option('--size <size>', 'bytes of git objects to generate: 64MiB, 1GiB, 500MB, ...', '64MiB')
+    .option('--size <size>', 'bytes of git objects to generate: 64MiB, 1GiB, 500MB, ...', checkedOption(parseSize), '64MiB')
     .option('--repos <n>', 'number of repositories (default: one per 8 MiB, 1 to 100)', intOption('--repos', 1, 100000))
     .option('--seed <s>', 'seed: the same seed, size and repos give identical ids', '1')
     .option('--blocks <n>', 'consensus blocks (default: 10 per repository, at least 100)', intOption('--blocks', 0, 10_000_000))

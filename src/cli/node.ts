@@ -9,7 +9,7 @@ import { collectStatus, StatusReport } from '../daemon/status';
 import { ExitCode, GutsError } from '../errors';
 import { connectNode, requireNode } from '../node-client';
 import { formatBytes } from '../progress';
-import { context, printJson, run } from './context';
+import { checkedOption, context, printJson, run } from './context';
 import { maintenanceEnterJson, maintenanceExitJson, statusJson } from './json';
 
 export function registerNode(program: Command): void {
@@ -62,7 +62,7 @@ GUTS_LOCKED (exit 3).`,
     .description('running or not, data dir sizes, object counts, maintenance state, last backup')
     .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .option('--wait-sync', 'wait until a node serves this data dir and is ready (this storage node has no peer sync of its own)')
-    .option('--timeout <duration>', 'with --wait-sync: give up after this long (exit 2, GUTS_TIMEOUT)', '10m')
+    .option('--timeout <duration>', 'with --wait-sync: give up after this long (exit 2, GUTS_TIMEOUT)', checkedOption(parseDuration), '10m')
     .action(
       run(async (opts: { json?: boolean; waitSync?: boolean; timeout: string }, cmd: Command) => {
         const ctx = context(cmd);
@@ -79,7 +79,7 @@ GUTS_LOCKED (exit 3).`,
   maint
     .command('enter')
     .description('pause writes, flush memtables and sync the WAL; the node leaves maintenance by itself after --timeout')
-    .option('--timeout <duration>', 'leave maintenance automatically after this long (e.g. 90s, 10m, 1h)', '10m')
+    .option('--timeout <duration>', 'leave maintenance automatically after this long (e.g. 90s, 10m, 1h)', checkedOption(parseDuration), '10m')
     .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .action(
       run(async (opts: { timeout: string; json?: boolean }, cmd: Command) => {

@@ -53,6 +53,9 @@ t.test('the same name twice: both succeed, the second archive and its sidecar ar
     t.equal(fs.readFileSync(`${out}.sha256`, 'utf8'), `${secondSha}  ${path.basename(out)}\n`);
     t.same(fs.readdirSync(path.dirname(out)).sort(), [path.basename(out), `${path.basename(out)}.sha256`], 'no partial files left');
   }
+  const human = cli(['--data-dir', dataDir, 'backup', 'create', '--consensus-only', '--output', path.join(dir, 'tar', 'consensus-13.tar')]);
+  t.equal(human.status, 0, human.stderr);
+  t.match(human.stderr, /^Backup created: .*; replaced the previous file of that name$/m, 'the summary says it replaced one');
 });
 
 t.test('anything that is not a guts-node archive is refused without --force', async (t) => {

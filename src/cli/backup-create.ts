@@ -96,7 +96,8 @@ Examples:
             const objects = r.objects.commit + r.objects.tree + r.objects.blob + r.objects.tag;
             process.stderr.write(
               `Backup created: ${r.file} (${formatBytes(r.size_bytes)}, ${objects.toLocaleString('en-US')} objects, ` +
-                `${r.repositories} repositories, ${r.kind}, ${r.duration_s.toFixed(1)} s) ${r.checksum}\n`,
+                `${r.repositories} repositories, ${r.kind}, ${r.duration_s.toFixed(1)} s) ${r.checksum}` +
+                `${r.replaced_existing ? '; replaced the previous file of that name' : ''}\n`,
             );
           }
         } finally {

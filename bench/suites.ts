@@ -40,11 +40,11 @@ export function describeDataset(dataDir: string, seedSize: string, work: string)
   const d: Dataset = {
     seed_size: seedSize,
     data_dir_bytes: dirBytes(dataDir),
-    sst_bytes: Number(quick.sstBytes),
-    sst_files: Number(quick.sstFiles),
+    sst_bytes: Number(quick.sst_bytes),
+    sst_files: Number(quick.sst_files),
     objects: { commit: c.commit, tree: c.tree, blob: c.blob, tag: c.tag, total: c.commit + c.tree + c.blob + c.tag },
     repositories: c.repositories,
-    object_bytes: Number(full.bytes),
+    object_bytes: Number(full.checked_bytes),
   };
   d.snappy_ratio = round(d.sst_bytes / (d.object_bytes || 1));
   const src = `-C ${q(dataDir)} db consensus`;
@@ -170,7 +170,7 @@ function opensslSha1Rate(): number {
 export async function hashBench(env: BenchEnv): Promise<BenchResult> {
   const before = loadAverage();
   const counts = runJson(['verify', '--data-dir', env.dataDir, '--full', '--json']);
-  const bytes = Number(counts.bytes ?? 0);
+  const bytes = Number(counts.checked_bytes ?? 0);
   const objects = Number(counts.objects ?? 0);
   const threadCounts = [1, env.threads];
   const samples = threadCounts.map(() => [] as Sample[]);

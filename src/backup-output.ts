@@ -32,8 +32,9 @@ function tarStart(head: Buffer): Buffer | null {
     return out.subarray(0, produced);
   }
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
-    // gzip: the head of the first member; a cut-off member still yields its start.
-    return zlib.gunzipSync(head, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    // gzip: the start of the first member (a cut-off member still yields its
+    // start); 16 KiB of input bounds what a hostile file can inflate to (~16 MiB).
+    return zlib.gunzipSync(head.subarray(0, 16 * 1024), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
   }
   return head;
 }

@@ -89,13 +89,20 @@ export function writeLastBackupAsync(dataDir: string, info: LastBackup): Promise
   return writeFileAtomicAsync(dataDirLayout(dataDir).lastBackup, withRecord(dataDir, info), 0o600);
 }
 
-/** node_exporter textfile-collector file (config metrics.textfile), written off the event loop. */
-export function writeBackupTextfileAsync(file: string, records: BackupRecords): Promise<void> {
-  const text = renderMetrics(
+/**
+ * Just the backup series (unlabelled full/hot, {kind="consensus-only"}) in
+ * Prometheus text: for the textfile collector and for pushing elsewhere.
+ */
+export function renderBackupMetrics(records: BackupRecords): string {
+  return renderMetrics(
     { lastBackup: lastFullBackup(records), consensusBackup: records.consensus_only ?? null },
     { only: ['guts_last_backup_timestamp', 'guts_backup_size_bytes'] },
   );
-  return writeFileAtomicAsync(file, text, 0o644);
+}
+
+/** node_exporter textfile-collector file (config metrics.textfile), written off the event loop. */
+export function writeBackupTextfileAsync(file: string, records: BackupRecords): Promise<void> {
+  return writeFileAtomicAsync(file, renderBackupMetrics(records), 0o644);
 }
 
 export interface MetricsSnapshot {

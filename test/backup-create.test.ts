@@ -156,17 +156,17 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
       const res = JSON.parse(r.stdout);
       t.equal(res.file, out);
       t.equal(res.size_bytes, fs.statSync(out).size);
-      t.equal(res.checksum, `sha256:${sha256(out)}`);
+      t.equal(res.sha256, sha256(out));
       t.equal(res.kind, 'full');
       t.match(res.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
       t.same(res.objects, { commit: before.counts.commit, tree: before.counts.tree, blob: before.counts.blob, tag: 0 });
       t.equal(res.repositories, 3);
-      t.equal(typeof res.duration_s, 'number');
+      t.equal(typeof res.duration_seconds, 'number');
 
       // modes, sidecar, stock checks
       t.equal(fs.statSync(out).mode & 0o777, 0o600, 'archive is 0600');
       t.equal(fs.statSync(`${out}.sha256`).mode & 0o777, 0o600, 'sidecar is 0600');
-      t.equal(fs.readFileSync(`${out}.sha256`, 'utf8'), `${res.checksum.slice(7)}  guts.${ext}\n`);
+      t.equal(fs.readFileSync(`${out}.sha256`, 'utf8'), `${res.sha256}  guts.${ext}\n`);
       t.match(execFileSync('sha256sum', ['-c', `guts.${ext}.sha256`], { cwd: path.dirname(out), encoding: 'utf8' }), /: OK/);
       if (ext === 'tar.zst') execFileSync('zstd', ['-t', '-q', out]);
       if (ext === 'tar.gz') execFileSync('gzip', ['-t', out]);
@@ -240,7 +240,7 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
         size_bytes: res.size_bytes,
         created: res.created,
         kind: 'full',
-        checksum: res.checksum,
+        checksum: `sha256:${res.sha256}`,
       });
     });
   }

@@ -65,23 +65,34 @@ t.test('a consensus-only backup does not reset the full backup series', async (t
   t.equal(metric(m, 'guts_last_backup_timestamp{kind="consensus-only"}'), unix(cons2.created), 'consensus-only kept');
 
   const status = JSON.parse(cli(['--data-dir', dataDir, 'status', '--json']).stdout);
-  t.equal(status.lastBackup.size_bytes, hot.size_bytes, 'status: last (full or hot) backup');
-  t.equal(status.lastConsensusBackup.size_bytes, cons2.size_bytes, 'status: last consensus-only backup');
+  t.equal(status.last_backup.size_bytes, hot.size_bytes, 'status: last (full or hot) backup');
+  t.equal(status.last_consensus_backup.size_bytes, cons2.size_bytes, 'status: last consensus-only backup');
   const text = cli(['--data-dir', dataDir, 'status']).stdout;
   t.match(text, /^Last backup: .*, hot, /m);
   t.match(text, /^Last consensus-only backup: .*, consensus-only, /m);
 });
 
-t.test('only consensus-only backups: the full series stays 0 and the alert fires', async (t) => {
+t.test('only consensus-only backups: the full series stays 0 and the alert fires (/metrics and the textfile)', async (t) => {
   const dir = t.testdir({ out: {} });
   const dataDir = path.join(dir, 'data');
+  const textfile = path.join(dir, 'guts_backup.prom');
+  const config = path.join(dir, 'config.yaml');
+  fs.writeFileSync(config, `metrics:\n  textfile: ${JSON.stringify(textfile)}\n`);
   seedStore(dataDir, '1MiB', 3);
-  const cons = backup(dataDir, path.join(dir, 'out', 'consensus-01.tar.gz'), ['--consensus-only']);
-  const node = await startNode(dataDir, [], { GUTS_CONFIG: '/nonexistent/guts-config.yaml' });
+  const node = await startNode(dataDir, [], { GUTS_CONFIG: config });
   t.teardown(() => node.stop());
-  const m = (await request(`${node.url}/metrics`)).body.toString();
-  t.equal(metric(m, 'guts_last_backup_timestamp'), 0, 'no full backup recorded: time() - 0 > 86400 fires');
-  t.equal(metric(m, 'guts_last_backup_timestamp{kind="consensus-only"}'), unix(cons.created));
+  // through the node: it records the backup and writes the textfile
+  const r = cli(['--config', config, '--data-dir', dataDir, 'backup', 'create', '--consensus-only', '--output', path.join(dir, 'out', 'consensus-01.tar.gz'), '--json']);
+  t.equal(r.status, 0, r.stderr);
+  const cons = JSON.parse(r.stdout) as Made;
+  for (const [where, text] of [
+    ['/metrics', (await request(`${node.url}/metrics`)).body.toString()],
+    ['textfile', fs.readFileSync(textfile, 'utf8')],
+  ]) {
+    t.equal(metric(text, 'guts_last_backup_timestamp'), 0, `${where}: no full backup recorded: time() - 0 > 86400 fires`);
+    t.equal(metric(text, 'guts_last_backup_timestamp{kind="consensus-only"}'), unix(cons.created), `${where}: the consensus-only series`);
+    t.equal(metric(text, 'guts_backup_size_bytes{kind="consensus-only"}'), cons.size_bytes);
+  }
 });
 
 t.test('a last-backup.json from before per-kind records is still read', async (t) => {

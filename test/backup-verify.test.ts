@@ -55,10 +55,10 @@ t.test('tags are shown only when there are some; --json shape', async (t) => {
   t.equal(r.code, 0);
   const j = JSON.parse(r.stdout);
   t.match(j, {
-    file: 'g.tar.zst',
+    file: path.resolve(a.path),
     created: '2025-01-01T02:00:00Z',
     size_bytes: fs.statSync(a.path).size,
-    checksum: `SHA256:${a.sha256}`,
+    sha256: a.sha256,
     objects: { commit: 1234, tree: 2, blob: 3, tag: 7 },
     repositories: 1500,
     status: 'VALID',

@@ -93,10 +93,10 @@ t.test('serve: health, object API, metrics, status, 0600 socket, second serve lo
   const sj = JSON.parse(status.stdout);
   t.equal(sj.running, true);
   t.equal(sj.pid, node.child.pid);
-  t.equal(sj.source, 'node');
+  t.equal(sj.via, 'node');
   t.equal(sj.counts.commit, 1);
-  t.equal(sj.lastBackup.file, '/backup/guts-1.tar.zst');
-  t.ok(sj.sizes.db > 0);
+  t.equal(sj.last_backup.file, '/backup/guts-1.tar.zst');
+  t.ok(sj.store_bytes.db > 0);
   const text = cli(['status', '--data-dir', dataDir]);
   t.match(text.stdout, /^Node: running \(pid \d+, api http:\/\/127\.0\.0\.1:\d+/m);
   t.match(text.stdout, /^Objects: 2 blobs, 1 trees, 1 commits, 0 tags$/m);
@@ -117,9 +117,9 @@ t.test('serve: health, object API, metrics, status, 0600 socket, second serve lo
   t.equal(await connectNode(dataDir), null, 'no node: connectNode gives null');
   const off = JSON.parse(cli(['status', '--json', '--data-dir', dataDir]).stdout);
   t.equal(off.running, false);
-  t.equal(off.source, 'store', 'counts read from the stopped store');
+  t.equal(off.via, 'store', 'counts read from the stopped store');
   t.same(off.counts, { commit: 1, tree: 1, blob: 2, tag: 0, repositories: 1 });
-  t.equal(off.lastBackup.size_bytes, 12345);
+  t.equal(off.last_backup.size_bytes, 12345);
 });
 
 t.test('hot checkpoints while several writers push: counts exact, nothing acknowledged is missing', async (t) => {

@@ -69,7 +69,7 @@ t.test('round trip: checkpoint -> archive (all three formats) -> restore -> byte
     t.equal(r.code, 0, r.stderr);
     const rep = JSON.parse(r.stdout);
     t.match(rep, { target, kind: 'full', files: checkpointFiles(ck).length, objects: { blob: counts.blob, tree: counts.tree, commit: counts.commit }, repositories: counts.repositories });
-    t.type(rep.elapsed_ms, 'number');
+    t.type(rep.elapsed_seconds, 'number');
     // byte-identical db/ and consensus/; no keys/, config/ or metadata files in the data dir
     t.same(snapshot(target), snapshot(ck), `${compression}: files identical`);
     t.same(fs.readdirSync(target).sort(), ['consensus', 'db']);

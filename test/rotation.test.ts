@@ -53,6 +53,9 @@ t.test('the same name twice: both succeed, the second archive and its sidecar ar
     t.equal(fs.readFileSync(`${out}.sha256`, 'utf8'), `${secondSha}  ${path.basename(out)}\n`);
     t.same(fs.readdirSync(path.dirname(out)).sort(), [path.basename(out), `${path.basename(out)}.sha256`], 'no partial files left');
   }
+  const human = cli(['--data-dir', dataDir, 'backup', 'create', '--consensus-only', '--output', path.join(dir, 'tar', 'consensus-13.tar')]);
+  t.equal(human.status, 0, human.stderr);
+  t.match(human.stderr, /^Backup created: .*; replaced the previous file of that name$/m, 'the summary says it replaced one');
 });
 
 t.test('anything that is not a guts-node archive is refused without --force', async (t) => {
@@ -62,16 +65,18 @@ t.test('anything that is not a guts-node archive is refused without --force', as
   const good = path.join(dir, 'out', 'good.tar.zst');
   t.equal(create(dataDir, good).status, 0);
 
-  // a plain text file, a stock tar of something else (gzip and plain), a symlink to an archive
+  // a plain text file, a stock tar of something else (gzip, plain, zstd), a symlink to an archive
   const plain = path.join(dir, 'out', 'notes.tar.zst');
   fs.writeFileSync(plain, 'my notes\n');
   const stockTar = path.join(dir, 'out', 'stock.tar.gz');
   t.equal(spawnSync('tar', ['-czf', stockTar, '-C', dataDir, 'db']).status, 0);
   const stockPlain = path.join(dir, 'out', 'stock.tar');
   t.equal(spawnSync('tar', ['-cf', stockPlain, '-C', dataDir, 'db']).status, 0);
+  const stockZst = path.join(dir, 'out', 'stock.tar.zst');
+  t.equal(spawnSync('tar', ['-I', 'zstd', '-cf', stockZst, '-C', dataDir, 'db']).status, 0);
   const link = path.join(dir, 'out', 'link.tar.zst');
   fs.symlinkSync(good, link);
-  for (const file of [plain, stockTar, stockPlain, link]) {
+  for (const file of [plain, stockTar, stockPlain, stockZst, link]) {
     const before = fs.lstatSync(file).isSymbolicLink() ? fs.readlinkSync(file) : sha256(file);
     const r = create(dataDir, file);
     t.equal(r.status, 2, `${path.basename(file)}: exit 2`);

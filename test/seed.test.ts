@@ -41,7 +41,7 @@ t.test('seed is deterministic: same seed, same counts and ids; another seed diff
   const c = run('c', '43');
   t.same(a.counts, b.counts);
   t.equal(a.objects, a.added, 'every generated object was new');
-  t.ok(a.bytes >= 3 * 1024 * 1024 && a.bytes < 4 * 1024 * 1024 + 4 * 1024 * 1024, `size near the target: ${a.bytes}`);
+  t.ok(a.object_bytes >= 3 * 1024 * 1024 && a.object_bytes < 4 * 1024 * 1024 + 4 * 1024 * 1024, `size near the target: ${a.object_bytes}`);
   t.ok(a.counts.blob > 0 && a.counts.tree > 0 && a.counts.commit > 3 && a.counts.tag === 3);
   t.equal(a.repositories, 3);
   const idsA = await allIds(path.join(dir, 'a'));
@@ -106,6 +106,6 @@ t.test('seed usage errors', async (t) => {
   const dir = t.testdir();
   const r = cli(['--data-dir', dir, 'dev', 'seed', '--size', 'lots']);
   t.equal(r.status, 2);
-  t.match(r.stderr, /GUTS_INVALID_ARGUMENT: invalid size "lots"/);
+  t.match(r.stderr, /GUTS_USAGE: dev seed: .*invalid size "lots"/);
   t.equal(cli(['--data-dir', dir, 'dev', 'seed', '--repos', '0']).status, 2);
 });

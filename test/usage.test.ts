@@ -29,9 +29,13 @@ t.test('each class of usage error: one line, one hint, exit 2', async (t) => {
   usage(t, ['backup', 'create', '--output', 'x.tar.zst', '--cpu-share', 'half'], /--cpu-share must be an integer from 5 to 100/, help('backup create'));
   usage(t, ['backup', 'frobnicate'], /backup: unknown command 'frobnicate'/, help('backup'));
   usage(t, ['frobnicate'], /^guts-node: GUTS_USAGE: unknown command 'frobnicate'$/, /^Try 'guts-node --help'\.$/);
-  usage(t, ['backup', 'verify', 'a.tar.zst', 'b.tar.zst'], /backup verify: too many arguments/, help('backup verify'));
+  usage(t, ['backup', 'verify', 'a.tar.zst', 'b.tar.zst'], /backup verify: too many arguments\. Expected 1 argument but got 2\.$/, help('backup verify'));
   usage(t, ['backup'], /backup: missing command \(one of: create, verify, restore/, help('backup'));
+  usage(t, ['help', 'frobnicate'], /^guts-node: GUTS_USAGE: unknown command 'frobnicate'$/, /^Try 'guts-node --help'\.$/);
   usage(t, ['import', '/tmp', '--repo', 'no slash'], /import: option '--repo <owner\/name>' argument 'no slash' is invalid/, help('import'));
+  // values checked by the library's parsers are usage errors too
+  usage(t, ['dev', 'seed', '--size', 'lots'], /dev seed: option '--size <size>' argument 'lots' is invalid\. invalid size "lots"/, help('dev seed'));
+  usage(t, ['status', '--wait-sync', '--timeout', 'soon'], /status: option '--timeout <duration>' argument 'soon' is invalid/, help('status'));
 });
 
 t.test('a mistyped option is unknown (not a missing required one), with a suggestion', async (t) => {

@@ -7,6 +7,7 @@ import { isRemote, splitUrl } from '../location';
 import { createBackupAt } from '../location/backup-stream';
 import { formatBytes, ProgressBar } from '../progress';
 import { context, intOption, printJson, run } from './context';
+import { backupCreateJson } from './json';
 
 interface CreateOpts {
   output: string;
@@ -40,7 +41,7 @@ export function registerBackupCreate(backup: Command): void {
       `beside a running node, each archiver thread runs at most this share of the time (default ${DEFAULT_BACKGROUND_CPU_SHARE * 100}; 100 = no pacing)`,
       intOption('--cpu-share', 5, 100),
     )
-    .option('--json', 'print one JSON object (file, size_bytes, checksum, duration_s, objects, repositories, kind, created, source, priority, cpu_share) on stdout')
+    .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .addHelpText(
       'after',
       `
@@ -99,13 +100,13 @@ Examples:
           (bar as ProgressBar | null)?.stop();
           bar = null;
           if (opts.json) {
-            const { file, size_bytes, checksum, duration_s, objects, repositories, created, source, priority, cpu_share, replaced_existing } = r;
-            printJson({ file, size_bytes, checksum, duration_s, objects, repositories, kind: r.kind, created, source, priority, cpu_share, replaced_existing });
+            printJson(backupCreateJson(r));
           } else {
             const objects = r.objects.commit + r.objects.tree + r.objects.blob + r.objects.tag;
             process.stderr.write(
               `Backup created: ${r.file} (${formatBytes(r.size_bytes)}, ${objects.toLocaleString('en-US')} objects, ` +
-                `${r.repositories} repositories, ${r.kind}, ${r.duration_s.toFixed(1)} s) ${r.checksum}\n`,
+                `${r.repositories} repositories, ${r.kind}, ${r.duration_s.toFixed(1)} s) ${r.checksum}` +
+                `${r.replaced_existing ? '; replaced the previous file of that name' : ''}\n`,
             );
           }
         } finally {

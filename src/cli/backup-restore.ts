@@ -8,6 +8,7 @@ import { restoreBackup, RestoreReport } from '../restore';
 import type { PitrReport, RestoreTarget } from '../wal/pitr';
 import { context, intOption, printJson, run } from './context';
 import { remoteSource } from './remote';
+import { restoreJson } from './json';
 import { cancelOnSignals } from './signals';
 
 interface RestoreFlags {
@@ -63,7 +64,7 @@ export function registerBackupRestore(backup: Command): void {
     .option('--key-to <path>', 'write the archived node key here (mode 0600; never replaces a different key)')
     .option('--config-to <path>', 'write the archived config.yaml here (mode 0600; never replaces a different file)')
     .option('--threads <n>', 'decoder threads (default: CPUs)', intOption('--threads', 1, 64))
-    .option('--json', 'print one JSON object')
+    .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .option('--wal', 'point-in-time restore: replay the archived WAL after the base (wal.restore_command, else wal.archive_dir) to the end of the archive or to --until…')
     .option('--until <time>', 'with --wal: stop after the last batch committed at or before TIME (ISO-8601, UTC when no zone; or Unix seconds)')
     .option('--until-seq <n>', 'with --wal: stop after the db batch holding sequence N', intOption('--until-seq', 1))
@@ -135,7 +136,7 @@ Examples:
             : await restoreBackup(base);
           bars.forEach((b) => b.stop());
           if (opts.json) {
-            printJson(r);
+            printJson(restoreJson(r));
             return;
           }
           const lines = [

@@ -5,6 +5,7 @@ import { ExitCode } from '../errors';
 import { ProgressBar } from '../progress';
 import { intOption, printJson, run } from './context';
 import { remoteSource } from './remote';
+import { backupVerifyJson } from './json';
 import { cancelOnSignals } from './signals';
 
 export function registerBackupVerify(backup: Command): void {
@@ -13,7 +14,7 @@ export function registerBackupVerify(backup: Command): void {
     .description('check a backup archive: sidecar SHA-256, every byte decompressed, every file against MANIFEST.json')
     .argument('<file>', 'backup archive (.tar.zst, .tar.gz or .tar): a path or s3://bucket/key (streamed, with FILE.sha256 from the bucket)')
     .option('--deep', 'also extract to a temp dir and re-hash every git object; counts must equal the manifest')
-    .option('--json', 'print one JSON object')
+    .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .option('--threads <n>', 'decoder threads (default: CPUs)', intOption('--threads', 1, 64))
     .addHelpText(
       'after',
@@ -39,7 +40,7 @@ Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (e.g. the file is missing).
             },
           });
           bars.forEach((b) => b.stop());
-          if (opts.json) printJson(report);
+          if (opts.json) printJson(backupVerifyJson(report));
           else process.stdout.write(formatVerifyReport(report));
           return report.status === 'VALID' ? ExitCode.OK : ExitCode.INVALID;
         } finally {

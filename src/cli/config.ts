@@ -11,7 +11,7 @@ export function registerConfig(program: Command): void {
     .command('get')
     .description('print one key (or the whole effective config with no key)')
     .argument('[key]', 'dotted key, e.g. storage.data_dir')
-    .option('--json', 'print JSON')
+    .option('--json', 'print the value (or the whole config) as JSON on stdout')
     .action(
       run(async (key: string | undefined, opts: { json?: boolean }, cmd: Command) => {
         const loaded = loadConfig(globals(cmd).config);
@@ -25,18 +25,22 @@ export function registerConfig(program: Command): void {
     .description('set one key, validated; the file is written atomically')
     .argument('<key>', 'dotted key, e.g. wal.archive_command')
     .argument('<value>', 'new value (lists: comma-separated)')
+    .option('--json', 'print one JSON object on stdout: {key, value, config_file}')
     .action(
-      run(async (key: string, value: string, _opts: unknown, cmd: Command) => {
+      run(async (key: string, value: string, opts: { json?: boolean }, cmd: Command) => {
         const r = setConfigValue(globals(cmd).config, key, value);
+        if (opts.json) printJson({ key, value: maskSecrets(key, r.value), config_file: path.resolve(r.path) });
         process.stderr.write(`${key} = ${JSON.stringify(maskSecrets(key, r.value))} (${r.path}); restart the node to apply\n`);
       }),
     );
   config
     .command('keys')
     .description('list every known key with its default')
+    .option('--json', 'print one JSON object on stdout: {keys: [{key, default, help}]}')
     .action(
-      run(async () => {
-        for (const [k, s] of Object.entries(CONFIG_KEYS)) process.stdout.write(`${k.padEnd(24)} ${JSON.stringify(s.default).padEnd(22)} ${s.help}\n`);
+      run(async (opts: { json?: boolean }) => {
+        if (opts.json) printJson({ keys: Object.entries(CONFIG_KEYS).map(([key, s]) => ({ key, default: s.default, help: s.help })) });
+        else for (const [k, s] of Object.entries(CONFIG_KEYS)) process.stdout.write(`${k.padEnd(24)} ${JSON.stringify(s.default).padEnd(22)} ${s.help}\n`);
       }),
     );
 
@@ -44,6 +48,7 @@ export function registerConfig(program: Command): void {
     .command('keygen')
     .description('generate an ed25519 node key: "<private hex>\\n<public hex>\\n"')
     .option('-o, --output <path>', 'write to this file with mode 0600 (refuses to overwrite)')
+    .option('--json', 'print one JSON object on stdout: {file, public_key}, or {file: null, public_key, private_key} without --output')
     .addHelpText(
       'after',
       `
@@ -53,11 +58,14 @@ before the key is written, and stderr says so; if it cannot be, nothing is
 written (GUTS_PERMISSION, exit 2).`,
     )
     .action(
-      run(async (opts: { output?: string }) => {
+      run(async (opts: { output?: string; json?: boolean }) => {
         const key = generateKey();
         if (opts.output) {
           writeKeyFile(path.resolve(opts.output), key);
+          if (opts.json) printJson({ file: path.resolve(opts.output), public_key: key.publicHex });
           process.stderr.write(`wrote ${path.resolve(opts.output)} (public key ${key.publicHex})\n`);
+        } else if (opts.json) {
+          printJson({ file: null, public_key: key.publicHex, private_key: key.privateHex });
         } else {
           const file = makeStdoutFilePrivate();
           process.stdout.write(formatKey(key));

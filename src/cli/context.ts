@@ -59,6 +59,22 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
 
+/**
+ * An option value checked on the command line by a library parser (parseSize,
+ * parseDuration): a bad value is a usage error (GUTS_USAGE with the command's
+ * hint), like any other invalid option value. The value stays a string.
+ */
+export function checkedOption(check: (v: string) => unknown) {
+  return (v: string): string => {
+    try {
+      check(v);
+    } catch (e) {
+      throw new (require('commander').InvalidArgumentError)((e as Error).message);
+    }
+    return v;
+  };
+}
+
 /** Positive integer option parser for commander. */
 export function intOption(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
   return (v: string): number => {

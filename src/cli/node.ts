@@ -9,7 +9,8 @@ import { collectStatus, StatusReport } from '../daemon/status';
 import { ExitCode, GutsError } from '../errors';
 import { connectNode, requireNode } from '../node-client';
 import { formatBytes } from '../progress';
-import { context, printJson, run } from './context';
+import { checkedOption, context, printJson, run } from './context';
+import { maintenanceEnterJson, maintenanceExitJson, statusJson } from './json';
 
 export function registerNode(program: Command): void {
   program
@@ -59,16 +60,16 @@ GUTS_LOCKED (exit 3).`,
   program
     .command('status')
     .description('running or not, data dir sizes, object counts, maintenance state, last backup')
-    .option('--json', 'print JSON')
+    .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .option('--wait-sync', 'wait until a node serves this data dir and is ready (this storage node has no peer sync of its own)')
-    .option('--timeout <duration>', 'with --wait-sync: give up after this long (exit 2, GUTS_TIMEOUT)', '10m')
+    .option('--timeout <duration>', 'with --wait-sync: give up after this long (exit 2, GUTS_TIMEOUT)', checkedOption(parseDuration), '10m')
     .action(
       run(async (opts: { json?: boolean; waitSync?: boolean; timeout: string }, cmd: Command) => {
         const ctx = context(cmd);
         if (opts.waitSync) await waitForNode(ctx.dataDir, parseDuration(opts.timeout));
         const r = await collectStatus(ctx.dataDir);
         for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
-        if (opts.json) printJson(r);
+        if (opts.json) printJson(statusJson(r));
         else process.stdout.write(formatStatus(r));
       }),
     );
@@ -79,8 +80,8 @@ GUTS_LOCKED (exit 3).`,
   maint
     .command('enter')
     .description('pause writes, flush memtables and sync the WAL; the node leaves maintenance by itself after --timeout')
-    .option('--timeout <duration>', 'leave maintenance automatically after this long (e.g. 90s, 10m, 1h)', '10m')
-    .option('--json', 'print JSON')
+    .option('--timeout <duration>', 'leave maintenance automatically after this long (e.g. 90s, 10m, 1h)', checkedOption(parseDuration), '10m')
+    .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .action(
       run(async (opts: { timeout: string; json?: boolean }, cmd: Command) => {
         const ctx = context(cmd);
@@ -88,7 +89,7 @@ GUTS_LOCKED (exit 3).`,
         const c = await requireNode(ctx.dataDir);
         try {
           const r = await c.maintenanceEnter(timeoutMs);
-          if (opts.json) printJson({ maintenance: true, pid: c.node.pid, ...r });
+          if (opts.json) printJson(maintenanceEnterJson(c.node.pid, r));
           else {
             process.stdout.write(
               `maintenance mode ${r.alreadyActive ? 'extended' : 'on'} (node pid ${c.node.pid}): writes paused, stores flushed and synced` +
@@ -103,14 +104,14 @@ GUTS_LOCKED (exit 3).`,
   maint
     .command('exit')
     .description('resume writes')
-    .option('--json', 'print JSON')
+    .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .action(
       run(async (opts: { json?: boolean }, cmd: Command) => {
         const ctx = context(cmd);
         const c = await requireNode(ctx.dataDir);
         try {
           const r = await c.maintenanceExit();
-          if (opts.json) printJson({ maintenance: false, pid: c.node.pid, ...r });
+          if (opts.json) printJson(maintenanceExitJson(c.node.pid, r));
           else process.stdout.write(r.wasActive ? `maintenance mode off (node pid ${c.node.pid}): writes resumed\n` : `node (pid ${c.node.pid}) was not in maintenance mode; nothing to do\n`);
         } finally {
           c.close();

@@ -24,25 +24,25 @@ export function commandPath(cmd: Command): string {
   return names.join(' ');
 }
 
-function subcommandNames(cmd: Command): string {
-  return cmd.commands.map((c) => c.name()).join(', ');
-}
-
 /** The UsageError for a CommanderError raised by `cmd`, or null for help/version (exit 0). */
 export function usageErrorFor(err: CommanderError, cmd: Command): UsageError | null {
   if (err.exitCode === 0 || err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return null;
   const where = commandPath(cmd);
   const tryHelp = `Try '${where} --help'.`;
+  // "backup create: …" (the program's own errors need no label)
+  const label = cmd.parent ? `${where.replace(/^\S+ /, '')}: ` : '';
   if (err.code === 'commander.help') {
-    // a command group called without one of its commands
-    const label = cmd.parent ? `${where.replace(/^\S+ /, '')}: ` : '';
-    return new UsageError(`${label}missing command (one of: ${subcommandNames(cmd)})`, tryHelp);
+    // a command group called without one of its commands, or `help NAME` with an unknown NAME
+    const names = cmd.commands.map((c) => c.name());
+    const unknown = cmd.args.find((a) => a !== 'help' && !names.includes(a));
+    if (unknown !== undefined) return new UsageError(`${label}unknown command '${unknown}'`, tryHelp);
+    return new UsageError(`${label}missing command (one of: ${names.join(', ')})`, tryHelp);
   }
   // commander: "error: unknown option '--ouput'\n(Did you mean --output?)"
   const [first, ...rest] = err.message.replace(/^error: /, '').split('\n');
   const suggestion = rest.join(' ').trim().replace(/^\((.*)\)$/, '$1');
-  const label = cmd.parent ? `${where.replace(/^\S+ /, '')}: ` : '';
-  return new UsageError(`${label}${first}`, suggestion ? `${suggestion} ${tryHelp}` : tryHelp);
+  const message = first.replace(/^(too many arguments) for '[^']*'\./, '$1.');
+  return new UsageError(`${label}${message}`, suggestion ? `${suggestion} ${tryHelp}` : tryHelp);
 }
 
 /**

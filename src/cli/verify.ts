@@ -5,6 +5,7 @@ import { ExitCode } from '../errors';
 import { ProgressBar } from '../progress';
 import { formatCount, formatSummary, verifyDataDir, VerifyReport } from '../verify';
 import { context, intOption, printJson, run } from './context';
+import { verifyJson } from './json';
 
 interface VerifyCliOptions {
   dataDir?: string;
@@ -31,7 +32,7 @@ export function registerVerify(program: Command): void {
     .option('-d, --data-dir <dir>', 'data directory to check (default: the global --data-dir, then storage.data_dir)')
     .option('--full', 're-hash every object, check type bytes, recount by type, check every ref and the repository count')
     .option('--list-affected', 'print the repositories affected by problems (implies --full)')
-    .option('--json', 'print one JSON result object')
+    .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .option('--threads <n>', 'worker threads (default: all cores)', intOption('--threads', 1, 64))
     .addHelpText(
       'after',
@@ -69,7 +70,7 @@ Example:
           });
           for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
           if (opts.json) {
-            printJson(report);
+            printJson(verifyJson(report));
           } else {
             for (const line of report.problems) process.stdout.write(line + '\n');
             if (opts.listAffected) process.stdout.write(affectedBlock(report));

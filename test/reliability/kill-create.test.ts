@@ -59,7 +59,7 @@ t.test('kill -9 during backup create', async (t) => {
       const v = await verifyBackup({ file: out });
       good = v.status === 'VALID';
       t.ok(good, `kill after ${delay} ms left ${out}: it must be complete`);
-      // a finished archive is never replaced without --force: start over
+      // start the next run from no archive (replacing one is test/rotation.test.ts)
       clean();
     }
     const next = cli([...args, '--json']);

@@ -66,9 +66,9 @@ t.test('a running node', async (t) => {
         const out = path.join(dir, 'out', `hot-${i}.tar.zst`);
         // the default (idle priority, paced), unpaced, and --foreground: all consistent
         const mode = [
-          { flags: [], priority: 'idle', share: 0.5 },
-          { flags: ['--cpu-share', '100'], priority: 'idle', share: 1 },
-          { flags: ['--foreground'], priority: 'normal', share: 1 },
+          { flags: [], priority: 'idle', share: 50 },
+          { flags: ['--cpu-share', '100'], priority: 'idle', share: 100 },
+          { flags: ['--foreground'], priority: 'normal', share: 100 },
         ][i % 3];
         const c = cli(['--data-dir', dataDir, 'backup', 'create', '--hot', ...mode.flags, '--output', out, '--json']);
         t.equal(c.status, 0, c.status ? c.stderr : `hot backup ${i}`);

@@ -1,12 +1,14 @@
 // config.yaml: upstream Guts sections (api, p2p, storage, metrics, logging) plus
-// wal and backup. A missing file means defaults; an invalid one is an error
-// naming the key. `config set` edits the YAML document in place (comments kept)
-// and writes it atomically.
+// wal and backup. Only the default path may be absent (defaults then); a file
+// named by --config or GUTS_CONFIG must exist, so that a typo never silently
+// runs a command against /var/lib/guts. An invalid file is an error naming the
+// key. `config set` checks the value with the same rules, edits the YAML
+// document in place (comments kept) and writes it atomically.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as YAMLTypes from 'yaml';
 
-import { GutsError } from './errors';
+import { fsError, GutsError } from './errors';
 import { writeFileAtomic } from './fsutil';
 
 // yaml costs ~25 ms to load: only when a config file is actually parsed
@@ -22,6 +24,11 @@ interface KeySpec {
   kind: Kind;
   default: unknown;
   values?: string[];
+  /** int: allowed range; duration: in milliseconds */
+  min?: number;
+  max?: number;
+  /** appended to the range in errors */
+  note?: string;
   help: string;
 }
 
@@ -39,10 +46,10 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
   'logging.format': { kind: 'enum', default: 'text', values: ['text', 'json'], help: 'log format' },
   'wal.archive_command': { kind: 'string', default: '', help: 'shell command archiving one WAL file (%f = file path, %p = archive name)' },
   'wal.restore_command': { kind: 'string', default: '', help: 'shell command fetching one archived WAL file (%f = archive name, %p = destination path)' },
-  'wal.archive_timeout': { kind: 'duration', default: '60s', help: 'force a WAL segment switch at least this often' },
+  'wal.archive_timeout': { kind: 'duration', default: '60s', min: 1000, max: 86_400_000, help: 'force a WAL segment switch at least this often (1s to 24h)' },
   'backup.dir': { kind: 'string', default: '/var/backups/guts', help: 'default backup directory' },
-  'backup.retention_days': { kind: 'int', default: 7, help: 'days to keep scheduled backups' },
-  'backup.level': { kind: 'int', default: 3, help: 'zstd level for backups' },
+  'backup.retention_days': { kind: 'int', default: 7, min: 1, max: 36500, help: 'days to keep scheduled backups (1 to 36500)' },
+  'backup.level': { kind: 'int', default: 3, min: 1, max: 19, note: '.tar.gz backups use at most 9', help: 'compression level for backups: zstd 1 to 19 (.tar.gz: at most 9)' },
 };
 
 export interface GutsConfig {
@@ -61,8 +68,34 @@ export interface LoadedConfig {
   config: GutsConfig;
 }
 
+export interface ConfigSource {
+  /** absolute path */
+  file: string;
+  /** named by --config or GUTS_CONFIG (must exist), or the default (may be absent) */
+  namedBy: '--config' | 'GUTS_CONFIG' | 'default';
+}
+
+export function configSource(explicit?: string): ConfigSource {
+  if (explicit) return { file: path.resolve(explicit), namedBy: '--config' };
+  if (process.env.GUTS_CONFIG) return { file: path.resolve(process.env.GUTS_CONFIG), namedBy: 'GUTS_CONFIG' };
+  return { file: DEFAULT_CONFIG_PATH, namedBy: 'default' };
+}
+
 export function configPath(explicit?: string): string {
-  return explicit || process.env.GUTS_CONFIG || DEFAULT_CONFIG_PATH;
+  return configSource(explicit).file;
+}
+
+function missingConfig(src: ConfigSource, extra = ''): GutsError {
+  return new GutsError(
+    'GUTS_NOT_FOUND',
+    `config file ${src.file} (named by ${src.namedBy}) does not exist; only the default ${DEFAULT_CONFIG_PATH} may be absent${extra}`,
+    src.file,
+  );
+}
+
+function isMissing(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 export function parseDuration(s: string): number {
@@ -72,8 +105,16 @@ export function parseDuration(s: string): number {
   return Math.round(Number(m[1]) * mult);
 }
 
-function coerce(key: string, spec: KeySpec, value: unknown, file: string): unknown {
-  const bad = (why: string) => new GutsError('GUTS_INVALID_CONFIG', `${file}: ${key}: ${why}`, file);
+/** A value that breaks a key's rule; callers say where it came from. */
+class BadValue extends Error {}
+
+function range(spec: KeySpec, unit = ''): string {
+  return `from ${spec.min}${unit} to ${spec.max}${unit}${spec.note ? `; ${spec.note}` : ''}`;
+}
+
+/** The value of `key` checked and converted by its rule (load and set both use this). */
+function coerce(key: string, spec: KeySpec, value: unknown): unknown {
+  const bad = (why: string) => new BadValue(why);
   switch (spec.kind) {
     case 'string':
       if (typeof value !== 'string') throw bad(`expected a string, got ${JSON.stringify(value)}`);
@@ -88,17 +129,26 @@ function coerce(key: string, spec: KeySpec, value: unknown, file: string): unkno
       throw bad(`expected true or false, got ${JSON.stringify(value)}`);
     case 'int': {
       const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw bad(`expected a non-negative integer, got ${JSON.stringify(value)}`);
+      const min = spec.min ?? 0;
+      const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+        throw bad(`expected an integer ${spec.max !== undefined ? range(spec) : `of at least ${min}`}, got ${JSON.stringify(value)}`);
+      }
       return n;
     }
-    case 'duration':
+    case 'duration': {
       if (typeof value !== 'string' && typeof value !== 'number') throw bad('expected a duration like 60s');
+      let ms: number;
       try {
-        parseDuration(String(value));
+        ms = parseDuration(String(value));
       } catch {
         throw bad(`invalid duration ${JSON.stringify(value)} (use e.g. 30s, 10m, 1h)`);
       }
+      if ((spec.min !== undefined && ms < spec.min) || (spec.max !== undefined && ms > spec.max)) {
+        throw bad(`expected a duration ${range({ ...spec, min: (spec.min ?? 0) / 1000, max: (spec.max ?? 0) / 1000 }, 's')}, got ${JSON.stringify(value)}`);
+      }
       return String(value);
+    }
     case 'strings':
       if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw bad('expected a list of strings');
       return value;
@@ -130,19 +180,28 @@ export function validateConfig(raw: unknown, file: string): GutsConfig {
       const key = `${section}.${name}`;
       const spec = CONFIG_KEYS[key];
       if (!spec) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: unknown key "${key}"`, file);
-      cfg[section][name] = coerce(key, spec, value, file);
+      try {
+        cfg[section][name] = coerce(key, spec, value);
+      } catch (e) {
+        if (e instanceof BadValue) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${key}: ${e.message}`, file);
+        throw e;
+      }
     }
   }
   return cfg as unknown as GutsConfig;
 }
 
 export function loadConfig(explicitPath?: string): LoadedConfig {
-  const file = path.resolve(configPath(explicitPath));
+  const src = configSource(explicitPath);
+  const file = src.file;
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { path: file, exists: false, config: defaults() };
+    if (isMissing(e)) {
+      if (src.namedBy !== 'default') throw missingConfig(src);
+      return { path: file, exists: false, config: defaults() };
+    }
     throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
   }
   const doc = yaml().parseDocument(text);
@@ -161,28 +220,59 @@ export function getConfigValue(cfg: GutsConfig, key: string): unknown {
   return (cfg as unknown as Record<string, Record<string, unknown>>)[section][name];
 }
 
-/** Set one key, keeping the file's comments and layout; atomic write, mode kept. */
-export function setConfigValue(explicitPath: string | undefined, key: string, rawValue: string): { path: string; value: unknown } {
+/** Creates the missing parents of file, each 0755 (a config dir is read by the node's user; the umask is 077). */
+function makeConfigDirs(file: string): void {
+  const dir = path.dirname(file);
+  let first: string | undefined;
+  try {
+    first = fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw fsError(e, 'cannot create config dir', dir);
+  }
+  if (!first) return;
+  for (let d = dir; ; d = path.dirname(d)) {
+    fs.chmodSync(d, 0o755);
+    if (d === first || path.dirname(d) === d) break;
+  }
+}
+
+/**
+ * Set one key, keeping the file's comments and layout; atomic write, mode
+ * kept. The value is checked by the same rules as a load (GUTS_INVALID_ARGUMENT
+ * naming the key and what it allows; the file is left as it was). A missing
+ * default file is created (the guide runs `config set` on a fresh machine); a
+ * missing file named by --config / GUTS_CONFIG only with `create`.
+ */
+export function setConfigValue(explicitPath: string | undefined, key: string, rawValue: string, opts: { create?: boolean } = {}): { path: string; value: unknown; created: boolean } {
   const spec = CONFIG_KEYS[key];
   if (!spec) throw new GutsError('GUTS_INVALID_ARGUMENT', `unknown config key "${key}" (see guts-node config keys)`);
-  const file = path.resolve(configPath(explicitPath));
+  const src = configSource(explicitPath);
+  const file = src.file;
   let text = '';
   let mode = 0o640;
+  let exists = true;
   try {
     text = fs.readFileSync(file, 'utf8');
     mode = fs.statSync(file).mode & 0o7777;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
+    if (!isMissing(e)) throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
+    if (src.namedBy !== 'default' && !opts.create) throw missingConfig(src, ' (config set --create creates it)');
+    exists = false;
   }
   const doc = yaml().parseDocument(text);
   if (doc.errors.length) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${doc.errors[0].message.split('\n')[0]}`, file);
   let value: unknown = rawValue;
   if (spec.kind === 'strings') value = rawValue === '' ? [] : rawValue.split(',').map((s) => s.trim());
-  value = coerce(key, spec, value, file);
+  try {
+    value = coerce(key, spec, value);
+  } catch (e) {
+    if (e instanceof BadValue) throw new GutsError('GUTS_INVALID_ARGUMENT', `${key}: ${e.message} (${file} not changed)`, file);
+    throw e;
+  }
   if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
   doc.setIn(key.split('.'), value);
   validateConfig(doc.toJS(), file); // the whole file must stay valid
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (!exists) makeConfigDirs(file);
   writeFileAtomic(file, doc.toString(), mode);
-  return { path: file, value };
+  return { path: file, value, created: !exists };
 }

@@ -75,7 +75,8 @@ Examples:
             kind,
             keyFile: opts.includeKey ? cfg.p2p.key_file : undefined,
             configFile: opts.includeConfig ? ctx.loaded.path : undefined,
-            level: opts.level ?? cfg.backup.level,
+            // backup.level allows zstd's 1-19; gzip stops at 9 (an explicit --level is checked as given)
+            level: opts.level ?? (/\.(tar\.gz|tgz)$/.test(opts.output) ? Math.min(cfg.backup.level, 9) : cfg.backup.level),
             threads: opts.threads,
             force: opts.force,
             signal: ac.signal,

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
 
-import { CONFIG_KEYS, getConfigValue, loadConfig, setConfigValue } from '../config';
+import { CONFIG_KEYS, DEFAULT_CONFIG_PATH, getConfigValue, loadConfig, setConfigValue } from '../config';
 import { formatKey, generateKey, makeStdoutFilePrivate, writeKeyFile } from '../keygen';
 import { globals, printJson, run } from './context';
 
@@ -25,9 +25,20 @@ export function registerConfig(program: Command): void {
     .description('set one key, validated; the file is written atomically')
     .argument('<key>', 'dotted key, e.g. wal.archive_command')
     .argument('<value>', 'new value (lists: comma-separated)')
+    .option('--create', 'create the file named by --config / GUTS_CONFIG when it does not exist')
+    .addHelpText(
+      'after',
+      `
+The value is checked by the same rules as loading the file (type, range, enum);
+an invalid value or an unknown key is refused (exit 2) and the file is left as
+it was. A missing default ${DEFAULT_CONFIG_PATH} is created (mode 0640); a
+missing file named by --config or GUTS_CONFIG is refused (GUTS_NOT_FOUND,
+exit 2) unless --create is given, so that a typo never writes a new file.`,
+    )
     .action(
-      run(async (key: string, value: string, _opts: unknown, cmd: Command) => {
-        const r = setConfigValue(globals(cmd).config, key, value);
+      run(async (key: string, value: string, opts: { create?: boolean }, cmd: Command) => {
+        const r = setConfigValue(globals(cmd).config, key, value, { create: opts.create });
+        if (r.created) process.stderr.write(`created ${r.path}\n`);
         process.stderr.write(`${key} = ${JSON.stringify(r.value)} (${r.path}); restart the node to apply\n`);
       }),
     );

@@ -287,7 +287,7 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
     const out = path.join(dir, 'out', 'with-key.tar.zst');
     const r = spawnSync(process.execPath, [BIN, '--config', config, 'backup', 'create', '--hot', '--include-key', '--include-config', '--level', '12', '--output', out, '--json'], { encoding: 'utf8' });
     t.equal(r.status, 0, r.stderr);
-    t.equal(JSON.parse(r.stdout).kind, 'hot');
+    t.equal(JSON.parse(r.stdout).kind, 'full', 'no node runs: a direct checkpoint, labelled full (test/backup-hot-label.test.ts)');
     execFileSync('zstd', ['-t', '-q', out]);
     const listing = execFileSync('tar', ['-I', 'zstd', '-tvf', out], { encoding: 'utf8' });
     t.match(listing, /^-rw------- .* keys\/node\.key$/m);

@@ -25,7 +25,7 @@ export function registerBackupCreate(backup: Command): void {
     .command('create')
     .description('archive a consistent RocksDB checkpoint of the data dir (tar + parallel zstd/gzip) with a .sha256 sidecar')
     .requiredOption('-o, --output <file>', 'archive path; the extension picks the format: .tar.zst (recommended), .tar.gz, .tar')
-    .option('--hot', 'hot backup while the node keeps running (kind "hot"); the checkpoint comes from the node when it runs')
+    .option('--hot', 'hot backup while the node keeps running (kind "hot"), through its admin socket; with no node running, a direct checkpoint of the stopped store, labelled kind "full" (stderr says so)')
     .option('--consensus-only', 'only the consensus store (kind "consensus-only")')
     .option('--include-key', 'also store the node key (p2p.key_file) as keys/node.key, mode 0600')
     .option('--include-config', 'also store the config file as config/config.yaml, mode 0600')
@@ -80,6 +80,7 @@ Examples:
             threads: opts.threads,
             force: opts.force,
             signal: ac.signal,
+            log: (line) => process.stderr.write(`${line}\n`),
             backgroundWithNode: !opts.foreground,
             cpuShare: opts.cpuShare !== undefined ? opts.cpuShare / 100 : undefined,
             onTask: (task) => {

@@ -453,7 +453,7 @@ t.test('a store held by another process: exit 3, GUTS_LOCKED', async (t) => {
   await seed(dataDir, path.join(dir, 'git'), 0.2);
   const holder = spawn(
     process.execPath,
-    ['-e', `require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'store.js'))}).GutsStore.open(${JSON.stringify(dataDir)}).then(() => { console.log('ready'); setInterval(() => {}, 1000); })`],
+    ['-e', `require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'store.js'))}).GutsStore.open(${JSON.stringify(dataDir)}).then((s) => { globalThis.heldStore = s; console.log('ready'); setInterval(() => {}, 1000); })`],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));

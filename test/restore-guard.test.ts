@@ -153,3 +153,26 @@ t.test('resolveStorePath: "..", symlinked ancestors and missing tails resolve ph
   t.equal(resolveStorePath(`${root}/l/new/../b/./c`), path.join(root, 'real', 'a', 'b', 'c'), '".." within the missing tail');
   t.equal(resolveStorePath('rel'), path.join(fs.realpathSync(process.cwd()), 'rel'));
 });
+
+t.test('demo --dir (removed at start and end) refuses a live store and a dir that is not an earlier demo', async (t) => {
+  const root = t.testdir({ home: { 'thesis.tex': 'years of work\n' }, old: { data: {}, backups: {} } });
+  const before = tree(path.join(root, 'home'));
+  const r = cli(['demo', '--dir', path.join(root, 'home')], { env: ENV });
+  t.equal(r.status, 2, r.stderr);
+  t.match(r.stderr, /^guts-node: GUTS_EXISTS: demo dir .*home holds "thesis\.tex", not an earlier demo/);
+  t.same(tree(path.join(root, 'home')), before, 'left intact');
+
+  const held = path.join(root, 'held');
+  t.equal(cli(['--data-dir', held, 'dev', 'seed', '--size', '1MiB'], { env: ENV }).status, 0);
+  const holder = await holdStore(held);
+  t.teardown(() => {
+    holder.kill('SIGKILL');
+  });
+  for (const dir of [root, held, path.join(held, 'x')]) {
+    const l = cli(['demo', '--dir', dir], { env: ENV });
+    t.equal(l.status, 3, `${dir}: ${l.stderr}`);
+    t.match(l.stderr, /GUTS_LOCKED: cannot run the demo in /);
+  }
+  t.ok(fs.existsSync(path.join(held, 'db', 'CURRENT')), 'the held store is still there');
+  holder.kill('SIGKILL');
+});

@@ -112,8 +112,8 @@ function range(spec: KeySpec, unit = ''): string {
   return `from ${spec.min}${unit} to ${spec.max}${unit}${spec.note ? `; ${spec.note}` : ''}`;
 }
 
-/** The value of `key` checked and converted by its rule (load and set both use this). */
-function coerce(key: string, spec: KeySpec, value: unknown): unknown {
+/** A value checked and converted by its key's rule (load and set both use this). */
+function coerce(spec: KeySpec, value: unknown): unknown {
   const bad = (why: string) => new BadValue(why);
   switch (spec.kind) {
     case 'string':
@@ -181,7 +181,7 @@ export function validateConfig(raw: unknown, file: string): GutsConfig {
       const spec = CONFIG_KEYS[key];
       if (!spec) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: unknown key "${key}"`, file);
       try {
-        cfg[section][name] = coerce(key, spec, value);
+        cfg[section][name] = coerce(spec, value);
       } catch (e) {
         if (e instanceof BadValue) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${key}: ${e.message}`, file);
         throw e;
@@ -252,9 +252,13 @@ export function setConfigValue(explicitPath: string | undefined, key: string, ra
   let mode = 0o640;
   let exists = true;
   try {
+    const st = fs.statSync(file);
+    // --config /dev/null ("no file") must never be renamed over
+    if (!st.isFile()) throw new GutsError('GUTS_INVALID_ARGUMENT', `config file ${file} is not a regular file: config set cannot edit it`, file);
     text = fs.readFileSync(file, 'utf8');
-    mode = fs.statSync(file).mode & 0o7777;
+    mode = st.mode & 0o7777;
   } catch (e) {
+    if (e instanceof GutsError) throw e;
     if (!isMissing(e)) throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
     if (src.namedBy !== 'default' && !opts.create) throw missingConfig(src, ' (config set --create creates it)');
     exists = false;
@@ -264,7 +268,7 @@ export function setConfigValue(explicitPath: string | undefined, key: string, ra
   let value: unknown = rawValue;
   if (spec.kind === 'strings') value = rawValue === '' ? [] : rawValue.split(',').map((s) => s.trim());
   try {
-    value = coerce(key, spec, value);
+    value = coerce(spec, value);
   } catch (e) {
     if (e instanceof BadValue) throw new GutsError('GUTS_INVALID_ARGUMENT', `${key}: ${e.message} (${file} not changed)`, file);
     throw e;

@@ -66,6 +66,12 @@ t.test('config set: an explicitly named missing file is not created without --cr
   t.equal(loadConfig(file).config.backup.level, 5);
   t.equal(fs.statSync(file).mode & 0o777, 0o640);
   t.equal(fs.statSync(path.dirname(file)).mode & 0o777, 0o755, 'a created config dir is readable by the node user');
+
+  // --config /dev/null means "no file": config set must not rename a file over it
+  const dn = cli(['--config', '/dev/null', 'config', 'set', 'backup.level', '5']);
+  t.equal(dn.status, 2);
+  t.match(dn.stderr, /^guts-node: GUTS_INVALID_ARGUMENT: config file \/dev\/null is not a regular file/);
+  t.ok(fs.statSync('/dev/null').isCharacterDevice(), '/dev/null intact');
 });
 
 t.test('config set with no config anywhere creates the default file (the guide on a fresh machine)', async (t) => {

@@ -322,6 +322,8 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     opts.log?.(
       `--hot: no node answers on ${dataDirLayout(dataDir).socket}, so this is a direct checkpoint of the stopped store (kind "full", not "hot")`,
     );
+  } else if (kind === 'hot' && client) {
+    opts.log?.(`--hot: checkpoint through the running node (process ${client.node.pid}, ${dataDirLayout(dataDir).socket})`);
   }
   let cp: Checkpoint | null = null;
   try {

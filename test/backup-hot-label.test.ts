@@ -38,7 +38,7 @@ t.test('--hot with no node: a direct checkpoint, said on stderr and labelled "fu
   t.match(human.stderr, /Backup created: .*, full, /);
 });
 
-t.test('--hot through a running node stays "hot", with no note', async (t) => {
+t.test('--hot through a running node stays "hot" and says so', async (t) => {
   const dir = t.testdir();
   const D = path.join(dir, 'data');
   t.equal(cli(['--data-dir', D, 'dev', 'seed', '--size', '4MiB']).status, 0);
@@ -48,6 +48,7 @@ t.test('--hot through a running node stays "hot", with no note', async (t) => {
   const r = cli(['--data-dir', D, 'backup', 'create', '--hot', '--output', out, '--json']);
   t.equal(r.status, 0, r.stderr);
   t.notMatch(r.stderr, /direct checkpoint/);
+  t.match(r.stderr, /--hot: checkpoint through the running node \(process \d+, .*admin\.sock\)/);
   const res = JSON.parse(r.stdout);
   t.equal(res.kind, 'hot');
   t.equal(res.source, 'node');

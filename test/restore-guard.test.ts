@@ -3,12 +3,13 @@
 // process holds open, is refused with GUTS_LOCKED (exit 3) before anything is
 // created; --force replaces only what looks like a data dir.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { lockHeldUnder, resolveStorePath } from '../src/restore-guard';
 import { buildArchive, sampleFiles } from './fixtures/archives';
-import { cli, holdStore } from './fixtures/cli';
+import { BIN, cli, holdStore } from './fixtures/cli';
 import { startNode } from './lib/node-proc';
 
 const ENV = { GUTS_CONFIG: '/dev/null' };
@@ -110,6 +111,21 @@ t.test('a store held open by another process (no node): the dir, inside it and i
   t.equal(viaWalk?.pid, holder.pid);
   t.equal(lockHeldUnder(root)?.pid, holder.pid, 'through the holder\'s open files');
   t.equal(lockHeldUnder(path.join(root, 'elsewhere'), { inspectHolders: false }), null);
+
+  // The same store reached through a bind mount under the target: the holder's
+  // open files name another path, the LOCK's device and inode are the same.
+  const outer = path.join(root, 'outer');
+  fs.mkdirSync(path.join(outer, 'mnt'), { recursive: true });
+  const script = `mount --bind ${held} ${outer}/mnt && "${process.execPath}" ${BIN} backup restore ${archive} --target ${outer} --force-any; echo "rc=$?"`;
+  const env = { ...process.env, ...ENV };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const ns = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', env });
+  if (!/rc=\d+/.test(ns.stdout)) t.skip(`needs unshare -m and bind mounts (root): ${ns.stderr.trim().split('\n')[0]}`);
+  else {
+    t.match(ns.stdout, /rc=3/, `bind-mounted store refused: ${ns.stderr.trim()}`);
+    t.match(ns.stderr, /GUTS_LOCKED: .*it contains .*outer\/mnt\/(db|consensus), a store held open by process/);
+  }
+  t.ok(fs.existsSync(path.join(held, 'db', 'CURRENT')));
 
   holder.kill('SIGKILL');
   await new Promise((r) => holder.once('exit', r));

@@ -314,16 +314,16 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
 
   const which = { db: kind !== 'consensus-only', consensus: true };
   const client = opts.store ? null : await connectNode(dataDir);
+  // Which path a --hot backup took, said once it succeeded (an error stays the one line on stderr).
+  let pathNote = '';
   if (kind === 'hot' && !client && !opts.store) {
     // No node: the checkpoint is taken here from the stopped store. Label the
     // backup by what it is: alerts and restores read "hot" as "taken beside a
     // running node".
     kind = 'full';
-    opts.log?.(
-      `--hot: no node answers on ${dataDirLayout(dataDir).socket}, so this is a direct checkpoint of the stopped store (kind "full", not "hot")`,
-    );
+    pathNote = `--hot: no node answers on ${dataDirLayout(dataDir).socket}, so this is a direct checkpoint of the stopped store (kind "full", not "hot")`;
   } else if (kind === 'hot' && client) {
-    opts.log?.(`--hot: checkpoint through the running node (process ${client.node.pid}, ${dataDirLayout(dataDir).socket})`);
+    pathNote = `--hot: checkpoint through the running node (process ${client.node.pid}, ${dataDirLayout(dataDir).socket})`;
   }
   let cp: Checkpoint | null = null;
   try {
@@ -400,6 +400,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     }
     const record: LastBackup = { file: output, size_bytes: result.archiveBytes, created, kind, checksum };
     await recordLastBackup(dataDir, record, client);
+    if (pathNote) opts.log?.(pathNote);
 
     return {
       file: output,

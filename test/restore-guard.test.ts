@@ -70,6 +70,21 @@ t.test('a running node: target = D, D/db, D/db/.., D/new, the parent of D, a sym
       t.match(r.stderr, /^guts-node: GUTS_LOCKED: /, target);
     }
   }
+  // node.pid naming a live guts-node (a node starting, or one whose socket is gone) counts;
+  // a stale node.pid whose pid now belongs to another program does not
+  const starting = path.join(root, 'starting');
+  fs.mkdirSync(starting);
+  fs.writeFileSync(path.join(starting, 'node.pid'), `${node.child.pid}\n`);
+  const st = cli(['backup', 'restore', archive, '--target', starting, '--force'], { env: ENV });
+  t.equal(st.status, 3, st.stderr);
+  t.match(st.stderr, new RegExp(`GUTS_LOCKED: .*a running node \\(process ${node.child.pid}, .*node\\.pid\\) serves it`));
+  const stale = path.join(root, 'stale');
+  fs.mkdirSync(stale);
+  fs.writeFileSync(path.join(stale, 'node.pid'), `${process.pid}\n`); // alive, but not a guts-node
+  const sr = cli(['backup', 'restore', archive, '--target', stale, '--force'], { env: ENV });
+  t.equal(sr.status, 0, `a reused pid is not a running node: ${sr.stderr}`);
+  t.same(fs.readdirSync(stale).sort(), ['consensus', 'db']);
+
   // the default target (storage.data_dir / --data-dir) goes through the same check
   const viaDefault = cli(['--data-dir', D, 'backup', 'restore', archive, '--force'], { env: ENV });
   t.equal(viaDefault.status, 3, viaDefault.stderr);

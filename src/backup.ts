@@ -30,7 +30,10 @@ export interface CreateBackupOptions {
   dataDir: string;
   /** archive path; its extension picks the format: .tar.zst, .tar.gz or .tar */
   output: string;
+  /** 'hot' with no node serving the data dir becomes 'full' (see `log`) */
   kind?: BackupKind;
+  /** notes for the operator (stderr): e.g. which path a --hot backup took */
+  log?: (line: string) => void;
   /** node key file to store as keys/node.key (0600); omitted when unset */
   keyFile?: string;
   /** config file to store as config/config.yaml (0600); omitted when unset */
@@ -291,7 +294,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const streamed = opts.outputFd !== undefined;
   const output = streamed ? opts.output : path.resolve(opts.output);
   const format = formatForPath(output);
-  const kind: BackupKind = opts.kind ?? 'full';
+  let kind: BackupKind = opts.kind ?? 'full';
   const level = opts.level ?? 3;
   const threads = opts.threads ?? Math.max(1, os.availableParallelism());
   const frameSize = opts.frameSize ?? DEFAULT_FRAME_SIZE;
@@ -310,6 +313,17 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
 
   const which = { db: kind !== 'consensus-only', consensus: true };
   const client = opts.store ? null : await connectNode(dataDir);
+  // Which path a --hot backup took, said once it succeeded (an error stays the one line on stderr).
+  let pathNote = '';
+  if (kind === 'hot' && !client && !opts.store) {
+    // No node: the checkpoint is taken here from the stopped store. Label the
+    // backup by what it is: alerts and restores read "hot" as "taken beside a
+    // running node".
+    kind = 'full';
+    pathNote = `--hot: no node answers on ${dataDirLayout(dataDir).socket}, so this is a direct checkpoint of the stopped store (kind "full", not "hot")`;
+  } else if (kind === 'hot' && client) {
+    pathNote = `--hot: checkpoint through the running node (process ${client.node.pid}, ${dataDirLayout(dataDir).socket})`;
+  }
   let cp: Checkpoint | null = null;
   try {
     let priority = 'normal';
@@ -385,6 +399,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     const checksum = `sha256:${result.sha256}`;
     const record: LastBackup = { file: output, size_bytes: result.archiveBytes, created, kind, checksum };
     if (!streamed) await recordLastBackup(dataDir, record, client, cp.wal ?? null);
+    if (pathNote) opts.log?.(pathNote);
 
     return {
       file: output,

@@ -1,12 +1,14 @@
 // config.yaml: upstream Guts sections (api, p2p, storage, metrics, logging) plus
-// wal and backup. A missing file means defaults; an invalid one is an error
-// naming the key. `config set` edits the YAML document in place (comments kept)
-// and writes it atomically.
+// wal and backup. Only the default path may be absent (defaults then); a file
+// named by --config or GUTS_CONFIG must exist, so that a typo never silently
+// runs a command against /var/lib/guts. An invalid file is an error naming the
+// key. `config set` checks the value with the same rules, edits the YAML
+// document in place (comments kept) and writes it atomically.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as YAMLTypes from 'yaml';
 
-import { GutsError } from './errors';
+import { fsError, GutsError } from './errors';
 import { writeFileAtomic } from './fsutil';
 import { checkWalCommandTemplate } from './wal/command';
 
@@ -23,6 +25,11 @@ interface KeySpec {
   kind: Kind;
   default: unknown;
   values?: string[];
+  /** int: allowed range; duration: in milliseconds */
+  min?: number;
+  max?: number;
+  /** appended to the range in errors */
+  note?: string;
   help: string;
   /** extra check of a well-typed value: throws, or returns why it is refused */
   check?: (value: never) => string | void;
@@ -71,8 +78,8 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
     check: (v: string) => (parseSize(v) < 1 ? 'must be at least 1 byte' : undefined),
   },
   'backup.dir': { kind: 'string', default: '/var/backups/guts', help: 'default backup directory' },
-  'backup.retention_days': { kind: 'int', default: 7, help: 'days to keep scheduled backups' },
-  'backup.level': { kind: 'int', default: 3, help: 'zstd level for backups' },
+  'backup.retention_days': { kind: 'int', default: 7, min: 1, max: 36500, help: 'days to keep scheduled backups (1 to 36500)' },
+  'backup.level': { kind: 'int', default: 3, min: 1, max: 19, note: '.tar.gz backups use at most 9', help: 'compression level for backups: zstd 1 to 19 (.tar.gz: at most 9)' },
   // backup run / list / prune defaults (flags override them)
   'backup.to': { kind: 'string', default: '', help: 'where `backup run` stores backups: a directory or s3://bucket/prefix (empty = backup.dir)' },
   'backup.kind': { kind: 'enum', default: 'full', values: ['full', 'consensus-only'], help: '`backup run`: full (hot when a node runs) or consensus-only' },
@@ -122,8 +129,34 @@ export interface LoadedConfig {
   config: GutsConfig;
 }
 
+export interface ConfigSource {
+  /** absolute path */
+  file: string;
+  /** named by --config or GUTS_CONFIG (must exist), or the default (may be absent) */
+  namedBy: '--config' | 'GUTS_CONFIG' | 'default';
+}
+
+export function configSource(explicit?: string): ConfigSource {
+  if (explicit) return { file: path.resolve(explicit), namedBy: '--config' };
+  if (process.env.GUTS_CONFIG) return { file: path.resolve(process.env.GUTS_CONFIG), namedBy: 'GUTS_CONFIG' };
+  return { file: DEFAULT_CONFIG_PATH, namedBy: 'default' };
+}
+
 export function configPath(explicit?: string): string {
-  return explicit || process.env.GUTS_CONFIG || DEFAULT_CONFIG_PATH;
+  return configSource(explicit).file;
+}
+
+function missingConfig(src: ConfigSource, extra = ''): GutsError {
+  return new GutsError(
+    'GUTS_NOT_FOUND',
+    `config file ${src.file} (named by ${src.namedBy}) does not exist; only the default ${DEFAULT_CONFIG_PATH} may be absent${extra}`,
+    src.file,
+  );
+}
+
+function isMissing(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 export function parseDuration(s: string): number {
@@ -141,9 +174,16 @@ export function parseSize(s: string | number): number {
   return Math.floor(Number(m[1]) * mult);
 }
 
-function coerce(key: string, spec: KeySpec, value: unknown, file: string): unknown {
-  const bad = (why: string) => new GutsError('GUTS_INVALID_CONFIG', `${file}: ${key}: ${why}`, file);
-  const v = coerceKind(spec, value, bad);
+/** A value that breaks a key's rule; callers say where it came from. */
+class BadValue extends Error {}
+
+function range(spec: KeySpec, unit = ''): string {
+  return `from ${spec.min}${unit} to ${spec.max}${unit}${spec.note ? `; ${spec.note}` : ''}`;
+}
+
+/** A value checked and converted by its key's rule (load and set both use this). */
+function coerce(spec: KeySpec, value: unknown): unknown {
+  const v = coerceKind(spec, value);
   if (spec.check) {
     let why: string | void;
     try {
@@ -151,12 +191,13 @@ function coerce(key: string, spec: KeySpec, value: unknown, file: string): unkno
     } catch (e) {
       why = (e as Error).message;
     }
-    if (why) throw bad(why);
+    if (why) throw new BadValue(why);
   }
   return v;
 }
 
-function coerceKind(spec: KeySpec, value: unknown, bad: (why: string) => GutsError): unknown {
+function coerceKind(spec: KeySpec, value: unknown): unknown {
+  const bad = (why: string) => new BadValue(why);
   switch (spec.kind) {
     case 'string':
       if (typeof value !== 'string') throw bad(`expected a string, got ${JSON.stringify(value)}`);
@@ -171,17 +212,26 @@ function coerceKind(spec: KeySpec, value: unknown, bad: (why: string) => GutsErr
       throw bad(`expected true or false, got ${JSON.stringify(value)}`);
     case 'int': {
       const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
-      if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw bad(`expected a non-negative integer, got ${JSON.stringify(value)}`);
+      const min = spec.min ?? 0;
+      const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+        throw bad(`expected an integer ${spec.max !== undefined ? range(spec) : `of at least ${min}`}, got ${JSON.stringify(value)}`);
+      }
       return n;
     }
-    case 'duration':
+    case 'duration': {
       if (typeof value !== 'string' && typeof value !== 'number') throw bad('expected a duration like 60s');
+      let ms: number;
       try {
-        parseDuration(String(value));
+        ms = parseDuration(String(value));
       } catch {
         throw bad(`invalid duration ${JSON.stringify(value)} (use e.g. 30s, 10m, 1h)`);
       }
+      if ((spec.min !== undefined && ms < spec.min) || (spec.max !== undefined && ms > spec.max)) {
+        throw bad(`expected a duration ${range({ ...spec, min: (spec.min ?? 0) / 1000, max: (spec.max ?? 0) / 1000 }, 's')}, got ${JSON.stringify(value)}`);
+      }
       return String(value);
+    }
     case 'size':
       if (typeof value !== 'string' && typeof value !== 'number') throw bad('expected a size like 16MiB');
       try {
@@ -231,7 +281,12 @@ export function validateConfig(raw: unknown, file: string): GutsConfig {
           continue;
         }
         if (!spec) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: unknown key "${key}"`, file);
-        into[name] = coerce(key, spec, value, file);
+        try {
+          into[name] = coerce(spec, value);
+        } catch (e) {
+          if (e instanceof BadValue) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${key}: ${e.message}`, file);
+          throw e;
+        }
       }
     };
     walk(cfg[section], section, body as Record<string, unknown>);
@@ -240,12 +295,16 @@ export function validateConfig(raw: unknown, file: string): GutsConfig {
 }
 
 export function loadConfig(explicitPath?: string): LoadedConfig {
-  const file = path.resolve(configPath(explicitPath));
+  const src = configSource(explicitPath);
+  const file = src.file;
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { path: file, exists: false, config: defaults() };
+    if (isMissing(e)) {
+      if (src.namedBy !== 'default') throw missingConfig(src);
+      return { path: file, exists: false, config: defaults() };
+    }
     throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
   }
   const doc = yaml().parseDocument(text);
@@ -272,28 +331,63 @@ export function getConfigValue(cfg: GutsConfig, key: string): unknown {
   return key.split('.').reduce<unknown>((o, p) => (o as Record<string, unknown>)[p], cfg);
 }
 
-/** Set one key, keeping the file's comments and layout; atomic write, mode kept. */
-export function setConfigValue(explicitPath: string | undefined, key: string, rawValue: string): { path: string; value: unknown } {
+/** Creates the missing parents of file, each 0755 (a config dir is read by the node's user; the umask is 077). */
+function makeConfigDirs(file: string): void {
+  const dir = path.dirname(file);
+  let first: string | undefined;
+  try {
+    first = fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw fsError(e, 'cannot create config dir', dir);
+  }
+  if (!first) return;
+  for (let d = dir; ; d = path.dirname(d)) {
+    fs.chmodSync(d, 0o755);
+    if (d === first || path.dirname(d) === d) break;
+  }
+}
+
+/**
+ * Set one key, keeping the file's comments and layout; atomic write, mode
+ * kept. The value is checked by the same rules as a load (GUTS_INVALID_ARGUMENT
+ * naming the key and what it allows; the file is left as it was). A missing
+ * default file is created (the guide runs `config set` on a fresh machine); a
+ * missing file named by --config / GUTS_CONFIG only with `create`.
+ */
+export function setConfigValue(explicitPath: string | undefined, key: string, rawValue: string, opts: { create?: boolean } = {}): { path: string; value: unknown; created: boolean } {
   const spec = CONFIG_KEYS[key];
   if (!spec) throw new GutsError('GUTS_INVALID_ARGUMENT', `unknown config key "${key}" (see guts-node config keys)`);
-  const file = path.resolve(configPath(explicitPath));
+  const src = configSource(explicitPath);
+  const file = src.file;
   let text = '';
   let mode = 0o640;
+  let exists = true;
   try {
+    const st = fs.statSync(file);
+    // --config /dev/null ("no file") must never be renamed over
+    if (!st.isFile()) throw new GutsError('GUTS_INVALID_ARGUMENT', `config file ${file} is not a regular file: config set cannot edit it`, file);
     text = fs.readFileSync(file, 'utf8');
-    mode = fs.statSync(file).mode & 0o7777;
+    mode = st.mode & 0o7777;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
+    if (e instanceof GutsError) throw e;
+    if (!isMissing(e)) throw new GutsError('GUTS_INVALID_CONFIG', `cannot read config ${file}: ${(e as Error).message}`, file);
+    if (src.namedBy !== 'default' && !opts.create) throw missingConfig(src, ' (config set --create creates it)');
+    exists = false;
   }
   const doc = yaml().parseDocument(text);
   if (doc.errors.length) throw new GutsError('GUTS_INVALID_CONFIG', `${file}: ${doc.errors[0].message.split('\n')[0]}`, file);
   let value: unknown = rawValue;
   if (spec.kind === 'strings') value = rawValue === '' ? [] : rawValue.split(',').map((s) => s.trim());
-  value = coerce(key, spec, value, file);
+  try {
+    value = coerce(spec, value);
+  } catch (e) {
+    if (e instanceof BadValue) throw new GutsError('GUTS_INVALID_ARGUMENT', `${key}: ${e.message} (${file} not changed)`, file);
+    throw e;
+  }
   if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
   doc.setIn(key.split('.'), value);
   validateConfig(doc.toJS(), file); // the whole file must stay valid
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+  if (!exists) makeConfigDirs(file);
   writeFileAtomic(file, doc.toString(), mode);
-  return { path: file, value };
+  return { path: file, value, created: !exists };
 }

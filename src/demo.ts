@@ -9,7 +9,7 @@ import * as readline from 'node:readline';
 
 import { GutsError } from './errors';
 import { CLI_BIN as BIN } from './paths';
-
+import { refuseLiveStoreTarget, resolveStorePath } from './restore-guard';
 
 export interface DemoOptions {
   dir: string;
@@ -46,8 +46,34 @@ async function startNode(log: (l: string) => void, dataDir: string): Promise<{ c
   return { child, url };
 }
 
+/** What an earlier demo leaves in its dir (--keep, or an interrupted run). */
+const DEMO_ENTRIES = new Set(['data', 'backups', 'restored']);
+
+/**
+ * The demo starts and ends with rm -rf of its dir: refuse one that holds a
+ * live store (or lies inside one) and one that holds anything but an earlier
+ * demo, before anything is removed.
+ */
+async function checkDemoDir(base: string): Promise<void> {
+  await refuseLiveStoreTarget(base, 'run the demo in');
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(base);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code === 'ENOTDIR') throw new GutsError('GUTS_EXISTS', `demo dir ${base} exists and is not a directory`, base);
+    throw e;
+  }
+  const foreign = names.filter((n) => !DEMO_ENTRIES.has(n));
+  if (foreign.length) {
+    throw new GutsError('GUTS_EXISTS', `demo dir ${base} holds ${foreign.slice(0, 3).map((n) => JSON.stringify(n)).join(', ')}, not an earlier demo; the demo removes its dir: pick a new or empty --dir`, base);
+  }
+}
+
 export async function runDemo(opts: DemoOptions): Promise<void> {
-  const base = path.resolve(opts.dir);
+  const base = resolveStorePath(opts.dir);
+  await checkDemoDir(base);
   const dataDir = path.join(base, 'data');
   const backups = path.join(base, 'backups');
   const restored = path.join(base, 'restored');

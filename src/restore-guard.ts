@@ -123,27 +123,24 @@ function sameFile(st: fs.BigIntStats, l: HeldLock): boolean {
 
 /**
  * Path of a lock held under `root`, if any. Each holder's open files
- * (/proc/PID/fd) name the locked file exactly; locks whose holder cannot be
+ * (/proc/PID/fd) name the locked file exactly, by the path the holder opened.
+ * Then every held lock is matched by device and inode against the LOCK files
+ * found under root at a bounded depth: that catches holders that cannot be
  * inspected (another user's process, OFD locks; all of them with
- * inspectHolders false) are matched against the LOCK files found under root
- * at a bounded depth.
+ * inspectHolders false) and stores reached under root by another path (a
+ * bind mount), which the rename and removal of root would reach too.
  */
 export function lockHeldUnder(root: string, opts: { inspectHolders?: boolean } = {}): { file: string; pid: number } | null {
   const locks = heldLocks();
   if (!locks.length) return null;
-  const unresolved: HeldLock[] = [];
   const byPid = new Map<number, HeldLock[]>();
-  for (const l of locks) {
-    if (l.pid > 0 && opts.inspectHolders !== false) byPid.set(l.pid, [...(byPid.get(l.pid) ?? []), l]);
-    else unresolved.push(l);
-  }
+  if (opts.inspectHolders !== false) for (const l of locks) if (l.pid > 0) byPid.set(l.pid, [...(byPid.get(l.pid) ?? []), l]);
   for (const [pid, held] of byPid) {
     let fds: string[];
     try {
       fds = fs.readdirSync(`/proc/${pid}/fd`);
     } catch {
-      unresolved.push(...held);
-      continue;
+      continue; // another user's process: the walk below
     }
     for (const fd of fds) {
       let file: string;
@@ -161,8 +158,7 @@ export function lockHeldUnder(root: string, opts: { inspectHolders?: boolean } =
       }
     }
   }
-  if (!unresolved.length) return null;
-  // Bounded walk: DIR/db/LOCK is depth 2, PARENT/DIR/db/LOCK depth 3.
+  // Bounded walk, every lock by device and inode: DIR/db/LOCK is depth 2, PARENT/DIR/db/LOCK depth 3.
   let budget = 5000;
   const walk = (dir: string, depth: number): { file: string; pid: number } | null => {
     let entries: fs.Dirent[];
@@ -177,7 +173,7 @@ export function lockHeldUnder(root: string, opts: { inspectHolders?: boolean } =
       if (e.isFile() && e.name === 'LOCK') {
         try {
           const st = fs.statSync(p, { bigint: true });
-          const l = unresolved.find((x) => sameFile(st, x));
+          const l = locks.find((x) => sameFile(st, x));
           if (l) return { file: p, pid: l.pid };
         } catch {
           /* gone */

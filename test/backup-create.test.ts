@@ -24,7 +24,7 @@ interface Run {
 function cli(dataDir: string, args: string[], env: NodeJS.ProcessEnv = {}): Run {
   const r = spawnSync(process.execPath, [BIN, '--data-dir', dataDir, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, GUTS_CONFIG: path.join(dataDir, '..', 'no-config.yaml'), ...env },
+    env: { ...process.env, GUTS_CONFIG: '/dev/null', ...env },
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -211,13 +211,13 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
         total += f.size;
       }
       t.equal(m.total_bytes, total);
-      // SST files are immutable hard links of the live ones: byte for byte equal, same mode and mtime
+      // SST files are immutable hard links of the live ones: byte for byte equal, same mtime; recorded owner-only (0600)
       const ssts = m.files.filter((f) => f.path.endsWith('.sst'));
       t.ok(ssts.length >= 2, 'archive holds SST files');
       for (const f of ssts) {
         const live = path.join(dataDir, f.path);
         t.equal(sha256(path.join(x, f.path)), sha256(live), `${f.path} equals the live SST`);
-        t.equal(fs.statSync(live).mode & 0o7777, f.mode);
+        t.equal(f.mode, 0o600);
         t.equal(Math.floor(fs.statSync(live).mtimeMs / 1000), f.mtime);
       }
       t.equal(fs.statSync(path.join(x, 'db')).mode & 0o777, 0o700);
@@ -288,7 +288,7 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
     const out = path.join(dir, 'out', 'with-key.tar.zst');
     const r = spawnSync(process.execPath, [BIN, '--config', config, 'backup', 'create', '--hot', '--include-key', '--include-config', '--level', '12', '--output', out, '--json'], { encoding: 'utf8' });
     t.equal(r.status, 0, r.stderr);
-    t.equal(JSON.parse(r.stdout).kind, 'hot');
+    t.equal(JSON.parse(r.stdout).kind, 'full', 'no node runs: a direct checkpoint, labelled full (test/backup-hot-label.test.ts)');
     execFileSync('zstd', ['-t', '-q', out]);
     const listing = execFileSync('tar', ['-I', 'zstd', '-tvf', out], { encoding: 'utf8' });
     t.match(listing, /^-rw------- .* keys\/node\.key$/m);
@@ -336,7 +336,7 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
         encoding: 'utf8',
         uid: 65534,
         gid: 65534,
-        env: { ...process.env, GUTS_CONFIG: '/nonexistent/config.yaml' },
+        env: { ...process.env, GUTS_CONFIG: '/dev/null' },
       });
       r = { status: s.status, stdout: s.stdout, stderr: s.stderr };
       t.same(checkpointsLeft(nobodyData), []);
@@ -356,7 +356,7 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
       t.skip('needs unshare -m and tmpfs mounts');
       return;
     }
-    const script = `mount -t tmpfs -o size=2m tmpfs ${mnt} && GUTS_CONFIG=/nonexistent.yaml "${process.execPath}" ${BIN} --data-dir ${dataDir} backup create --output ${mnt}/guts.tar; rc=$?; echo "left:$(ls -A ${mnt})"; exit $rc`;
+    const script = `mount -t tmpfs -o size=2m tmpfs ${mnt} && GUTS_CONFIG=/dev/null "${process.execPath}" ${BIN} --data-dir ${dataDir} backup create --output ${mnt}/guts.tar; rc=$?; echo "left:$(ls -A ${mnt})"; exit $rc`;
     const r = spawnSync('unshare', ['-m', 'sh', '-c', script], { encoding: 'utf8' });
     t.equal(r.status, 2, r.stderr);
     t.match(r.stderr, /GUTS_NO_SPACE: .*guts\.tar\.partial/);
@@ -367,7 +367,7 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
   await t.test('a filesystem without O_DIRECT (ramfs): buffered writes', async (t) => {
     const mnt = path.join(dir, 'ram');
     fs.mkdirSync(mnt);
-    const script = `mount -t ramfs ramfs ${mnt} && GUTS_CONFIG=/nonexistent.yaml "${process.execPath}" ${BIN} --data-dir ${dataDir} backup create --output ${mnt}/guts.tar.zst && zstd -t -q ${mnt}/guts.tar.zst && cd ${mnt} && sha256sum -c guts.tar.zst.sha256`;
+    const script = `mount -t ramfs ramfs ${mnt} && GUTS_CONFIG=/dev/null "${process.execPath}" ${BIN} --data-dir ${dataDir} backup create --output ${mnt}/guts.tar.zst && zstd -t -q ${mnt}/guts.tar.zst && cd ${mnt} && sha256sum -c guts.tar.zst.sha256`;
     const r = spawnSync('unshare', ['-m', 'sh', '-c', script], { encoding: 'utf8' });
     if (r.status !== 0 && /mount|unshare/.test(r.stderr)) {
       t.skip('needs unshare -m and ramfs mounts');
@@ -403,7 +403,7 @@ t.test('interrupted and killed runs leave nothing behind', async (t) => {
   const partial = `${out}.partial`;
   const slow = () =>
     spawn(process.execPath, [BIN, '--data-dir', dataDir, 'backup', 'create', '--output', out, '--level', '19', '--threads', '1'], {
-      env: { ...process.env, GUTS_CONFIG: '/nonexistent.yaml' },
+      env: { ...process.env, GUTS_CONFIG: '/dev/null' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
 
@@ -454,7 +454,7 @@ t.test('a store held by another process: exit 3, GUTS_LOCKED', async (t) => {
   await seed(dataDir, path.join(dir, 'git'), 0.2);
   const holder = spawn(
     process.execPath,
-    ['-e', `require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'store.js'))}).GutsStore.open(${JSON.stringify(dataDir)}).then(() => { console.log('ready'); setInterval(() => {}, 1000); })`],
+    ['-e', `require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'store.js'))}).GutsStore.open(${JSON.stringify(dataDir)}).then((s) => { globalThis.heldStore = s; console.log('ready'); setInterval(() => {}, 1000); })`],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));

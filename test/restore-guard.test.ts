@@ -3,12 +3,13 @@
 // process holds open, is refused with GUTS_LOCKED (exit 3) before anything is
 // created; --force replaces only what looks like a data dir.
 import t from 'tap';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { lockHeldUnder, resolveStorePath } from '../src/restore-guard';
 import { buildArchive, sampleFiles } from './fixtures/archives';
-import { cli, holdStore } from './fixtures/cli';
+import { BIN, cli, holdStore } from './fixtures/cli';
 import { startNode } from './lib/node-proc';
 
 const ENV = { GUTS_CONFIG: '/dev/null' };
@@ -69,6 +70,21 @@ t.test('a running node: target = D, D/db, D/db/.., D/new, the parent of D, a sym
       t.match(r.stderr, /^guts-node: GUTS_LOCKED: /, target);
     }
   }
+  // node.pid naming a live guts-node (a node starting, or one whose socket is gone) counts;
+  // a stale node.pid whose pid now belongs to another program does not
+  const starting = path.join(root, 'starting');
+  fs.mkdirSync(starting);
+  fs.writeFileSync(path.join(starting, 'node.pid'), `${node.child.pid}\n`);
+  const st = cli(['backup', 'restore', archive, '--target', starting, '--force'], { env: ENV });
+  t.equal(st.status, 3, st.stderr);
+  t.match(st.stderr, new RegExp(`GUTS_LOCKED: .*a running node \\(process ${node.child.pid}, .*node\\.pid\\) serves it`));
+  const stale = path.join(root, 'stale');
+  fs.mkdirSync(stale);
+  fs.writeFileSync(path.join(stale, 'node.pid'), `${process.pid}\n`); // alive, but not a guts-node
+  const sr = cli(['backup', 'restore', archive, '--target', stale, '--force'], { env: ENV });
+  t.equal(sr.status, 0, `a reused pid is not a running node: ${sr.stderr}`);
+  t.same(fs.readdirSync(stale).sort(), ['consensus', 'db']);
+
   // the default target (storage.data_dir / --data-dir) goes through the same check
   const viaDefault = cli(['--data-dir', D, 'backup', 'restore', archive, '--force'], { env: ENV });
   t.equal(viaDefault.status, 3, viaDefault.stderr);
@@ -111,6 +127,21 @@ t.test('a store held open by another process (no node): the dir, inside it and i
   t.equal(lockHeldUnder(root)?.pid, holder.pid, 'through the holder\'s open files');
   t.equal(lockHeldUnder(path.join(root, 'elsewhere'), { inspectHolders: false }), null);
 
+  // The same store reached through a bind mount under the target: the holder's
+  // open files name another path, the LOCK's device and inode are the same.
+  const outer = path.join(root, 'outer');
+  fs.mkdirSync(path.join(outer, 'mnt'), { recursive: true });
+  const script = `mount --bind ${held} ${outer}/mnt && "${process.execPath}" ${BIN} backup restore ${archive} --target ${outer} --force-any; echo "rc=$?"`;
+  const env = { ...process.env, ...ENV };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const ns = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', env });
+  if (!/rc=\d+/.test(ns.stdout)) t.skip(`needs unshare -m and bind mounts (root): ${ns.stderr.trim().split('\n')[0]}`);
+  else {
+    t.match(ns.stdout, /rc=3/, `bind-mounted store refused: ${ns.stderr.trim()}`);
+    t.match(ns.stderr, /GUTS_LOCKED: .*it contains .*outer\/mnt\/(db|consensus), a store held open by process/);
+  }
+  t.ok(fs.existsSync(path.join(held, 'db', 'CURRENT')));
+
   holder.kill('SIGKILL');
   await new Promise((r) => holder.once('exit', r));
   const r = cli(['backup', 'restore', archive, '--target', held, '--force'], { env: ENV });
@@ -152,4 +183,27 @@ t.test('resolveStorePath: "..", symlinked ancestors and missing tails resolve ph
   t.equal(resolveStorePath(`${root}/l/../a`), path.join(root, 'real', 'a'), '".." after a link is the parent of where it points (as the kernel reads it)');
   t.equal(resolveStorePath(`${root}/l/new/../b/./c`), path.join(root, 'real', 'a', 'b', 'c'), '".." within the missing tail');
   t.equal(resolveStorePath('rel'), path.join(fs.realpathSync(process.cwd()), 'rel'));
+});
+
+t.test('demo --dir (removed at start and end) refuses a live store and a dir that is not an earlier demo', async (t) => {
+  const root = t.testdir({ home: { 'thesis.tex': 'years of work\n' }, old: { data: {}, backups: {} } });
+  const before = tree(path.join(root, 'home'));
+  const r = cli(['demo', '--dir', path.join(root, 'home')], { env: ENV });
+  t.equal(r.status, 2, r.stderr);
+  t.match(r.stderr, /^guts-node: GUTS_EXISTS: demo dir .*home holds "thesis\.tex", not an earlier demo/);
+  t.same(tree(path.join(root, 'home')), before, 'left intact');
+
+  const held = path.join(root, 'held');
+  t.equal(cli(['--data-dir', held, 'dev', 'seed', '--size', '1MiB'], { env: ENV }).status, 0);
+  const holder = await holdStore(held);
+  t.teardown(() => {
+    holder.kill('SIGKILL');
+  });
+  for (const dir of [root, held, path.join(held, 'x')]) {
+    const l = cli(['demo', '--dir', dir], { env: ENV });
+    t.equal(l.status, 3, `${dir}: ${l.stderr}`);
+    t.match(l.stderr, /GUTS_LOCKED: cannot run the demo in /);
+  }
+  t.ok(fs.existsSync(path.join(held, 'db', 'CURRENT')), 'the held store is still there');
+  holder.kill('SIGKILL');
 });

@@ -134,7 +134,7 @@ t.test('restoring into a live store is refused with exit 3', async (t) => {
   const inode = fs.statSync(live).ino;
   const holder = spawn(
     process.execPath,
-    ['-e', `require(${JSON.stringify(path.join(ROOT, 'dist/src/store.js'))}).GutsStore.open(${JSON.stringify(live)}).then(() => { console.log('ready'); setInterval(() => {}, 1000); })`],
+    ['-e', `require(${JSON.stringify(path.join(ROOT, 'dist/src/store.js'))}).GutsStore.open(${JSON.stringify(live)}).then((s) => { globalThis.heldStore = s; console.log('ready'); setInterval(() => {}, 1000); })`],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   t.teardown(() => {

@@ -28,7 +28,7 @@ export function registerBackupCreate(backup: Command): void {
     .command('create')
     .description('archive a consistent RocksDB checkpoint of the data dir (tar + parallel zstd/gzip) with a .sha256 sidecar')
     .requiredOption('-o, --output <file>', 'archive path or s3://bucket/prefix/name (streamed to a multipart upload); the extension picks the format: .tar.zst (recommended), .tar.gz, .tar')
-    .option('--hot', 'hot backup while the node keeps running (kind "hot"); the checkpoint comes from the node when it runs')
+    .option('--hot', 'hot backup while the node keeps running (kind "hot"), through its admin socket; with no node running, a direct checkpoint of the stopped store, labelled kind "full" (stderr says so)')
     .option('--consensus-only', 'only the consensus store (kind "consensus-only")')
     .option('--include-key', 'also store the node key (p2p.key_file) as keys/node.key, mode 0600')
     .option('--include-config', 'also store the config file as config/config.yaml, mode 0600')
@@ -84,10 +84,12 @@ Examples:
             kind,
             keyFile: opts.includeKey ? cfg.p2p.key_file : undefined,
             configFile: opts.includeConfig ? ctx.loaded.path : undefined,
-            level: opts.level ?? cfg.backup.level,
+            // backup.level allows zstd's 1-19; gzip stops at 9 (an explicit --level is checked as given)
+            level: opts.level ?? (/\.(tar\.gz|tgz)$/.test(opts.output) ? Math.min(cfg.backup.level, 9) : cfg.backup.level),
             threads: opts.threads,
             force: opts.force,
             signal: ac.signal,
+            log: (line: string) => process.stderr.write(`${line}\n`),
             backgroundWithNode: !opts.foreground,
             cpuShare: opts.cpuShare !== undefined ? opts.cpuShare / 100 : undefined,
             onTask: (task: Parameters<NonNullable<Parameters<typeof createBackup>[0]['onTask']>>[0]) => {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import * as path from 'node:path';
 
-import { CONFIG_KEYS, getConfigValue, loadConfig, maskSecrets, setConfigValue } from '../config';
+import { CONFIG_KEYS, DEFAULT_CONFIG_PATH, getConfigValue, loadConfig, maskSecrets, setConfigValue } from '../config';
 import { formatKey, generateKey, makeStdoutFilePrivate, writeKeyFile } from '../keygen';
 import { globals, printJson, run } from './context';
 
@@ -25,10 +25,21 @@ export function registerConfig(program: Command): void {
     .description('set one key, validated; the file is written atomically')
     .argument('<key>', 'dotted key, e.g. wal.archive_command')
     .argument('<value>', 'new value (lists: comma-separated)')
+    .option('--create', 'create the file named by --config / GUTS_CONFIG when it does not exist')
     .option('--json', 'print one JSON object on stdout: {key, value, config_file}')
+    .addHelpText(
+      'after',
+      `
+The value is checked by the same rules as loading the file (type, range, enum);
+an invalid value or an unknown key is refused (exit 2) and the file is left as
+it was. A missing default ${DEFAULT_CONFIG_PATH} is created (mode 0640); a
+missing file named by --config or GUTS_CONFIG is refused (GUTS_NOT_FOUND,
+exit 2) unless --create is given, so that a typo never writes a new file.`,
+    )
     .action(
-      run(async (key: string, value: string, opts: { json?: boolean }, cmd: Command) => {
-        const r = setConfigValue(globals(cmd).config, key, value);
+      run(async (key: string, value: string, opts: { create?: boolean; json?: boolean }, cmd: Command) => {
+        const r = setConfigValue(globals(cmd).config, key, value, { create: opts.create });
+        if (r.created) process.stderr.write(`created ${r.path}\n`);
         if (opts.json) printJson({ key, value: maskSecrets(key, r.value), config_file: path.resolve(r.path) });
         process.stderr.write(`${key} = ${JSON.stringify(maskSecrets(key, r.value))} (${r.path}); restart the node to apply\n`);
       }),

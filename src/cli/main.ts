@@ -40,7 +40,7 @@ export function buildProgram(only?: string): Command {
   program
     .description('Guts node storage engine: git-object store, hot backups, verify, restore, WAL archiving')
     .version(VERSION)
-    .option('-c, --config <path>', 'config file (env GUTS_CONFIG)', undefined)
+    .option('-c, --config <path>', 'config file (env GUTS_CONFIG); a named file must exist, only the default /etc/guts/config.yaml may be absent', undefined)
     .option('-d, --data-dir <dir>', 'data directory (env GUTS_DATA_DIR; default storage.data_dir)')
     .addHelpText(
       'after',

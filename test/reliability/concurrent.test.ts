@@ -27,7 +27,7 @@ interface Run {
 
 function create(args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, GUTS_CONFIG: '/nonexistent.yaml' } });
+    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, GUTS_CONFIG: '/dev/null' } });
     let stderr = '';
     p.stderr!.on('data', (d) => (stderr += d));
     p.on('close', (code) => resolve({ code, stderr }));

@@ -13,7 +13,7 @@ import { BIN } from '../fixtures/cli';
 import { checkpointsLeft, createArchive, FORMATS, seedStore, stagingLeft, treeState } from './helpers';
 
 const NODE = process.execPath;
-const ENV = { ...process.env, GUTS_CONFIG: '/nonexistent.yaml' };
+const ENV = { ...process.env, GUTS_CONFIG: '/dev/null' };
 
 /** Runs `script` in a private mount namespace; null when this machine cannot. */
 function inNamespace(script: string): { status: number | null; stdout: string; stderr: string } | null {

@@ -41,7 +41,7 @@ t.test('kill -9 during backup create', async (t) => {
   let window = duration;
   for (let i = 0; i < KILLS * 4 && killed < KILLS; i++) {
     const delay = 20 + rnd.int(Math.max(50, window));
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore', env: { ...process.env, GUTS_CONFIG: '/nonexistent.yaml' } });
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore', env: { ...process.env, GUTS_CONFIG: '/dev/null' } });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
     await sleep(delay);
     child.kill('SIGKILL');

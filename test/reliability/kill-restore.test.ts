@@ -52,7 +52,7 @@ t.test('kill -9 during backup restore', async (t) => {
     const delay = 20 + rnd.int(Math.max(50, window));
     const child = spawn(process.execPath, [BIN, 'backup', 'restore', archive, '--target', target, '--force'], {
       stdio: 'ignore',
-      env: { ...process.env, GUTS_CONFIG: '/nonexistent.yaml' },
+      env: { ...process.env, GUTS_CONFIG: '/dev/null' },
     });
     const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
     await sleep(delay);

@@ -24,7 +24,7 @@ import { dataDirLayout, storeLockHolder } from './store';
  * replaces a directory holding only these (plus atomic-write temp files like
  * ".last-backup.json.tmp-123").
  */
-export const DATA_DIR_ENTRIES = new Set(['db', 'consensus', 'checkpoints', 'last-backup.json', 'node.pid', 'admin.sock', 'lost+found']);
+export const DATA_DIR_ENTRIES = new Set(['db', 'consensus', 'checkpoints', 'last-backup.json', 'node.pid', 'admin.sock', 'lost+found', 'wal']);
 const ATOMIC_TEMP = /^\.(last-backup\.json|node\.pid)\.tmp-\d+(-\d+)?$/;
 
 /**

@@ -83,7 +83,7 @@ Refuses (exit 3, before anything is created or removed) a target that is,
 lies inside or contains a live store: a data dir a running node serves, or a
 RocksDB store any process holds open; symlinks and ".." are resolved first.
 A non-empty target needs --force, and --force replaces only a directory that
-holds nothing but data-dir entries (db/, consensus/, checkpoints/,
+holds nothing but data-dir entries (db/, consensus/, wal/, checkpoints/,
 last-backup.json, node.pid, admin.sock, lost+found); any other directory
 needs --force-any. The restored store is owner-only (dirs 0700, files 0600). Prints what was restored and the elapsed time (the RTO).
 

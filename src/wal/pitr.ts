@@ -17,6 +17,7 @@ import { native, WalDbName } from '../native';
 import { restoreBackup, RestoreOptions, RestoreReport, StagedCounts } from '../restore';
 import { GutsStore } from '../store';
 import { encodeHistory, historyName, readSegmentHeader, segmentName, WalRecord, ZERO_CHECKSUM } from './segment';
+import { ensureWalDirs, newWalState, walLayout, writeWalState } from './state';
 import { walSink, WalSink, walSource, WalSource } from './target';
 import { HistoryReader, TimelineStep, WalPosition } from './timeline';
 import { ArchiveWalker } from './walk';
@@ -158,26 +159,10 @@ async function checksumBefore(source: WalSource, tmpDir: string, timeline: numbe
 
 /** The node's WAL state for a restored store: it archives on the new timeline from the branch point. */
 function writeRestoredState(staging: string, nt: NewTimeline, seqs: { db: number; consensus: number }): void {
-  const walDir = path.join(staging, 'wal');
-  fs.mkdirSync(path.join(walDir, 'pending'), { recursive: true, mode: 0o700 });
-  // docs/FORMAT.md "Archiver state": the open segment of the new timeline starts at the branch point.
-  const state = {
-    format: 'guts-wal-state',
-    format_version: 1,
-    timeline: nt.timeline,
-    next_segment: nt.branchSegment,
-    db_next_seq: seqs.db + 1,
-    consensus_next_seq: seqs.consensus + 1,
-    prev_checksum: nt.prevChecksum,
-    last_archived: null,
-    archived_segments_total: 0,
-    archive_failures_total: 0,
-    last_error: null,
-    timeline_switches_total: 0,
-    needs_base_backup: false,
-  };
-  writeFileAtomic(path.join(walDir, 'state.json'), JSON.stringify(state, null, 2) + '\n', 0o600);
-  fsyncDir(walDir);
+  ensureWalDirs(staging);
+  // A base on the parent timeline plus the history file restores this timeline: no new base is needed.
+  writeWalState(staging, { ...newWalState(seqs.db + 1, seqs.consensus + 1), timeline: nt.timeline, next_segment: nt.branchSegment, prev_checksum: nt.prevChecksum, needs_base_backup: false });
+  fsyncDir(walLayout(staging).dir);
   fsyncDir(staging);
 }
 

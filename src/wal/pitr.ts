@@ -47,7 +47,12 @@ export interface WalReplayReport {
   reached: { db_sequence: number; consensus_sequence: number; commit_time: string | null; segment: string | null };
   /** where the archive ended (replay to the end), else null */
   end_of_archive: string | null;
+  /** fetching, checking and applying the segments (the replay rate's denominator) */
   replay_seconds: number;
+  /** of which writing the batches (walApply); the rest waits for segments to be fetched and checked */
+  apply_seconds: number;
+  /** after the replay: counts, close, the new timeline's history probed, written and archived */
+  finish_seconds: number;
   new_timeline: { timeline: number; history: string; first_segment: string; history_archived: boolean; archive_error?: string };
 }
 
@@ -116,6 +121,8 @@ class Replayer {
   private readonly queued: Record<WalDbName, Buffer[]> = { db: [], consensus: [] };
   private queuedBytes = 0;
   applied = 0;
+  /** time spent in walApply */
+  applySeconds = 0;
   constructor(private readonly store: GutsStore) {}
 
   async add(r: WalRecord): Promise<void> {
@@ -129,7 +136,9 @@ class Replayer {
       const batches = this.queued[db];
       if (!batches.length) continue;
       this.queued[db] = [];
+      const t0 = process.hrtime.bigint();
       const r = await native.walApply(this.store.native, db, batches);
+      this.applySeconds += Number(process.hrtime.bigint() - t0) / 1e9;
       this.applied += r.applied;
       if (r.applied !== batches.length) throw new GutsError('GUTS_INTERNAL', `walApply on ${db} applied ${r.applied} of ${batches.length} archived batches`);
     }
@@ -213,6 +222,7 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
   } finally {
     await walker.close();
   }
+  const replaySeconds = (Date.now() - t0) / 1000;
   if (u && !target.reached) {
     throw new GutsError(
       'GUTS_WAL_TARGET',
@@ -267,7 +277,9 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
     batches: replayer.applied,
     reached: { db_sequence: reached.db, consensus_sequence: reached.consensus, commit_time: iso(reached.timeUs), segment: lastName },
     end_of_archive: walker.endName,
-    replay_seconds: (Date.now() - t0) / 1000,
+    replay_seconds: replaySeconds,
+    apply_seconds: replayer.applySeconds,
+    finish_seconds: (Date.now() - t0) / 1000 - replaySeconds,
     new_timeline: {
       timeline: nt.timeline,
       history: hName,

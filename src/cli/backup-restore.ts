@@ -95,6 +95,11 @@ Examples:
         const target = opts.target ?? context(cmd).dataDir;
         const bars: ProgressBar[] = [];
         const signals = cancelOnSignals();
+        // a WAL replay stops between segments (native tasks are cancelled through `signals`)
+        const abort = new AbortController();
+        const onSignal = () => abort.abort();
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         try {
           const until = untilTarget(opts);
           const timeline = timelineOption(opts.timeline);
@@ -120,6 +125,7 @@ Examples:
                 until,
                 timeline,
                 prefetch: opts.prefetch,
+                signal: abort.signal,
               })
             : await restoreBackup(base);
           bars.forEach((b) => b.stop());
@@ -149,6 +155,8 @@ Examples:
         } finally {
           bars.forEach((b) => b.stop());
           signals.dispose();
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
         }
       }),
     );

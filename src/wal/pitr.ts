@@ -33,6 +33,8 @@ export interface PitrOptions extends Omit<RestoreOptions, 'afterExtract'> {
   timeline?: number | 'latest';
   /** segments fetched and decoded ahead (default 4) */
   prefetch?: number;
+  /** SIGINT / SIGTERM: stop between segments (GUTS_CANCELLED, exit 130), running restore commands are killed */
+  signal?: AbortSignal;
 }
 
 export interface WalReplayReport {
@@ -178,7 +180,7 @@ function writeRestoredState(staging: string, nt: NewTimeline, seqs: { db: number
 interface ReplayContext {
   opts: PitrOptions;
   source: WalSource;
-  sink: WalSink;
+  sink: WalSink | null;
   staging: string;
   base: WalPosition;
   tmpDir: string;
@@ -203,9 +205,13 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
   const reached = { db: base.db_seq, consensus: base.consensus_seq, timeUs: 0 };
   let lastName: string | null = null;
   let stopIn: { timeline: number; segment: number; checksum: string } | null = null;
+  const cancelled = () => new GutsError('GUTS_CANCELLED', `point-in-time restore interrupted after ${walker.segments} WAL segments; the target is untouched`);
   try {
     outer: for (;;) {
-      const w = await walker.next();
+      if (opts.signal?.aborted) throw cancelled();
+      const w = await walker.next().catch((e: unknown) => {
+        throw opts.signal?.aborted ? cancelled() : e;
+      });
       if (!w) break;
       lastName = w.name;
       stopIn = { timeline: w.segment.timeline, segment: w.segment.segment, checksum: w.segment.checksum };
@@ -257,6 +263,7 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
   // the archive refuses it, it stays in wal/pending/ for the node's archiver.
   let archiveError: string | undefined;
   try {
+    if (!ctx.sink) throw new GutsError('GUTS_INVALID_CONFIG', 'neither wal.archive_command nor wal.archive_dir is set');
     await ctx.sink.push(historyFile);
     fs.rmSync(historyFile);
     fsyncDir(path.dirname(historyFile));
@@ -292,8 +299,9 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
 }
 
 export async function restorePointInTime(opts: PitrOptions): Promise<PitrReport> {
-  const source = walSource(opts.config, { archiveDir: opts.archiveDir });
-  const sink = walSink(opts.config, { archiveDir: opts.archiveDir });
+  const source = walSource(opts.config, { archiveDir: opts.archiveDir, commandOptions: { signal: opts.signal } });
+  // No archive configured to push to (only a restore_command): the history waits in wal/pending/ for the node.
+  const sink = opts.archiveDir !== undefined || opts.config.wal.archive_command || opts.config.wal.archive_dir ? walSink(opts.config, { archiveDir: opts.archiveDir }) : null;
   let wal: WalReplayReport | undefined;
   const afterExtract = async (staging: string, manifest: Manifest): Promise<StagedCounts> => {
     if (manifest.kind === 'consensus-only') throw new GutsError('GUTS_INVALID_ARGUMENT', `${opts.file} is a consensus-only backup: a WAL replay needs a full base`, opts.file);
@@ -322,6 +330,12 @@ export async function restorePointInTime(opts: PitrOptions): Promise<PitrReport>
       fsyncDir(staging);
     }
   };
-  const report = await restoreBackup({ ...opts, afterExtract });
+  // Killed restore commands fail as I/O errors: once interrupted, they are the interruption.
+  const interruptible = (staging: string, manifest: Manifest) =>
+    afterExtract(staging, manifest).catch((e: unknown) => {
+      if (opts.signal?.aborted && (e as GutsError).code !== 'GUTS_CANCELLED') throw new GutsError('GUTS_CANCELLED', 'point-in-time restore interrupted; the target is untouched');
+      throw e;
+    });
+  const report = await restoreBackup({ ...opts, afterExtract: interruptible });
   return { ...report, wal: wal! };
 }

@@ -3,6 +3,7 @@
 // the CLI: targets exact to the object, gaps and damage refused with the
 // target untouched, timelines followed.
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -12,7 +13,7 @@ import { GutsStore } from '../../src/store';
 import { restorePointInTime } from '../../src/wal/pitr';
 import { decodeHistory, segmentName } from '../../src/wal/segment';
 import { verifyWalArchive } from '../../src/wal/verify-archive';
-import { cli } from '../fixtures/cli';
+import { BIN, cli } from '../fixtures/cli';
 import { baseBackup, present, SegmentCutter, sleep, writeBlobs } from './helpers';
 
 /**
@@ -244,4 +245,31 @@ t.test('timelines: restore, write more, restore again to a point on the new time
   fs.renameSync(path.join(s.archive, segmentName(2, 4)), path.join(dir, 'away'));
   await t.rejects(restorePointInTime({ file: s.base, target: path.join(dir, 'y'), config, until: null, timeline: 2 }), { code: 'GUTS_WAL_GAP' });
   t.notOk(fs.existsSync(path.join(dir, 'y')));
+});
+
+t.test('SIGINT during the replay: exit 130, the restore commands killed, target untouched, nothing left', async (t) => {
+  const dir = t.testdir();
+  const s = await scenario(dir);
+  const config = path.join(dir, 'config.yaml');
+  // a slow archive: each fetch takes a while, so the signal lands mid-replay
+  fs.writeFileSync(config, `wal:\n  restore_command: sleep 1 && cp ${s.archive}/%f %p\n`);
+  const target = path.join(dir, 'target');
+  const child = spawn(process.execPath, [BIN, 'backup', 'restore', s.base, '--wal', '--prefetch', '1', '--target', target], { env: { ...process.env, GUTS_CONFIG: config }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  await sleep(2500);
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  t.equal(code, 130, err);
+  t.match(err, /GUTS_CANCELLED/);
+  t.notOk(fs.existsSync(target), 'target untouched');
+  t.same(fs.readdirSync(dir).filter((n) => n.includes('staging')), [], 'staging removed');
+
+  // only a restore_command, nowhere to archive the history: it waits in wal/pending/ for the node
+  fs.writeFileSync(config, `wal:\n  restore_command: cp ${s.archive}/%f %p\n`);
+  const r = cli(['backup', 'restore', s.base, '--wal', '--target', target, '--json'], { env: { GUTS_CONFIG: config } });
+  t.equal(r.status, 0, r.stderr);
+  t.match(JSON.parse(r.stdout).wal.new_timeline, { timeline: 2, history_archived: false });
+  t.match(r.stderr, /could not archive 00000002\.history/);
+  t.same(fs.readdirSync(path.join(target, 'wal', 'pending')), ['00000002.history']);
 });

@@ -265,6 +265,14 @@ t.test('SIGINT during the replay: exit 130, the restore commands killed, target 
   t.notOk(fs.existsSync(target), 'target untouched');
   t.same(fs.readdirSync(dir).filter((n) => n.includes('staging')), [], 'staging removed');
 
+  // kill -9 mid-replay: the target stays untouched, the next run removes the dead restore's staging dir
+  const killed = spawn(process.execPath, [BIN, 'backup', 'restore', s.base, '--wal', '--prefetch', '1', '--target', target], { env: { ...process.env, GUTS_CONFIG: config }, stdio: 'ignore' });
+  await sleep(2500);
+  killed.kill('SIGKILL');
+  await new Promise((resolve) => killed.on('exit', resolve));
+  t.notOk(fs.existsSync(target), 'target untouched after kill -9');
+  t.equal(fs.readdirSync(dir).filter((n) => n.includes('staging')).length, 1, 'the dead restore left its staging dir');
+
   // only a restore_command, nowhere to archive the history: it waits in wal/pending/ for the node
   fs.writeFileSync(config, `wal:\n  restore_command: cp ${s.archive}/%f %p\n`);
   const r = cli(['backup', 'restore', s.base, '--wal', '--target', target, '--json'], { env: { GUTS_CONFIG: config } });
@@ -272,4 +280,6 @@ t.test('SIGINT during the replay: exit 130, the restore commands killed, target 
   t.match(JSON.parse(r.stdout).wal.new_timeline, { timeline: 2, history_archived: false });
   t.match(r.stderr, /could not archive 00000002\.history/);
   t.same(fs.readdirSync(path.join(target, 'wal', 'pending')), ['00000002.history']);
+  t.equal(JSON.parse(r.stdout).removed_leftovers.length, 1, 'leftover of the killed restore removed');
+  t.same(fs.readdirSync(dir).filter((n) => n.includes('staging')), []);
 });

@@ -25,6 +25,8 @@ const BACKOFF_START_MS = 1000;
 const BACKOFF_MAX_MS = 60_000;
 /** a hung command must not wedge the queue forever: it is killed and retried */
 const COMMAND_TIMEOUT_MS = 10 * 60_000;
+/** how long a clean stop keeps archiving what is pending */
+const FINAL_PUSH_MS = 5000;
 
 export interface WalSettings {
   archiveCommand: string;
@@ -86,6 +88,8 @@ export class WalArchiver {
   private chain: Promise<void> = Promise.resolve();
   private pushing: Promise<void> | null = null;
   private stopped = false;
+  /** the last archive round during stop() */
+  private draining = false;
   private backoffMs = 0;
   private nextAttemptAt = 0;
   private abort = new AbortController();
@@ -160,6 +164,21 @@ export class WalArchiver {
         this.log.error('WAL: cannot close the open segment at shutdown (it is rebuilt from the WAL at the next start)', { error: (e as Error).message });
       }
     }
+    // One bounded last round, so a clean stop leaves nothing pending when the archive is up.
+    if (this.pending.length && this.backoffMs === 0) {
+      this.abort = new AbortController();
+      const timer = setTimeout(() => this.abort.abort(), FINAL_PUSH_MS);
+      this.draining = true;
+      try {
+        await this.pushLoop();
+      } catch (e) {
+        this.log.warn('WAL: last archive round at shutdown failed', { error: (e as Error).message });
+      } finally {
+        clearTimeout(timer);
+        this.draining = false;
+      }
+    }
+    if (this.pending.length) this.log.info('WAL segments left in pending/ for the next start', { pending: this.pending.length, pending_bytes: this.pendingBytes });
   }
 
   // ---- queries ----
@@ -385,7 +404,7 @@ export class WalArchiver {
   }
 
   private async pushLoop(): Promise<void> {
-    while (this.pending.length && !this.stopped) {
+    while (this.pending.length && (!this.stopped || this.draining)) {
       if (Date.now() < this.nextAttemptAt) return;
       const head = this.pending[0];
       const file = path.join(walLayout(this.dataDir).pending, head.name);
@@ -395,7 +414,7 @@ export class WalArchiver {
       } catch (e) {
         error = (e as Error).message;
       }
-      if (this.stopped && error) return; // aborted by shutdown: not a failure
+      if (this.abort.signal.aborted && error) return; // aborted by shutdown: not a failure
       const now = new Date().toISOString();
       if (error) {
         this.state.archive_failures_total++;

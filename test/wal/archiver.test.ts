@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { cli, metric, pushObjects, request, sleep, startNode, waitFor } from '../lib/node-proc';
+import { GutsStore } from '../../src/store';
+import { decodeHistory, ZERO_CHECKSUM } from '../../src/wal/segment';
 import { readArchive, occurrences, walConfig } from './lib';
 
 const blob = (s: string) => [{ type: 'blob', data: Buffer.from(s) }];
@@ -131,4 +133,42 @@ t.test('past wal.max_pending writes are refused with GUTS_WAL_BACKLOG, then resu
   await node.stop();
   const a = await readArchive(archive);
   t.equal(occurrences(a.records, Buffer.from('after recovery')), 1);
+});
+
+t.test('a gap in the WAL starts a new timeline, loudly, with its history archived', async (t) => {
+  const dir = t.testdir({ archive: {} });
+  const archive = path.join(dir, 'archive');
+  const data = path.join(dir, 'data');
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_timeout: '200ms' });
+  const env = { GUTS_CONFIG: config };
+  let node = await startNode(data, [], env);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<before the gap>'))).status, 200);
+  await node.stop();
+  // Writes the archiver never sees: WAL retention off (no wal/ dir), flushed, logs deleted.
+  fs.renameSync(path.join(data, 'wal'), path.join(dir, 'wal-aside'));
+  const store = await GutsStore.open(data);
+  await store.putObjects('a/b', blob('<lost to the archive>'));
+  await store.native.flush();
+  await store.close();
+  fs.renameSync(path.join(dir, 'wal-aside'), path.join(data, 'wal'));
+
+  node = await startNode(data, [], env);
+  t.teardown(() => node.stop());
+  await waitFor(() => /WAL CONTINUITY BROKEN/.test(node.stderr()), 5000, 'the gap logged');
+  t.equal((await pushObjects(node.url, 'a/b', blob('<after the gap>'))).status, 200);
+  await waitFor(async () => metric((await request(node.url + '/metrics')).body.toString(), 'guts_wal_pending_segments') === 0 && fs.readdirSync(archive).some((f) => f.startsWith('00000002-')), 5000, 'timeline 2 archived');
+  const metrics = (await request(node.url + '/metrics')).body.toString();
+  t.equal(metric(metrics, 'guts_wal_timeline_switches_total'), 1);
+  t.equal(metric(metrics, 'guts_wal_timeline'), 2);
+  t.match((await request(node.url + '/health/ready')).json().checks.wal, { timeline: 2, note: /base backup/ });
+  const history = decodeHistory(fs.readFileSync(path.join(archive, '00000002.history')), '00000002.history');
+  t.match(history, { timeline: 2, parent_timeline: 1, reason: 'gap' });
+  const one = await readArchive(archive, 1);
+  const two = await readArchive(archive, 2);
+  t.equal(occurrences(one.records, Buffer.from('<before the gap>')), 1);
+  t.equal(occurrences([...one.records, ...two.records], Buffer.from('<lost to the archive>')), 0, 'the gap is real');
+  t.equal(occurrences(two.records, Buffer.from('<after the gap>')), 1);
+  t.equal(two.segments[0].segment, history.branch.segment, 'numbers continue across timelines');
+  t.equal(two.segments[0].prevChecksum, ZERO_CHECKSUM, 'the chain restarts');
+  t.equal(history.branch.db_seq, one.segments[one.segments.length - 1].db.last);
 });

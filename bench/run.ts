@@ -6,6 +6,7 @@ import * as path from 'node:path';
 
 import { BenchResult, printTable, saveResult } from './lib';
 import { checkpointBench, latencyBench } from './node-bench';
+import { walReplayBench } from './wal-replay';
 import { backupBench, BenchEnv, describeDataset, hashBench, restoreBench, seed, verifyBench } from './suites';
 
 async function main(): Promise<void> {
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
     ['rehash', () => hashBench(env)],
     ['checkpoint', () => checkpointBench(env, full ? ['1GiB', '4GiB'] : ['64MiB', '256MiB'])],
     ['latency', () => latencyBench(env, full ? 10 : 6, full ? 3 : 2)],
+    ['wal-replay', () => walReplayBench(work, { seconds: full ? 20 : 10, clients: 4, seedSize: full ? '64MiB' : '16MiB' })],
   ];
   let failed = 0;
   try {

@@ -19,6 +19,10 @@ export const ErrorCodes = [
   'GUTS_NOT_RUNNING',
   'GUTS_MAINTENANCE',
   'GUTS_TIMEOUT',
+  /** the WAL archive misses a segment (or a segment does not chain) before the restore target */
+  'GUTS_WAL_GAP',
+  /** the WAL archive ends before the restore target (--until …) */
+  'GUTS_WAL_TARGET',
   /** writes refused: WAL segments not yet archived exceed wal.max_pending */
   'GUTS_WAL_BACKLOG',
 ] as const;
@@ -52,7 +56,7 @@ export const ExitCode = {
 export function exitCodeFor(err: unknown): number {
   const code = errorCode(err);
   if (code === 'GUTS_LOCKED') return ExitCode.LOCKED;
-  if (code === 'GUTS_CORRUPT') return ExitCode.INVALID;
+  if (code === 'GUTS_CORRUPT' || code === 'GUTS_WAL_GAP' || code === 'GUTS_WAL_TARGET') return ExitCode.INVALID;
   if (code === 'GUTS_CANCELLED') return ExitCode.INTERRUPTED;
   return ExitCode.ERROR;
 }

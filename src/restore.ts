@@ -33,6 +33,19 @@ export interface RestoreOptions {
   /** notes for the operator (stderr) */
   log?: (line: string) => void;
   onTask?: (h: TaskHandle<unknown>, label: string) => void;
+  /**
+   * A step on the staged data dir after the base is extracted and checked,
+   * before --verify, the final checks and the swap (point-in-time restore
+   * replays archived WAL here). It may return the object counts the staged
+   * store now holds, which --verify then expects instead of the manifest's.
+   * A throw removes the staging dir: the target stays untouched.
+   */
+  afterExtract?: (staging: string, manifest: Manifest) => Promise<StagedCounts | void>;
+}
+
+export interface StagedCounts {
+  objects: ObjectCounts;
+  repositories: number;
 }
 
 export interface RestoreReport {
@@ -229,10 +242,13 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       }
     }
 
+    const staged = (await opts.afterExtract?.(staging, manifest)) ?? undefined;
+    const expected: Manifest = staged ? { ...manifest, objects: staged.objects, repositories: staged.repositories } : manifest;
+
     if (opts.verify) {
       if (manifest.kind === 'consensus-only') opts.log?.('--verify: consensus-only archive holds no git objects; object check skipped');
       else {
-        const c = await checkExtractedObjects(staging, manifest, opts.threads);
+        const c = await checkExtractedObjects(staging, expected, opts.threads);
         if (c.problems.length) throw new GutsError('GUTS_CORRUPT', `staged store failed the object check: ${c.problems[0].message}`, staging);
       }
     }
@@ -287,8 +303,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       files: files.length,
       bytes: files.reduce((s, e) => s + e.size, 0),
       archive_bytes: r.archiveBytes,
-      objects: manifest.objects,
-      repositories: manifest.repositories,
+      objects: expected.objects,
+      repositories: expected.repositories,
       verified: Boolean(opts.verify),
       replaced_existing: Boolean(tst) && targetEntries.length > 0,
       removed_leftovers: removed,

@@ -172,3 +172,42 @@ t.test('a gap in the WAL starts a new timeline, loudly, with its history archive
   t.equal(two.segments[0].prevChecksum, ZERO_CHECKSUM, 'the chain restarts');
   t.equal(history.branch.db_seq, one.segments[one.segments.length - 1].db.last);
 });
+
+t.test('a store replaced under the archive (plain restore) archives on a new timeline, never over the old one', async (t) => {
+  const dir = t.testdir({ archive: {} });
+  const archive = path.join(dir, 'archive');
+  const data = path.join(dir, 'data');
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, restore_command: `cp ${archive}/%f %p`, archive_timeout: '200ms' });
+  const env = { GUTS_CONFIG: config };
+  let node = await startNode(data, [], env);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<in the base>'))).status, 200);
+  const base = path.join(dir, 'base.tar.zst');
+  t.equal(cli(['backup', 'create', '--hot', '--output', base, '--data-dir', data], env).code, 0);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<after the base>'))).status, 200);
+  await node.stop();
+  const r = cli(['backup', 'restore', base, '--force', '--data-dir', data], env);
+  t.equal(r.code, 0, r.stderr);
+  node = await startNode(data, [], env);
+  t.teardown(() => node.stop());
+  // the restore replaced wal/ too: the archive is asked for its newest timeline
+  t.match(node.stderr(), /archiving on a new timeline so no archived segment is overwritten/);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<on the restored store>'))).status, 200);
+  await waitFor(() => fs.readdirSync(archive).some((f) => f.startsWith('00000002-')), 5000, 'timeline 2 archived');
+  const one = await readArchive(archive, 1);
+  const two = await readArchive(archive, 2);
+  t.equal(occurrences(one.records, Buffer.from('<after the base>')), 1, 'the old history stays whole');
+  t.equal(occurrences(two.records, Buffer.from('<on the restored store>')), 1, 'the new one goes to timeline 2');
+  t.ok(fs.existsSync(path.join(archive, '00000002.history')));
+
+  // the same with wal/ kept (copied back): the store's identity tells
+  await node.stop();
+  fs.renameSync(path.join(data, 'wal'), path.join(dir, 'wal-kept'));
+  t.equal(cli(['backup', 'restore', base, '--force', '--data-dir', data], env).code, 0);
+  fs.renameSync(path.join(dir, 'wal-kept'), path.join(data, 'wal'));
+  node = await startNode(data, [], env);
+  t.match(node.stderr(), /WAL CONTINUITY BROKEN.*store was replaced/);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<on timeline 3>'))).status, 200);
+  await waitFor(() => fs.readdirSync(archive).some((f) => f.startsWith('00000003-')), 5000, 'timeline 3 archived');
+  t.equal(occurrences((await readArchive(archive, 3)).records, Buffer.from('<on timeline 3>')), 1);
+  t.equal(occurrences((await readArchive(archive, 2)).records, Buffer.from('<on the restored store>')), 1, 'timeline 2 intact');
+});

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { BenchResult, printTable, saveResult } from './lib';
 import { checkpointBench, latencyBench } from './node-bench';
 import { walReplayBench } from './wal-replay';
+import { walLatencyBench, walRpoBench } from './wal-bench';
 import { backupBench, BenchEnv, describeDataset, hashBench, restoreBench, seed, verifyBench } from './suites';
 
 async function main(): Promise<void> {
@@ -27,6 +28,8 @@ async function main(): Promise<void> {
     ['rehash', () => hashBench(env)],
     ['checkpoint', () => checkpointBench(env, full ? ['1GiB', '4GiB'] : ['64MiB', '256MiB'])],
     ['latency', () => latencyBench(env, full ? 10 : 6, full ? 3 : 2)],
+    ['wal-latency', () => walLatencyBench(work, full ? '128MiB' : '32MiB', full ? 10 : 6, full ? 4 : 2)],
+    ['wal-rpo', () => walRpoBench(work, '16MiB', full ? 4 : 2, 12)],
     ['wal-replay', () => walReplayBench(work, { seconds: full ? 20 : 10, clients: 4, seedSize: full ? '64MiB' : '16MiB' })],
   ];
   let failed = 0;

@@ -34,6 +34,8 @@ export interface BackupVerifyReport {
   repositories: number | null;
   files: number;
   total_bytes: number | null;
+  /** MANIFEST.json `wal`: the WAL position the base backup contains (null without WAL archiving) */
+  wal: { timeline: number; segment: number; db_seq: number | null; consensus_seq: number | null } | null;
   status: 'VALID' | 'INVALID';
   problems: ArchiveProblem[];
   deep?: { checked: boolean; counts?: Counts; note?: string };
@@ -137,6 +139,7 @@ export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVer
       repositories: typeof manifest?.repositories === 'number' ? manifest.repositories : null,
       files: r.entries.filter((e) => e.type === 'file').length,
       total_bytes: typeof manifest?.total_bytes === 'number' ? manifest.total_bytes : null,
+      wal: manifestWal(manifest),
       status: valid ? 'VALID' : 'INVALID',
       problems,
       ...(deep ? { deep } : {}),
@@ -148,6 +151,13 @@ export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVer
 }
 
 const n = (v: number) => v.toLocaleString('en-US');
+
+function manifestWal(m: Manifest | null | undefined): BackupVerifyReport['wal'] {
+  const w = m?.wal;
+  const seq = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : null);
+  if (!w || typeof w !== 'object' || !Number.isSafeInteger(w.timeline) || !Number.isSafeInteger(w.segment)) return null;
+  return { timeline: w.timeline, segment: w.segment, db_seq: seq(w.db_seq), consensus_seq: seq(w.consensus_seq) };
+}
 
 /** "50,000 blobs, 10,000 trees, 5,000 commits" (+ ", N tags" when there are tags). */
 export function formatObjects(o: ObjectCounts | null): string {
@@ -173,8 +183,9 @@ export function formatVerifyReport(r: BackupVerifyReport): string {
     `Checksum: ${r.checksum}`,
     `Objects: ${formatObjects(r.objects)}`,
     `Repositories: ${r.repositories === null ? 'unknown' : n(r.repositories)}`,
-    `Status: ${r.status}`,
   ];
+  if (r.wal) lines.push(`WAL: timeline ${r.wal.timeline}, segment ${r.wal.segment}, db seq ${r.wal.db_seq ?? 'none'}, consensus seq ${r.wal.consensus_seq ?? 'none'}`);
+  lines.push(`Status: ${r.status}`);
   for (const p of r.problems) lines.push(problemLine(p, r.file));
   return lines.join('\n') + '\n';
 }

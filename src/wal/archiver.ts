@@ -18,13 +18,15 @@ import type { WriteGate } from '../daemon/write-gate';
 import { describeWalCommandFailure, runWalCommand } from './command';
 import { encodeHistory, encodeSegment, historyName, readSegmentHeader, segmentName, WalRecord, ZERO_CHECKSUM } from './segment';
 import { comparePending, ensureWalDirs, listPending, newWalState, PendingFile, readWalState, WalPosition, WalState, walLayout, writeWalStateAsync } from './state';
-import { walSink, WalSink } from './target';
+import { walSink, WalSink, walSource } from './target';
 
 const DBS: WalDbName[] = ['db', 'consensus'];
 const BACKOFF_START_MS = 1000;
 const BACKOFF_MAX_MS = 60_000;
 /** a hung command must not wedge the queue forever: it is killed and retried */
 const COMMAND_TIMEOUT_MS = 10 * 60_000;
+/** how long a clean stop keeps archiving what is pending */
+const FINAL_PUSH_MS = 5000;
 
 export interface WalSettings {
   archiveCommand: string;
@@ -75,6 +77,14 @@ interface OpenSegment {
   firstAt: number;
 }
 
+function readDbIdentity(dataDir: string): string | null {
+  try {
+    return fs.readFileSync(path.join(dataDir, 'db', 'IDENTITY'), 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+}
+
 export class WalArchiver {
   private state!: WalState;
   private pending: Array<PendingFile & { firstTimeUs: number; lastTimeUs: number }> = [];
@@ -86,6 +96,8 @@ export class WalArchiver {
   private chain: Promise<void> = Promise.resolve();
   private pushing: Promise<void> | null = null;
   private stopped = false;
+  /** the last archive round during stop() */
+  private draining = false;
   private backoffMs = 0;
   private nextAttemptAt = 0;
   private abort = new AbortController();
@@ -98,7 +110,7 @@ export class WalArchiver {
     private readonly store: () => GutsStore | null,
     private readonly log: Logger,
     private readonly gate: WriteGate,
-    config: GutsConfig,
+    private readonly config: GutsConfig,
   ) {
     this.sink = settings.archiveCommand ? null : walSink(config);
     this.pollMs = Math.max(20, Math.min(250, Math.floor(settings.archiveTimeoutMs / 10)));
@@ -118,6 +130,7 @@ export class WalArchiver {
     this.state = loaded ?? newWalState(seqs.db + 1, seqs.consensus + 1);
     if (!loaded) {
       this.log.warn('WAL archiving starts here: take a base backup (guts-node backup create) to make the archive restorable', { db_seq: seqs.db, consensus_seq: seqs.consensus });
+      await this.avoidArchivedTimelines();
     }
     this.removeTempFiles();
     for (const p of listPending(this.dataDir)) this.adoptPending(p);
@@ -131,6 +144,13 @@ export class WalArchiver {
     }
     this.tailNext = { db: this.state.db_next_seq, consensus: this.state.consensus_next_seq };
     this.resetOpen();
+    // A store replaced under the archive (a plain restore, a copied data dir)
+    // has another RocksDB identity: its sequences belong to another history.
+    const identity = readDbIdentity(this.dataDir);
+    if (loaded?.db_identity && identity && loaded.db_identity !== identity) {
+      await this.newTimeline({ db: seqs.db + 1, consensus: seqs.consensus + 1 }, { reason: 'the store was replaced (db/IDENTITY changed)', was: loaded.db_identity, now: identity });
+    }
+    if (identity) this.state.db_identity = identity;
     await writeWalStateAsync(this.dataDir, this.state);
     this.updateGate();
     this.log.info('WAL archiving on', {
@@ -160,6 +180,21 @@ export class WalArchiver {
         this.log.error('WAL: cannot close the open segment at shutdown (it is rebuilt from the WAL at the next start)', { error: (e as Error).message });
       }
     }
+    // One bounded last round, so a clean stop leaves nothing pending when the archive is up.
+    if (this.pending.length && this.backoffMs === 0) {
+      this.abort = new AbortController();
+      const timer = setTimeout(() => this.abort.abort(), FINAL_PUSH_MS);
+      this.draining = true;
+      try {
+        await this.pushLoop();
+      } catch (e) {
+        this.log.warn('WAL: last archive round at shutdown failed', { error: (e as Error).message });
+      } finally {
+        clearTimeout(timer);
+        this.draining = false;
+      }
+    }
+    if (this.pending.length) this.log.info('WAL segments left in pending/ for the next start', { pending: this.pending.length, pending_bytes: this.pendingBytes });
   }
 
   // ---- queries ----
@@ -318,11 +353,20 @@ export class WalArchiver {
    * cannot bridge this: a new base backup is needed.
    */
   private async switchTimeline(db: WalDbName, gap: { expected: number; found: number }, latest: number): Promise<void> {
+    const resume = gap.found > 0 ? gap.found : latest + 1;
+    await this.newTimeline(db === 'db' ? { db: resume } : { consensus: resume }, {
+      store: db,
+      expected_seq: gap.expected,
+      log_continues_at: gap.found || null,
+      lost_sequences: gap.found > gap.expected ? gap.found - gap.expected : null,
+    });
+  }
+
+  /** Starts timeline N+1 with its history file queued; resume = where tailing continues per store (others keep their place). */
+  private async newTimeline(resume: { db?: number; consensus?: number }, why: Record<string, unknown>): Promise<void> {
     await this.closeSegment();
     const s = this.state;
     const from = s.timeline;
-    const resume = gap.found > 0 ? gap.found : latest + 1;
-    const other: WalDbName = db === 'db' ? 'consensus' : 'db';
     const history = {
       timeline: from + 1,
       parent_timeline: from,
@@ -335,21 +379,18 @@ export class WalArchiver {
     await writeFileAtomicAsync(path.join(walLayout(this.dataDir).pending, name), bytes, 0o600);
     s.timeline = history.timeline;
     s.prev_checksum = ZERO_CHECKSUM;
-    s[db === 'db' ? 'db_next_seq' : 'consensus_next_seq'] = resume;
-    this.tailNext[db] = resume;
-    this.tailNext[other] = s[other === 'db' ? 'db_next_seq' : 'consensus_next_seq'];
+    if (resume.db !== undefined) s.db_next_seq = resume.db;
+    if (resume.consensus !== undefined) s.consensus_next_seq = resume.consensus;
+    this.tailNext = { db: s.db_next_seq, consensus: s.consensus_next_seq };
     s.timeline_switches_total++;
     s.needs_base_backup = true;
     await writeWalStateAsync(this.dataDir, s);
     this.pending.push({ name, bytes: bytes.length, kind: 'history', timeline: history.timeline, segment: -1, firstTimeUs: 0, lastTimeUs: 0 });
     this.pending.sort(comparePending);
     this.log.error('WAL CONTINUITY BROKEN: new timeline started; the archive cannot restore across this point, take a new base backup now', {
-      store: db,
-      expected_seq: gap.expected,
-      log_continues_at: gap.found || null,
+      ...why,
       old_timeline: from,
       new_timeline: history.timeline,
-      lost_sequences: gap.found > gap.expected ? gap.found - gap.expected : null,
     });
     this.kickPush();
   }
@@ -385,7 +426,7 @@ export class WalArchiver {
   }
 
   private async pushLoop(): Promise<void> {
-    while (this.pending.length && !this.stopped) {
+    while (this.pending.length && (!this.stopped || this.draining)) {
       if (Date.now() < this.nextAttemptAt) return;
       const head = this.pending[0];
       const file = path.join(walLayout(this.dataDir).pending, head.name);
@@ -395,7 +436,7 @@ export class WalArchiver {
       } catch (e) {
         error = (e as Error).message;
       }
-      if (this.stopped && error) return; // aborted by shutdown: not a failure
+      if (this.abort.signal.aborted && error) return; // aborted by shutdown: not a failure
       const now = new Date().toISOString();
       if (error) {
         this.state.archive_failures_total++;
@@ -460,6 +501,54 @@ export class WalArchiver {
   private removeTempFiles(): void {
     const dir = walLayout(this.dataDir).pending;
     for (const n of fs.readdirSync(dir)) if (n.startsWith('.') && n.includes('.tmp-')) fs.rmSync(path.join(dir, n), { force: true });
+  }
+
+  /**
+   * A fresh state (first start, or a data dir replaced by a plain restore)
+   * must not write timeline 1 over an archive that already holds it: ask the
+   * archive (wal.restore_command or wal.archive_dir) for the newest timeline,
+   * as PostgreSQL does, and start after it.
+   */
+  private async avoidArchivedTimelines(): Promise<void> {
+    if (!this.config.wal.restore_command && !this.config.wal.archive_dir) {
+      this.log.warn('WAL: cannot check the archive for an earlier history (set wal.restore_command or wal.archive_dir); starting at timeline 1');
+      return;
+    }
+    const source = walSource(this.config);
+    const probe = path.join(walLayout(this.dataDir).dir, '.probe');
+    const has = async (name: string) => {
+      try {
+        return await source.fetch(name, probe);
+      } finally {
+        fs.rmSync(probe, { force: true });
+      }
+    };
+    let newest = 0;
+    try {
+      if ((await has(segmentName(1, 1))) || (await has(historyName(2)))) {
+        newest = 1;
+        while (await has(historyName(newest + 1))) newest++;
+      }
+    } catch (e) {
+      this.log.error('WAL: cannot ask the archive for an earlier history; starting at timeline 1', { error: (e as Error).message });
+      return;
+    }
+    if (!newest) return;
+    const s = this.state;
+    s.timeline = newest + 1;
+    const history = {
+      timeline: s.timeline,
+      parent_timeline: newest,
+      branch: { segment: s.next_segment, db_seq: s.db_next_seq - 1, consensus_seq: s.consensus_next_seq - 1, prev_checksum: ZERO_CHECKSUM },
+      reason: 'gap' as const,
+      created: new Date().toISOString(),
+    };
+    await writeFileAtomicAsync(path.join(walLayout(this.dataDir).pending, historyName(s.timeline)), encodeHistory(history), 0o600);
+    s.timeline_switches_total++;
+    this.log.error('WAL: the archive already holds timelines up to this one: archiving on a new timeline so no archived segment is overwritten; take a new base backup', {
+      archived_timeline: newest,
+      new_timeline: s.timeline,
+    });
   }
 
   /** A pending file from before the restart; a segment past state.json (renamed in just before a crash) is adopted. */

@@ -318,7 +318,7 @@ export async function restorePointInTime(opts: PitrOptions): Promise<PitrReport>
       fs.rmSync(path.join(tmpDir, name), { force: true });
       return ok;
     };
-    const steps = await histories.resolvePath(base, opts.timeline ?? 'latest', exists);
+    const steps = await histories.resolvePath(base, opts.timeline ?? 'latest', exists, (tl, why) => opts.log?.(`note: not following timeline ${tl}: ${why}`));
     const store = await GutsStore.open(staging);
     try {
       const r = await replayOnto(store, { opts, source, sink, staging, base, tmpDir, histories, steps });

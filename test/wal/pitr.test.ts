@@ -11,7 +11,7 @@ import { validateConfig } from '../../src/config';
 import { native } from '../../src/native';
 import { GutsStore } from '../../src/store';
 import { restorePointInTime } from '../../src/wal/pitr';
-import { decodeHistory, segmentName } from '../../src/wal/segment';
+import { decodeHistory, encodeHistory, segmentName } from '../../src/wal/segment';
 import { verifyWalArchive } from '../../src/wal/verify-archive';
 import { BIN, cli } from '../fixtures/cli';
 import { baseBackup, present, SegmentCutter, sleep, writeBlobs } from './helpers';
@@ -241,6 +241,22 @@ t.test('timelines: restore, write more, restore again to a point on the new time
   // a timeline that does not descend from the base is refused
   await t.rejects(restorePointInTime({ file: s.base, target: path.join(dir, 'x'), config, until: null, timeline: 9 }), { code: 'GUTS_INVALID_ARGUMENT' });
   t.notOk(fs.existsSync(path.join(dir, 'x')));
+  // a timeline that restarts the chain (a node's gap, a replaced store) is not followed from this base
+  const gapTl = 5;
+  fs.writeFileSync(
+    path.join(s.archive, `0000000${gapTl}.history`),
+    encodeHistory({ timeline: gapTl, parent_timeline: 2, branch: { segment: 6, db_seq: e1Seq + 50, consensus_seq: 9, prev_checksum: '0'.repeat(64) }, reason: 'gap', created: new Date().toISOString() }),
+  );
+  fs.writeFileSync(path.join(s.archive, segmentName(gapTl, 6)), 'present');
+  const notes: string[] = [];
+  const r5 = await restorePointInTime({ file: s.base, target: path.join(dir, 'skip-gap'), config, until: null, log: (l) => notes.push(l) });
+  t.same(r5.wal.timelines_followed, [1, 2]);
+  t.match(notes.join('\n'), /not following timeline 5: .*restarts the hash chain/);
+  t.equal(r5.wal.new_timeline.timeline, 6);
+  // asked for explicitly, it is walked (and its stand-in first segment refused)
+  await t.rejects(restorePointInTime({ file: s.base, target: path.join(dir, 'gap-explicit'), config, until: null, timeline: gapTl }), { code: 'GUTS_CORRUPT' });
+  fs.rmSync(path.join(s.archive, segmentName(gapTl, 6)));
+
   // a broken branch point: timeline 2's first segment missing while its second is there
   fs.renameSync(path.join(s.archive, segmentName(2, 4)), path.join(dir, 'away'));
   await t.rejects(restorePointInTime({ file: s.base, target: path.join(dir, 'y'), config, until: null, timeline: 2 }), { code: 'GUTS_WAL_GAP' });

@@ -229,6 +229,14 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
     await walker.close();
   }
   const replaySeconds = (Date.now() - t0) / 1000;
+  // A target inside the base cannot be restored exactly from it (the base's own
+  // archived batches, skipped above, tell).
+  if (u && 'time_ms' in u && walker.inBase.lastTimeUs > u.time_ms * 1000) {
+    throw new GutsError('GUTS_INVALID_ARGUMENT', `--until ${new Date(u.time_ms).toISOString()} is before the base backup's last write (${iso(walker.inBase.lastTimeUs)}): use an older base`);
+  }
+  if (u && 'mark' in u && !target.reached && walker.inBase.marks.has(u.mark)) {
+    throw new GutsError('GUTS_INVALID_ARGUMENT', `restore point ${u.mark} is already in the base backup: use an older base, or restore without --wal`);
+  }
   if (u && !target.reached) {
     throw new GutsError(
       'GUTS_WAL_TARGET',

@@ -299,3 +299,29 @@ t.test('SIGINT during the replay: exit 130, the restore commands killed, target 
   t.equal(JSON.parse(r.stdout).removed_leftovers.length, 1, 'leftover of the killed restore removed');
   t.same(fs.readdirSync(dir).filter((n) => n.includes('staging')), []);
 });
+
+t.test('targets inside the base backup are refused (the base cannot be rolled back)', async (t) => {
+  const dir = t.testdir();
+  const src = path.join(dir, 'src');
+  fs.mkdirSync(path.join(src, 'wal'), { recursive: true });
+  const store = await GutsStore.open(src, { create: true });
+  const archive = path.join(dir, 'archive');
+  const cutter = new SegmentCutter(store, archive);
+  await writeBlobs(store, ['x']);
+  const before = Date.now();
+  await sleep(30);
+  await native.walMark(store.native, 'in-base');
+  await writeBlobs(store, ['x2']);
+  const base = await baseBackup(store, cutter, dir, 'base.tar.zst'); // segment 1 is still open: it will hold x, the mark, x2 and y
+  await sleep(30);
+  const Y = await writeBlobs(store, ['y']);
+  await cutter.cut();
+  await store.close();
+  const config = cfg(archive);
+  await t.rejects(restorePointInTime({ file: base, target: path.join(dir, 'a'), config, until: { mark: 'in-base' } }), { code: 'GUTS_INVALID_ARGUMENT' });
+  await t.rejects(restorePointInTime({ file: base, target: path.join(dir, 'b'), config, until: { time_ms: before } }), { code: 'GUTS_INVALID_ARGUMENT' });
+  t.notOk(fs.existsSync(path.join(dir, 'a')) || fs.existsSync(path.join(dir, 'b')));
+  const r = await restorePointInTime({ file: base, target: path.join(dir, 'c'), config, until: null });
+  t.equal(r.wal.segments, 1);
+  t.same(await present(path.join(dir, 'c'), Y), [true], 'batches of the base in the segment are skipped, the rest replayed');
+});

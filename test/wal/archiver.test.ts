@@ -211,3 +211,26 @@ t.test('a store replaced under the archive (plain restore) archives on a new tim
   t.equal(occurrences((await readArchive(archive, 3)).records, Buffer.from('<on timeline 3>')), 1);
   t.equal(occurrences((await readArchive(archive, 2)).records, Buffer.from('<on the restored store>')), 1, 'timeline 2 intact');
 });
+
+t.test('RocksDB keeps obsolete WAL files until closed segments cover them, then they go', async (t) => {
+  const dir = t.testdir({ archive: {} });
+  const archive = path.join(dir, 'archive');
+  const data = path.join(dir, 'data');
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_timeout: '3s' });
+  const env = { GUTS_CONFIG: config };
+  const node = await startNode(data, [], env);
+  t.teardown(() => node.stop());
+  const logs = () => (fs.existsSync(path.join(data, 'db', 'archive')) ? fs.readdirSync(path.join(data, 'db', 'archive')).filter((f) => f.endsWith('.log')) : []);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<in the first log>'))).status, 200);
+  // maintenance flushes the memtables: the log is obsolete for RocksDB
+  t.equal(cli(['maintenance', 'enter', '--data-dir', data], env).code, 0);
+  t.equal(cli(['maintenance', 'exit', '--data-dir', data], env).code, 0);
+  t.equal(fs.readdirSync(archive).length, 0, 'segment still open');
+  t.ok(logs().length >= 1, `kept in db/archive while not in a closed segment (${logs().join(' ')})`);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<in the next log>'))).status, 200);
+  await waitFor(() => fs.readdirSync(archive).length > 0, 8000, 'the segment archived');
+  await waitFor(() => logs().length === 0, 3000, 'db/archive trimmed');
+  const a = await readArchive(archive);
+  t.equal(occurrences(a.records, Buffer.from('<in the first log>')), 1);
+  t.equal(occurrences(a.records, Buffer.from('<in the next log>')), 1);
+});

@@ -71,7 +71,14 @@ t.test('segments reach the archive within archive_timeout; status, mark, metrics
   t.same(await node.stop(), { code: 0, signal: null });
   const off = cli(['wal', 'status', '--json', '--data-dir', data], env);
   t.equal(off.code, 0, off.stderr);
-  t.match(JSON.parse(off.stdout), { running: false, archiving: false, timeline: 1, needs_base_backup: false });
+  const offline = JSON.parse(off.stdout);
+  t.match(offline, { running: false, archiving: false, timeline: 1, needs_base_backup: false });
+  // without a node the position comes from state.json: the segment the next start opens
+  const cold = path.join(dir, 'cold.tar.zst');
+  t.equal(cli(['backup', 'create', '--output', cold, '--data-dir', data], env).code, 0);
+  const cw = JSON.parse(cli(['backup', 'verify', cold, '--json'], env).stdout).wal;
+  t.same(cw, { timeline: 1, segment: offline.db_next_seq > 0 ? JSON.parse(fs.readFileSync(path.join(data, 'wal', 'state.json'), 'utf8')).next_segment : -1, db_seq: offline.db_next_seq - 1, consensus_seq: offline.consensus_next_seq - 1 });
+  t.equal(cli(['wal', 'status', '--data-dir', path.join(dir, 'nowhere')], env).code, 2, 'no archiving ever: GUTS_NOT_FOUND');
 });
 
 t.test('a failing archive command: retried with backoff, nothing lost, in order', async (t) => {

@@ -1,5 +1,6 @@
 // The node's WAL archiver with real node processes and real cp-based commands.
 import t from 'tap';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -240,4 +241,20 @@ t.test('RocksDB keeps obsolete WAL files until closed segments cover them, then 
   const a = await readArchive(archive);
   t.equal(occurrences(a.records, Buffer.from('<in the first log>')), 1);
   t.equal(occurrences(a.records, Buffer.from('<in the next log>')), 1);
+});
+
+t.test('a segment closes at wal.segment_size without waiting for the timeout', async (t) => {
+  const dir = t.testdir({ archive: {} });
+  const archive = path.join(dir, 'archive');
+  const data = path.join(dir, 'data');
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_timeout: '1h', segment_size: '64KiB' });
+  const node = await startNode(data, [], { GUTS_CONFIG: config });
+  t.teardown(() => node.stop());
+  for (let i = 0; i < 12; i++) {
+    const data = Buffer.from(`<big ${i}>` + randomBytes(12_000).toString('base64'));
+    t.equal((await pushObjects(node.url, 'a/b', [{ type: 'blob', data }])).status, 200);
+  }
+  await waitFor(() => fs.readdirSync(archive).length >= 2, 5000, 'segments closed by size');
+  const a = await readArchive(archive);
+  for (const s of a.segments) t.ok(s.records.reduce((n, r) => n + r.data.length, 0) < 64 * 1024 + 20_000, `segment ${s.segment} about segment_size`);
 });

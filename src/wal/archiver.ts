@@ -10,15 +10,16 @@ import * as path from 'node:path';
 
 import { GutsConfig, parseDuration, parseSize } from '../config';
 import { GutsError } from '../errors';
-import { fsyncDir, writeFileAtomicAsync } from '../fsutil';
+import { writeFileAtomicAsync } from '../fsutil';
 import { native, WalDbName } from '../native';
 import type { GutsStore } from '../store';
 import type { Logger } from '../daemon/log';
 import type { WriteGate } from '../daemon/write-gate';
 import { describeWalCommandFailure, runWalCommand } from './command';
-import { encodeHistory, encodeSegment, historyName, readSegmentHeader, segmentName, WalRecord, ZERO_CHECKSUM } from './segment';
-import { comparePending, ensureWalDirs, listPending, newWalState, PendingFile, readWalState, WalPosition, WalState, walLayout, writeWalStateAsync } from './state';
-import { walSink, WalSink, walSource } from './target';
+import { encodeHistory, encodeSegment, historyName, segmentName, WalRecord, ZERO_CHECKSUM } from './segment';
+import { adoptPending, newestArchivedTimeline, PendingEntry, readDbIdentity, removeTempFiles, startAfterArchivedTimeline } from './resume';
+import { comparePending, ensureWalDirs, newWalState, readWalState, WalPosition, WalState, walLayout, writeWalStateAsync } from './state';
+import { walSink, WalSink } from './target';
 
 const DBS: WalDbName[] = ['db', 'consensus'];
 const BACKOFF_START_MS = 1000;
@@ -77,17 +78,9 @@ interface OpenSegment {
   firstAt: number;
 }
 
-function readDbIdentity(dataDir: string): string | null {
-  try {
-    return fs.readFileSync(path.join(dataDir, 'db', 'IDENTITY'), 'utf8').trim() || null;
-  } catch {
-    return null;
-  }
-}
-
 export class WalArchiver {
   private state!: WalState;
-  private pending: Array<PendingFile & { firstTimeUs: number; lastTimeUs: number }> = [];
+  private pending: PendingEntry[] = [];
   private open: OpenSegment = { records: [], bytes: 0, firstAt: 0 };
   /** the next sequence to tail per store (ahead of state by the open segment) */
   private tailNext = { db: 1, consensus: 1 };
@@ -130,10 +123,11 @@ export class WalArchiver {
     this.state = loaded ?? newWalState(seqs.db + 1, seqs.consensus + 1);
     if (!loaded) {
       this.log.warn('WAL archiving starts here: take a base backup (guts-node backup create) to make the archive restorable', { db_seq: seqs.db, consensus_seq: seqs.consensus });
-      await this.avoidArchivedTimelines();
+      const newest = await newestArchivedTimeline(this.dataDir, this.config, this.log);
+      if (newest) await startAfterArchivedTimeline(this.dataDir, this.state, newest, this.log);
     }
-    this.removeTempFiles();
-    for (const p of listPending(this.dataDir)) this.adoptPending(p);
+    removeTempFiles(this.dataDir);
+    this.pending = adoptPending(this.dataDir, this.state, this.log);
     // A crash after the command succeeded but before the file was deleted.
     const done = this.state.last_archived;
     const doneKey = done ? this.pending.find((p) => p.name === done.name) : undefined;
@@ -490,104 +484,11 @@ export class WalArchiver {
     }
   }
 
-  // ---- start-up ----
+  // ---- helpers ----
 
   private requireStore(): GutsStore {
     const s = this.store();
     if (!s) throw new GutsError('GUTS_CLOSED', 'the store is not open');
     return s;
-  }
-
-  private removeTempFiles(): void {
-    const dir = walLayout(this.dataDir).pending;
-    for (const n of fs.readdirSync(dir)) if (n.startsWith('.') && n.includes('.tmp-')) fs.rmSync(path.join(dir, n), { force: true });
-  }
-
-  /**
-   * A fresh state (first start, or a data dir replaced by a plain restore)
-   * must not write timeline 1 over an archive that already holds it: ask the
-   * archive (wal.restore_command or wal.archive_dir) for the newest timeline,
-   * as PostgreSQL does, and start after it.
-   */
-  private async avoidArchivedTimelines(): Promise<void> {
-    if (!this.config.wal.restore_command && !this.config.wal.archive_dir) {
-      this.log.warn('WAL: cannot check the archive for an earlier history (set wal.restore_command or wal.archive_dir); starting at timeline 1');
-      return;
-    }
-    const source = walSource(this.config);
-    const probe = path.join(walLayout(this.dataDir).dir, '.probe');
-    const has = async (name: string) => {
-      try {
-        return await source.fetch(name, probe);
-      } finally {
-        fs.rmSync(probe, { force: true });
-      }
-    };
-    let newest = 0;
-    try {
-      if ((await has(segmentName(1, 1))) || (await has(historyName(2)))) {
-        newest = 1;
-        while (await has(historyName(newest + 1))) newest++;
-      }
-    } catch (e) {
-      this.log.error('WAL: cannot ask the archive for an earlier history; starting at timeline 1', { error: (e as Error).message });
-      return;
-    }
-    if (!newest) return;
-    const s = this.state;
-    s.timeline = newest + 1;
-    const history = {
-      timeline: s.timeline,
-      parent_timeline: newest,
-      branch: { segment: s.next_segment, db_seq: s.db_next_seq - 1, consensus_seq: s.consensus_next_seq - 1, prev_checksum: ZERO_CHECKSUM },
-      reason: 'gap' as const,
-      created: new Date().toISOString(),
-    };
-    await writeFileAtomicAsync(path.join(walLayout(this.dataDir).pending, historyName(s.timeline)), encodeHistory(history), 0o600);
-    s.timeline_switches_total++;
-    this.log.error('WAL: the archive already holds timelines up to this one: archiving on a new timeline so no archived segment is overwritten; take a new base backup', {
-      archived_timeline: newest,
-      new_timeline: s.timeline,
-    });
-  }
-
-  /** A pending file from before the restart; a segment past state.json (renamed in just before a crash) is adopted. */
-  private adoptPending(p: PendingFile): void {
-    const file = path.join(walLayout(this.dataDir).pending, p.name);
-    let firstTimeUs = 0;
-    let lastTimeUs = 0;
-    if (p.kind === 'segment') {
-      const s = this.state;
-      let h: ReturnType<typeof readSegmentHeader>;
-      try {
-        h = readSegmentHeader(fs.readFileSync(file), p.name);
-      } catch (e) {
-        this.quarantine(file, (e as Error).message);
-        return;
-      }
-      firstTimeUs = h.firstTimeUs;
-      lastTimeUs = h.lastTimeUs;
-      if (h.timeline === s.timeline && h.segment >= s.next_segment) {
-        const chains = h.segment === s.next_segment && h.prevChecksum === s.prev_checksum && h.db.first === s.db_next_seq && h.consensus.first === s.consensus_next_seq;
-        if (!chains) {
-          this.quarantine(file, `does not follow state.json (segment ${s.next_segment}, db ${s.db_next_seq}, consensus ${s.consensus_next_seq})`);
-          return;
-        }
-        s.next_segment = h.segment + 1;
-        s.db_next_seq = h.db.last + 1;
-        s.consensus_next_seq = h.consensus.last + 1;
-        s.prev_checksum = h.checksum;
-        this.log.info('WAL: adopted a segment closed just before a crash', { segment: p.name });
-      }
-    }
-    this.pending.push({ ...p, firstTimeUs, lastTimeUs });
-  }
-
-  /** Never deleted silently: moved aside, logged; the operator decides. */
-  private quarantine(file: string, why: string): void {
-    const to = `${file}.rejected`;
-    fs.renameSync(file, to);
-    fsyncDir(path.dirname(file));
-    this.log.error('WAL: pending file moved aside', { file: to, reason: why });
   }
 }

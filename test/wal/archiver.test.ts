@@ -1,5 +1,6 @@
 // The node's WAL archiver with real node processes and real cp-based commands.
 import t from 'tap';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -71,7 +72,14 @@ t.test('segments reach the archive within archive_timeout; status, mark, metrics
   t.same(await node.stop(), { code: 0, signal: null });
   const off = cli(['wal', 'status', '--json', '--data-dir', data], env);
   t.equal(off.code, 0, off.stderr);
-  t.match(JSON.parse(off.stdout), { running: false, archiving: false, timeline: 1, needs_base_backup: false });
+  const offline = JSON.parse(off.stdout);
+  t.match(offline, { running: false, archiving: false, timeline: 1, needs_base_backup: false });
+  // without a node the position comes from state.json: the segment the next start opens
+  const cold = path.join(dir, 'cold.tar.zst');
+  t.equal(cli(['backup', 'create', '--output', cold, '--data-dir', data], env).code, 0);
+  const cw = JSON.parse(cli(['backup', 'verify', cold, '--json'], env).stdout).wal;
+  t.same(cw, { timeline: 1, segment: offline.db_next_seq > 0 ? JSON.parse(fs.readFileSync(path.join(data, 'wal', 'state.json'), 'utf8')).next_segment : -1, db_seq: offline.db_next_seq - 1, consensus_seq: offline.consensus_next_seq - 1 });
+  t.equal(cli(['wal', 'status', '--data-dir', path.join(dir, 'nowhere')], env).code, 2, 'no archiving ever: GUTS_NOT_FOUND');
 });
 
 t.test('a failing archive command: retried with backoff, nothing lost, in order', async (t) => {
@@ -210,4 +218,43 @@ t.test('a store replaced under the archive (plain restore) archives on a new tim
   await waitFor(() => fs.readdirSync(archive).some((f) => f.startsWith('00000003-')), 5000, 'timeline 3 archived');
   t.equal(occurrences((await readArchive(archive, 3)).records, Buffer.from('<on timeline 3>')), 1);
   t.equal(occurrences((await readArchive(archive, 2)).records, Buffer.from('<on the restored store>')), 1, 'timeline 2 intact');
+});
+
+t.test('RocksDB keeps obsolete WAL files until closed segments cover them, then they go', async (t) => {
+  const dir = t.testdir({ archive: {} });
+  const archive = path.join(dir, 'archive');
+  const data = path.join(dir, 'data');
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_timeout: '3s' });
+  const env = { GUTS_CONFIG: config };
+  const node = await startNode(data, [], env);
+  t.teardown(() => node.stop());
+  const logs = () => (fs.existsSync(path.join(data, 'db', 'archive')) ? fs.readdirSync(path.join(data, 'db', 'archive')).filter((f) => f.endsWith('.log')) : []);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<in the first log>'))).status, 200);
+  // maintenance flushes the memtables: the log is obsolete for RocksDB
+  t.equal(cli(['maintenance', 'enter', '--data-dir', data], env).code, 0);
+  t.equal(cli(['maintenance', 'exit', '--data-dir', data], env).code, 0);
+  t.equal(fs.readdirSync(archive).length, 0, 'segment still open');
+  t.ok(logs().length >= 1, `kept in db/archive while not in a closed segment (${logs().join(' ')})`);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<in the next log>'))).status, 200);
+  await waitFor(() => fs.readdirSync(archive).length > 0, 8000, 'the segment archived');
+  await waitFor(() => logs().length === 0, 3000, 'db/archive trimmed');
+  const a = await readArchive(archive);
+  t.equal(occurrences(a.records, Buffer.from('<in the first log>')), 1);
+  t.equal(occurrences(a.records, Buffer.from('<in the next log>')), 1);
+});
+
+t.test('a segment closes at wal.segment_size without waiting for the timeout', async (t) => {
+  const dir = t.testdir({ archive: {} });
+  const archive = path.join(dir, 'archive');
+  const data = path.join(dir, 'data');
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_timeout: '1h', segment_size: '64KiB' });
+  const node = await startNode(data, [], { GUTS_CONFIG: config });
+  t.teardown(() => node.stop());
+  for (let i = 0; i < 12; i++) {
+    const data = Buffer.from(`<big ${i}>` + randomBytes(12_000).toString('base64'));
+    t.equal((await pushObjects(node.url, 'a/b', [{ type: 'blob', data }])).status, 200);
+  }
+  await waitFor(() => fs.readdirSync(archive).length >= 2, 5000, 'segments closed by size');
+  const a = await readArchive(archive);
+  for (const s of a.segments) t.ok(s.records.reduce((n, r) => n + r.data.length, 0) < 64 * 1024 + 20_000, `segment ${s.segment} about segment_size`);
 });

@@ -11,7 +11,7 @@ import { validateConfig } from '../../src/config';
 import { native } from '../../src/native';
 import { GutsStore } from '../../src/store';
 import { restorePointInTime } from '../../src/wal/pitr';
-import { decodeHistory, encodeHistory, segmentName } from '../../src/wal/segment';
+import { decodeHistory, encodeHistory, readSegmentHeader, segmentName } from '../../src/wal/segment';
 import { verifyWalArchive } from '../../src/wal/verify-archive';
 import { BIN, cli } from '../fixtures/cli';
 import { baseBackup, present, SegmentCutter, sleep, writeBlobs } from './helpers';
@@ -324,4 +324,15 @@ t.test('targets inside the base backup are refused (the base cannot be rolled ba
   const r = await restorePointInTime({ file: base, target: path.join(dir, 'c'), config, until: null });
   t.equal(r.wal.segments, 1);
   t.same(await present(path.join(dir, 'c'), Y), [true], 'batches of the base in the segment are skipped, the rest replayed');
+
+  // nothing archived after a base: the restore is the base, on a new timeline chained to the segment before it
+  const again = await GutsStore.open(src);
+  const base2 = await baseBackup(again, new SegmentCutter(again, archive, { ...cutter.state }), dir, 'base2.tar.zst');
+  await again.close();
+  fs.writeFileSync(path.join(dir, 'config.yaml'), `wal:\n  archive_dir: ${archive}\n`);
+  const out = cli(['backup', 'restore', base2, '--wal', '--target', path.join(dir, 'd')], { env: { GUTS_CONFIG: path.join(dir, 'config.yaml') } });
+  t.equal(out.status, 0, out.stderr);
+  t.match(out.stderr, /WAL: 0 batches from 0 segments.*\n.*Reached: db sequence \d+, consensus \d+, last commit \(none after the base\).*\n.*New timeline: 3 \(00000003\.history archived\)/);
+  const h = decodeHistory(fs.readFileSync(path.join(archive, '00000003.history')), '00000003.history');
+  t.same(h.branch, { segment: 2, db_seq: h.branch.db_seq, consensus_seq: h.branch.consensus_seq, prev_checksum: readSegmentHeader(fs.readFileSync(path.join(archive, segmentName(1, 1)))).checksum });
 });

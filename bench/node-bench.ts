@@ -61,8 +61,8 @@ export async function checkpointBench(env: BenchEnv, sizes: string[]): Promise<B
   };
 }
 
-async function startNode(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(CLI[0], [CLI[1], 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+export async function startNode(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(CLI[0], [CLI[1], 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, ...env } });
   const rl = readline.createInterface({ input: child.stdout! });
   const url = await new Promise<string>((resolve, reject) => {
     rl.on('line', (l) => {
@@ -80,7 +80,7 @@ async function startNode(dataDir: string): Promise<{ child: ChildProcess; url: s
   return { child, url };
 }
 
-function post(url: string, body: string): Promise<number> {
+export function post(url: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, agent: keepAlive }, (res) => {
@@ -107,7 +107,7 @@ function loadBodies(count: number, tag: string): string[] {
 }
 
 /** Fixed-rate writer: `rate` batches/s for `seconds`; returns latencies (ms). */
-async function writeLoad(url: string, seconds: number, rate: number, tag: string): Promise<number[]> {
+export async function writeLoad(url: string, seconds: number, rate: number, tag: string): Promise<number[]> {
   const bodies = loadBodies(Math.ceil(seconds * rate) + rate, tag);
   const lat: number[] = [];
   const start = Date.now();
@@ -131,7 +131,7 @@ async function writeLoad(url: string, seconds: number, rate: number, tag: string
   return lat;
 }
 
-function p99(values: number[]): number {
+export function p99(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))];
 }

@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import { realCorpus } from './corpus';
 import { BenchResult, printTable, saveResult } from './lib';
 import { checkpointBench, latencyBench } from './node-bench';
+import { walReplayBench } from './wal-replay';
+import { walLatencyBench, walRpoBench } from './wal-bench';
 import { backupBench, BenchEnv, describeDataset, dirBytes, hashBench, restoreBench, seed, verifyBench } from './suites';
 
 type Suite = [string, () => BenchResult | Promise<BenchResult>];
@@ -64,6 +66,10 @@ async function main(): Promise<void> {
       if (plan.label === 'seed') {
         suites.push(['checkpoint', () => checkpointBench(env, full ? ['1GiB', '4GiB'] : ['64MiB', '256MiB'])]);
         suites.push(['latency', () => latencyBench(env, full ? 10 : 6, full ? 3 : 2)]);
+        // WAL archiving: node latency with archiving on vs off, RPO after kill -9, replay vs ingest (their own stores)
+        suites.push(['wal-latency', () => walLatencyBench(work, full ? '128MiB' : '32MiB', full ? 10 : 6, full ? 4 : 2)]);
+        suites.push(['wal-rpo', () => walRpoBench(work, '16MiB', full ? 4 : 2, 12)]);
+        suites.push(['wal-replay', () => walReplayBench(work, { seconds: full ? 20 : 10, clients: 4, seedSize: full ? '64MiB' : '16MiB' })]);
       }
       for (const [name, fn] of suites) {
         if (only && !only.includes(name)) continue;

@@ -44,6 +44,8 @@ export interface Manifest {
   repositories: number;
   consensus?: { blocks?: number; finalized_height?: number };
   compression?: Record<string, unknown>;
+  /** with WAL archiving: where replay starts (docs/FORMAT.md "MANIFEST.json wal") */
+  wal?: { timeline: number; segment: number; db_seq: number | null; consensus_seq: number | null };
   files: ManifestFile[];
   total_bytes: number;
 }

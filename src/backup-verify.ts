@@ -41,6 +41,8 @@ export interface BackupVerifyReport {
   contains_private_key: boolean;
   /** config/config.yaml is in the archive */
   contains_config: boolean;
+  /** MANIFEST.json `wal`: the WAL position the base backup contains (null without WAL archiving) */
+  wal: { timeline: number; segment: number; db_seq: number | null; consensus_seq: number | null } | null;
   status: 'VALID' | 'INVALID';
   problems: ArchiveProblem[];
   /** --deep: what the object check of the extracted store covered */
@@ -159,6 +161,7 @@ export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVer
       total_bytes: typeof manifest?.total_bytes === 'number' ? manifest.total_bytes : null,
       contains_private_key: r.entries.some((e) => e.type === 'file' && e.path === KEY_ENTRY),
       contains_config: r.entries.some((e) => e.type === 'file' && e.path === CONFIG_ENTRY),
+      wal: manifestWal(manifest),
       status: valid ? 'VALID' : 'INVALID',
       problems,
       ...(deep ? { deep } : {}),
@@ -170,6 +173,13 @@ export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVer
 }
 
 const n = (v: number) => v.toLocaleString('en-US');
+
+function manifestWal(m: Manifest | null | undefined): BackupVerifyReport['wal'] {
+  const w = m?.wal;
+  const seq = (v: unknown) => (Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : null);
+  if (!w || typeof w !== 'object' || !Number.isSafeInteger(w.timeline) || !Number.isSafeInteger(w.segment)) return null;
+  return { timeline: w.timeline, segment: w.segment, db_seq: seq(w.db_seq), consensus_seq: seq(w.consensus_seq) };
+}
 
 /** "50,000 blobs, 10,000 trees, 5,000 commits" (+ ", N tags" when there are tags). */
 export function formatObjects(o: ObjectCounts | null): string {
@@ -206,6 +216,7 @@ export function formatVerifyReport(r: BackupVerifyReport): string {
   // The key gives whoever holds the file the node's identity: say so where the operator looks.
   if (r.contains_private_key) lines.push('Private key: included (keys/node.key; keep this file as secret as the key)');
   if (r.deep) lines.push(deepLine(r.deep));
+  if (r.wal) lines.push(`WAL: timeline ${r.wal.timeline}, segment ${r.wal.segment}, db seq ${r.wal.db_seq ?? 'none'}, consensus seq ${r.wal.consensus_seq ?? 'none'}`);
   lines.push(`Status: ${r.status}`);
   for (const p of r.problems) lines.push(problemLine(p, r.file));
   // Names in the report come from the archive: no control character reaches the terminal.

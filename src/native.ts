@@ -309,6 +309,8 @@ export interface NativeAddon {
   walApply(store: NativeStore, which: WalDbName, batches: Buffer[]): Promise<{ applied: number; skipped: number; latest: number }>;
   /** named restore point: one db batch (meta key wal/mark/NAME + mark LogData) */
   walMark(store: NativeStore, name: string): Promise<{ seq: number; timeUs: number }>;
+  /** a whole WAL segment file from its 128-byte header and the records' bytes (joined, compressed, sizes filled in, SHA-256 trailer) on a worker */
+  walSeal(header: Buffer, parts: Buffer[], level: number): Promise<{ file: Buffer; checksum: string }>;
   /** one zstd frame (content size + checksum) on a worker thread */
   walCompress(raw: Buffer, level: number): Promise<Buffer>;
   /** GUTS_CORRUPT unless exactly one valid frame of at most maxBytes */

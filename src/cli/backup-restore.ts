@@ -105,6 +105,11 @@ Examples:
         const bars: ProgressBar[] = [];
         const remote = await remoteSource(file, cmd);
         const signals = cancelOnSignals();
+        // a WAL replay stops between segments (native tasks are cancelled through `signals`)
+        const abort = new AbortController();
+        const onSignal = () => abort.abort();
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         try {
           const until = untilTarget(opts);
           const timeline = timelineOption(opts.timeline);
@@ -132,6 +137,7 @@ Examples:
                 until,
                 timeline,
                 prefetch: opts.prefetch,
+                signal: abort.signal,
               })
             : await restoreBackup(base);
           bars.forEach((b) => b.stop());
@@ -161,6 +167,8 @@ Examples:
         } finally {
           bars.forEach((b) => b.stop());
           signals.dispose();
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
           remote?.location.close();
         }
       }),

@@ -10,14 +10,15 @@ import * as path from 'node:path';
 
 import { GutsConfig, parseDuration, parseSize } from '../config';
 import { GutsError } from '../errors';
-import { fsyncDir, writeFileAtomicAsync } from '../fsutil';
+import { writeFileAtomicAsync } from '../fsutil';
 import { native, WalDbName } from '../native';
 import type { GutsStore } from '../store';
 import type { Logger } from '../daemon/log';
 import type { WriteGate } from '../daemon/write-gate';
 import { describeWalCommandFailure, runWalCommand } from './command';
-import { encodeHistory, encodeSegment, historyName, readSegmentHeader, segmentName, WalRecord, ZERO_CHECKSUM } from './segment';
-import { comparePending, ensureWalDirs, listPending, newWalState, PendingFile, readWalState, WalPosition, WalState, walLayout, writeWalStateAsync } from './state';
+import { encodeHistory, encodeSegment, historyName, segmentName, WalRecord, ZERO_CHECKSUM } from './segment';
+import { adoptPending, newestArchivedTimeline, PendingEntry, readDbIdentity, removeTempFiles, startAfterArchivedTimeline } from './resume';
+import { comparePending, ensureWalDirs, newWalState, readWalState, WalPosition, WalState, walLayout, writeWalStateAsync } from './state';
 import { walSink, WalSink } from './target';
 
 const DBS: WalDbName[] = ['db', 'consensus'];
@@ -25,6 +26,8 @@ const BACKOFF_START_MS = 1000;
 const BACKOFF_MAX_MS = 60_000;
 /** a hung command must not wedge the queue forever: it is killed and retried */
 const COMMAND_TIMEOUT_MS = 10 * 60_000;
+/** how long a clean stop keeps archiving what is pending */
+const FINAL_PUSH_MS = 5000;
 
 export interface WalSettings {
   archiveCommand: string;
@@ -77,7 +80,7 @@ interface OpenSegment {
 
 export class WalArchiver {
   private state!: WalState;
-  private pending: Array<PendingFile & { firstTimeUs: number; lastTimeUs: number }> = [];
+  private pending: PendingEntry[] = [];
   private open: OpenSegment = { records: [], bytes: 0, firstAt: 0 };
   /** the next sequence to tail per store (ahead of state by the open segment) */
   private tailNext = { db: 1, consensus: 1 };
@@ -86,6 +89,8 @@ export class WalArchiver {
   private chain: Promise<void> = Promise.resolve();
   private pushing: Promise<void> | null = null;
   private stopped = false;
+  /** the last archive round during stop() */
+  private draining = false;
   private backoffMs = 0;
   private nextAttemptAt = 0;
   private abort = new AbortController();
@@ -98,7 +103,7 @@ export class WalArchiver {
     private readonly store: () => GutsStore | null,
     private readonly log: Logger,
     private readonly gate: WriteGate,
-    config: GutsConfig,
+    private readonly config: GutsConfig,
   ) {
     this.sink = settings.archiveCommand ? null : walSink(config);
     this.pollMs = Math.max(20, Math.min(250, Math.floor(settings.archiveTimeoutMs / 10)));
@@ -118,9 +123,11 @@ export class WalArchiver {
     this.state = loaded ?? newWalState(seqs.db + 1, seqs.consensus + 1);
     if (!loaded) {
       this.log.warn('WAL archiving starts here: take a base backup (guts-node backup create) to make the archive restorable', { db_seq: seqs.db, consensus_seq: seqs.consensus });
+      const newest = await newestArchivedTimeline(this.dataDir, this.config, this.log);
+      if (newest) await startAfterArchivedTimeline(this.dataDir, this.state, newest, this.log);
     }
-    this.removeTempFiles();
-    for (const p of listPending(this.dataDir)) this.adoptPending(p);
+    removeTempFiles(this.dataDir);
+    this.pending = adoptPending(this.dataDir, this.state, this.log);
     // A crash after the command succeeded but before the file was deleted.
     const done = this.state.last_archived;
     const doneKey = done ? this.pending.find((p) => p.name === done.name) : undefined;
@@ -131,6 +138,13 @@ export class WalArchiver {
     }
     this.tailNext = { db: this.state.db_next_seq, consensus: this.state.consensus_next_seq };
     this.resetOpen();
+    // A store replaced under the archive (a plain restore, a copied data dir)
+    // has another RocksDB identity: its sequences belong to another history.
+    const identity = readDbIdentity(this.dataDir);
+    if (loaded?.db_identity && identity && loaded.db_identity !== identity) {
+      await this.newTimeline({ db: seqs.db + 1, consensus: seqs.consensus + 1 }, { reason: 'the store was replaced (db/IDENTITY changed)', was: loaded.db_identity, now: identity });
+    }
+    if (identity) this.state.db_identity = identity;
     await writeWalStateAsync(this.dataDir, this.state);
     this.updateGate();
     this.log.info('WAL archiving on', {
@@ -160,6 +174,21 @@ export class WalArchiver {
         this.log.error('WAL: cannot close the open segment at shutdown (it is rebuilt from the WAL at the next start)', { error: (e as Error).message });
       }
     }
+    // One bounded last round, so a clean stop leaves nothing pending when the archive is up.
+    if (this.pending.length && this.backoffMs === 0) {
+      this.abort = new AbortController();
+      const timer = setTimeout(() => this.abort.abort(), FINAL_PUSH_MS);
+      this.draining = true;
+      try {
+        await this.pushLoop();
+      } catch (e) {
+        this.log.warn('WAL: last archive round at shutdown failed', { error: (e as Error).message });
+      } finally {
+        clearTimeout(timer);
+        this.draining = false;
+      }
+    }
+    if (this.pending.length) this.log.info('WAL segments left in pending/ for the next start', { pending: this.pending.length, pending_bytes: this.pendingBytes });
   }
 
   // ---- queries ----
@@ -318,11 +347,20 @@ export class WalArchiver {
    * cannot bridge this: a new base backup is needed.
    */
   private async switchTimeline(db: WalDbName, gap: { expected: number; found: number }, latest: number): Promise<void> {
+    const resume = gap.found > 0 ? gap.found : latest + 1;
+    await this.newTimeline(db === 'db' ? { db: resume } : { consensus: resume }, {
+      store: db,
+      expected_seq: gap.expected,
+      log_continues_at: gap.found || null,
+      lost_sequences: gap.found > gap.expected ? gap.found - gap.expected : null,
+    });
+  }
+
+  /** Starts timeline N+1 with its history file queued; resume = where tailing continues per store (others keep their place). */
+  private async newTimeline(resume: { db?: number; consensus?: number }, why: Record<string, unknown>): Promise<void> {
     await this.closeSegment();
     const s = this.state;
     const from = s.timeline;
-    const resume = gap.found > 0 ? gap.found : latest + 1;
-    const other: WalDbName = db === 'db' ? 'consensus' : 'db';
     const history = {
       timeline: from + 1,
       parent_timeline: from,
@@ -335,21 +373,18 @@ export class WalArchiver {
     await writeFileAtomicAsync(path.join(walLayout(this.dataDir).pending, name), bytes, 0o600);
     s.timeline = history.timeline;
     s.prev_checksum = ZERO_CHECKSUM;
-    s[db === 'db' ? 'db_next_seq' : 'consensus_next_seq'] = resume;
-    this.tailNext[db] = resume;
-    this.tailNext[other] = s[other === 'db' ? 'db_next_seq' : 'consensus_next_seq'];
+    if (resume.db !== undefined) s.db_next_seq = resume.db;
+    if (resume.consensus !== undefined) s.consensus_next_seq = resume.consensus;
+    this.tailNext = { db: s.db_next_seq, consensus: s.consensus_next_seq };
     s.timeline_switches_total++;
     s.needs_base_backup = true;
     await writeWalStateAsync(this.dataDir, s);
     this.pending.push({ name, bytes: bytes.length, kind: 'history', timeline: history.timeline, segment: -1, firstTimeUs: 0, lastTimeUs: 0 });
     this.pending.sort(comparePending);
     this.log.error('WAL CONTINUITY BROKEN: new timeline started; the archive cannot restore across this point, take a new base backup now', {
-      store: db,
-      expected_seq: gap.expected,
-      log_continues_at: gap.found || null,
+      ...why,
       old_timeline: from,
       new_timeline: history.timeline,
-      lost_sequences: gap.found > gap.expected ? gap.found - gap.expected : null,
     });
     this.kickPush();
   }
@@ -385,7 +420,7 @@ export class WalArchiver {
   }
 
   private async pushLoop(): Promise<void> {
-    while (this.pending.length && !this.stopped) {
+    while (this.pending.length && (!this.stopped || this.draining)) {
       if (Date.now() < this.nextAttemptAt) return;
       const head = this.pending[0];
       const file = path.join(walLayout(this.dataDir).pending, head.name);
@@ -395,7 +430,7 @@ export class WalArchiver {
       } catch (e) {
         error = (e as Error).message;
       }
-      if (this.stopped && error) return; // aborted by shutdown: not a failure
+      if (this.abort.signal.aborted && error) return; // aborted by shutdown: not a failure
       const now = new Date().toISOString();
       if (error) {
         this.state.archive_failures_total++;
@@ -449,56 +484,11 @@ export class WalArchiver {
     }
   }
 
-  // ---- start-up ----
+  // ---- helpers ----
 
   private requireStore(): GutsStore {
     const s = this.store();
     if (!s) throw new GutsError('GUTS_CLOSED', 'the store is not open');
     return s;
-  }
-
-  private removeTempFiles(): void {
-    const dir = walLayout(this.dataDir).pending;
-    for (const n of fs.readdirSync(dir)) if (n.startsWith('.') && n.includes('.tmp-')) fs.rmSync(path.join(dir, n), { force: true });
-  }
-
-  /** A pending file from before the restart; a segment past state.json (renamed in just before a crash) is adopted. */
-  private adoptPending(p: PendingFile): void {
-    const file = path.join(walLayout(this.dataDir).pending, p.name);
-    let firstTimeUs = 0;
-    let lastTimeUs = 0;
-    if (p.kind === 'segment') {
-      const s = this.state;
-      let h: ReturnType<typeof readSegmentHeader>;
-      try {
-        h = readSegmentHeader(fs.readFileSync(file), p.name);
-      } catch (e) {
-        this.quarantine(file, (e as Error).message);
-        return;
-      }
-      firstTimeUs = h.firstTimeUs;
-      lastTimeUs = h.lastTimeUs;
-      if (h.timeline === s.timeline && h.segment >= s.next_segment) {
-        const chains = h.segment === s.next_segment && h.prevChecksum === s.prev_checksum && h.db.first === s.db_next_seq && h.consensus.first === s.consensus_next_seq;
-        if (!chains) {
-          this.quarantine(file, `does not follow state.json (segment ${s.next_segment}, db ${s.db_next_seq}, consensus ${s.consensus_next_seq})`);
-          return;
-        }
-        s.next_segment = h.segment + 1;
-        s.db_next_seq = h.db.last + 1;
-        s.consensus_next_seq = h.consensus.last + 1;
-        s.prev_checksum = h.checksum;
-        this.log.info('WAL: adopted a segment closed just before a crash', { segment: p.name });
-      }
-    }
-    this.pending.push({ ...p, firstTimeUs, lastTimeUs });
-  }
-
-  /** Never deleted silently: moved aside, logged; the operator decides. */
-  private quarantine(file: string, why: string): void {
-    const to = `${file}.rejected`;
-    fs.renameSync(file, to);
-    fsyncDir(path.dirname(file));
-    this.log.error('WAL: pending file moved aside', { file: to, reason: why });
   }
 }

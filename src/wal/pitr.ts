@@ -17,6 +17,7 @@ import { native, WalDbName } from '../native';
 import { restoreBackup, RestoreOptions, RestoreReport, StagedCounts } from '../restore';
 import { GutsStore } from '../store';
 import { encodeHistory, historyName, readSegmentHeader, segmentName, WalRecord, ZERO_CHECKSUM } from './segment';
+import { ensureWalDirs, newWalState, walLayout, writeWalState } from './state';
 import { walSink, WalSink, walSource, WalSource } from './target';
 import { HistoryReader, TimelineStep, WalPosition } from './timeline';
 import { ArchiveWalker } from './walk';
@@ -32,6 +33,8 @@ export interface PitrOptions extends Omit<RestoreOptions, 'afterExtract'> {
   timeline?: number | 'latest';
   /** segments fetched and decoded ahead (default 4) */
   prefetch?: number;
+  /** SIGINT / SIGTERM: stop between segments (GUTS_CANCELLED, exit 130), running restore commands are killed */
+  signal?: AbortSignal;
 }
 
 export interface WalReplayReport {
@@ -46,7 +49,12 @@ export interface WalReplayReport {
   reached: { db_sequence: number; consensus_sequence: number; commit_time: string | null; segment: string | null };
   /** where the archive ended (replay to the end), else null */
   end_of_archive: string | null;
+  /** fetching, checking and applying the segments (the replay rate's denominator) */
   replay_seconds: number;
+  /** of which writing the batches (walApply); the rest waits for segments to be fetched and checked */
+  apply_seconds: number;
+  /** after the replay: counts, close, the new timeline's history probed, written and archived */
+  finish_seconds: number;
   new_timeline: { timeline: number; history: string; first_segment: string; history_archived: boolean; archive_error?: string };
 }
 
@@ -115,6 +123,8 @@ class Replayer {
   private readonly queued: Record<WalDbName, Buffer[]> = { db: [], consensus: [] };
   private queuedBytes = 0;
   applied = 0;
+  /** time spent in walApply */
+  applySeconds = 0;
   constructor(private readonly store: GutsStore) {}
 
   async add(r: WalRecord): Promise<void> {
@@ -128,7 +138,9 @@ class Replayer {
       const batches = this.queued[db];
       if (!batches.length) continue;
       this.queued[db] = [];
+      const t0 = process.hrtime.bigint();
       const r = await native.walApply(this.store.native, db, batches);
+      this.applySeconds += Number(process.hrtime.bigint() - t0) / 1e9;
       this.applied += r.applied;
       if (r.applied !== batches.length) throw new GutsError('GUTS_INTERNAL', `walApply on ${db} applied ${r.applied} of ${batches.length} archived batches`);
     }
@@ -158,33 +170,17 @@ async function checksumBefore(source: WalSource, tmpDir: string, timeline: numbe
 
 /** The node's WAL state for a restored store: it archives on the new timeline from the branch point. */
 function writeRestoredState(staging: string, nt: NewTimeline, seqs: { db: number; consensus: number }): void {
-  const walDir = path.join(staging, 'wal');
-  fs.mkdirSync(path.join(walDir, 'pending'), { recursive: true, mode: 0o700 });
-  // docs/FORMAT.md "Archiver state": the open segment of the new timeline starts at the branch point.
-  const state = {
-    format: 'guts-wal-state',
-    format_version: 1,
-    timeline: nt.timeline,
-    next_segment: nt.branchSegment,
-    db_next_seq: seqs.db + 1,
-    consensus_next_seq: seqs.consensus + 1,
-    prev_checksum: nt.prevChecksum,
-    last_archived: null,
-    archived_segments_total: 0,
-    archive_failures_total: 0,
-    last_error: null,
-    timeline_switches_total: 0,
-    needs_base_backup: false,
-  };
-  writeFileAtomic(path.join(walDir, 'state.json'), JSON.stringify(state, null, 2) + '\n', 0o600);
-  fsyncDir(walDir);
+  ensureWalDirs(staging);
+  // A base on the parent timeline plus the history file restores this timeline: no new base is needed.
+  writeWalState(staging, { ...newWalState(seqs.db + 1, seqs.consensus + 1), timeline: nt.timeline, next_segment: nt.branchSegment, prev_checksum: nt.prevChecksum, needs_base_backup: false });
+  fsyncDir(walLayout(staging).dir);
   fsyncDir(staging);
 }
 
 interface ReplayContext {
   opts: PitrOptions;
   source: WalSource;
-  sink: WalSink;
+  sink: WalSink | null;
   staging: string;
   base: WalPosition;
   tmpDir: string;
@@ -209,9 +205,13 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
   const reached = { db: base.db_seq, consensus: base.consensus_seq, timeUs: 0 };
   let lastName: string | null = null;
   let stopIn: { timeline: number; segment: number; checksum: string } | null = null;
+  const cancelled = () => new GutsError('GUTS_CANCELLED', `point-in-time restore interrupted after ${walker.segments} WAL segments; the target is untouched`);
   try {
     outer: for (;;) {
-      const w = await walker.next();
+      if (opts.signal?.aborted) throw cancelled();
+      const w = await walker.next().catch((e: unknown) => {
+        throw opts.signal?.aborted ? cancelled() : e;
+      });
       if (!w) break;
       lastName = w.name;
       stopIn = { timeline: w.segment.timeline, segment: w.segment.segment, checksum: w.segment.checksum };
@@ -227,6 +227,15 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
     await replayer.flush();
   } finally {
     await walker.close();
+  }
+  const replaySeconds = (Date.now() - t0) / 1000;
+  // A target inside the base cannot be restored exactly from it (the base's own
+  // archived batches, skipped above, tell).
+  if (u && 'time_ms' in u && walker.inBase.lastTimeUs > u.time_ms * 1000) {
+    throw new GutsError('GUTS_INVALID_ARGUMENT', `--until ${new Date(u.time_ms).toISOString()} is before the base backup's last write (${iso(walker.inBase.lastTimeUs)}): use an older base`);
+  }
+  if (u && 'mark' in u && !target.reached && walker.inBase.marks.has(u.mark)) {
+    throw new GutsError('GUTS_INVALID_ARGUMENT', `restore point ${u.mark} is already in the base backup: use an older base, or restore without --wal`);
   }
   if (u && !target.reached) {
     throw new GutsError(
@@ -262,6 +271,7 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
   // the archive refuses it, it stays in wal/pending/ for the node's archiver.
   let archiveError: string | undefined;
   try {
+    if (!ctx.sink) throw new GutsError('GUTS_INVALID_CONFIG', 'neither wal.archive_command nor wal.archive_dir is set');
     await ctx.sink.push(historyFile);
     fs.rmSync(historyFile);
     fsyncDir(path.dirname(historyFile));
@@ -282,7 +292,9 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
     batches: replayer.applied,
     reached: { db_sequence: reached.db, consensus_sequence: reached.consensus, commit_time: iso(reached.timeUs), segment: lastName },
     end_of_archive: walker.endName,
-    replay_seconds: (Date.now() - t0) / 1000,
+    replay_seconds: replaySeconds,
+    apply_seconds: replayer.applySeconds,
+    finish_seconds: (Date.now() - t0) / 1000 - replaySeconds,
     new_timeline: {
       timeline: nt.timeline,
       history: hName,
@@ -295,8 +307,9 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
 }
 
 export async function restorePointInTime(opts: PitrOptions): Promise<PitrReport> {
-  const source = walSource(opts.config, { archiveDir: opts.archiveDir });
-  const sink = walSink(opts.config, { archiveDir: opts.archiveDir });
+  const source = walSource(opts.config, { archiveDir: opts.archiveDir, commandOptions: { signal: opts.signal } });
+  // No archive configured to push to (only a restore_command): the history waits in wal/pending/ for the node.
+  const sink = opts.archiveDir !== undefined || opts.config.wal.archive_command || opts.config.wal.archive_dir ? walSink(opts.config, { archiveDir: opts.archiveDir }) : null;
   let wal: WalReplayReport | undefined;
   const afterExtract = async (staging: string, manifest: Manifest): Promise<StagedCounts> => {
     if (manifest.kind === 'consensus-only') throw new GutsError('GUTS_INVALID_ARGUMENT', `${opts.file} is a consensus-only backup: a WAL replay needs a full base`, opts.file);
@@ -313,7 +326,7 @@ export async function restorePointInTime(opts: PitrOptions): Promise<PitrReport>
       fs.rmSync(path.join(tmpDir, name), { force: true });
       return ok;
     };
-    const steps = await histories.resolvePath(base, opts.timeline ?? 'latest', exists);
+    const steps = await histories.resolvePath(base, opts.timeline ?? 'latest', exists, (tl, why) => opts.log?.(`note: not following timeline ${tl}: ${why}`));
     const store = await GutsStore.open(staging);
     try {
       const r = await replayOnto(store, { opts, source, sink, staging, base, tmpDir, histories, steps });
@@ -325,6 +338,12 @@ export async function restorePointInTime(opts: PitrOptions): Promise<PitrReport>
       fsyncDir(staging);
     }
   };
-  const report = await restoreBackup({ ...opts, afterExtract });
+  // Killed restore commands fail as I/O errors: once interrupted, they are the interruption.
+  const interruptible = (staging: string, manifest: Manifest) =>
+    afterExtract(staging, manifest).catch((e: unknown) => {
+      if (opts.signal?.aborted && (e as GutsError).code !== 'GUTS_CANCELLED') throw new GutsError('GUTS_CANCELLED', 'point-in-time restore interrupted; the target is untouched');
+      throw e;
+    });
+  const report = await restoreBackup({ ...opts, afterExtract: interruptible });
   return { ...report, wal: wal! };
 }

@@ -165,8 +165,6 @@ export async function encodeSegment(input: EncodeSegmentInput): Promise<{ file: 
     h.writeUInt32LE(r.data.length, 24);
     parts.push(h, mark, r.data);
   }
-  const raw = Buffer.concat(parts);
-  const payload = await native.walCompress(raw, input.level ?? 3);
   const header: SegmentHeader = {
     timeline: input.timeline,
     segment: input.segment,
@@ -177,9 +175,11 @@ export async function encodeSegment(input: EncodeSegmentInput): Promise<{ file: 
     recordCount: input.records.length,
     prevChecksum: input.prevChecksum,
   };
-  const head = writeHeader(header, raw.length, payload.length);
-  const checksum = crypto.createHash('sha256').update(head).update(payload).digest();
-  return { file: Buffer.concat([head, payload, checksum]), header, checksum: checksum.toString('hex') };
+  // Joining, compressing and hashing run on a worker (native walSeal), which
+  // also fills in the payload sizes: the node's event loop only builds the
+  // record headers.
+  const sealed = await native.walSeal(writeHeader(header, 0, 0), parts, input.level ?? 3);
+  return { file: sealed.file, header, checksum: sealed.checksum };
 }
 
 function writeHeader(h: SegmentHeader, rawBytes: number, payloadBytes: number): Buffer {

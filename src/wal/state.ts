@@ -27,6 +27,8 @@ export interface WalState {
   timeline_switches_total: number;
   /** archiving started, or a timeline switched after a gap: no base backup covers this timeline yet */
   needs_base_backup: boolean;
+  /** db/IDENTITY of the store this state follows (absent: adopted at the next node start) */
+  db_identity?: string;
 }
 
 /** Where a base backup's WAL replay starts (MANIFEST.json `wal`). */

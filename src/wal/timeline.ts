@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { GutsError } from '../errors';
-import { decodeHistory, historyName, parseHistoryName, parseSegmentName, segmentName, TimelineHistory } from './segment';
+import { decodeHistory, historyName, parseHistoryName, parseSegmentName, segmentName, TimelineHistory, ZERO_CHECKSUM } from './segment';
 import { WalSource } from './target';
 
 /** Where a base backup sits in the WAL history (MANIFEST.json `wal`). */
@@ -115,10 +115,12 @@ export class HistoryReader {
   /**
    * `latest`: the highest timeline descending from the base whose first
    * segment is archived (a history whose timeline never archived a segment,
-   * e.g. a test restore that was never started, is passed over); else the
-   * base's own timeline. An explicit timeline must descend from the base.
+   * e.g. a test restore that was never started, is passed over, and so is one
+   * whose history restarts the chain (a node that found a gap or a replaced
+   * store: only a base backup taken on it restores it; `onSkip` hears of it);
+   * else the base's own timeline. An explicit timeline must descend from the base.
    */
-  async resolvePath(base: WalPosition, wanted: number | 'latest', exists: (name: string) => Promise<boolean>): Promise<TimelineStep[]> {
+  async resolvePath(base: WalPosition, wanted: number | 'latest', exists: (name: string) => Promise<boolean>, onSkip?: (timeline: number, why: string) => void): Promise<TimelineStep[]> {
     if (wanted !== 'latest') {
       const p = await this.pathFrom(base, wanted);
       if (!p) {
@@ -133,6 +135,11 @@ export class HistoryReader {
     for (const tl of candidates.reverse()) {
       const p = await this.pathFrom(base, tl);
       if (!p) continue;
+      const restart = p.find((step) => step.child && step.child.reason === 'gap' && step.child.branch.prev_checksum === ZERO_CHECKSUM);
+      if (restart) {
+        onSkip?.(tl, `timeline ${restart.child!.timeline} restarts the hash chain (${restart.child!.reason}): restore it from a base backup taken on it`);
+        continue;
+      }
       const h = p[p.length - 2].child!;
       if (await exists(segmentName(tl, h.branch.segment))) return p;
     }

@@ -59,6 +59,8 @@ export class ArchiveWalker {
   endName: string | null = null;
   segments = 0;
   bytes = 0;
+  /** archived batches the base already holds (skipped): their latest commit time and restore points */
+  readonly inBase = { lastTimeUs: 0, marks: new Set<string>() };
   private fetches = 0;
 
   constructor(private readonly opts: WalkOptions) {
@@ -173,7 +175,12 @@ export class ArchiveWalker {
     for (const r of seg.records) {
       const baseSeq = r.db === 'db' ? base.db_seq : base.consensus_seq;
       const last = r.seq + r.count - 1;
-      if (last <= baseSeq) continue; // already in the base
+      if (last <= baseSeq) {
+        // already in the base
+        this.inBase.lastTimeUs = Math.max(this.inBase.lastTimeUs, r.timeUs);
+        if (r.mark !== undefined) this.inBase.marks.add(r.mark);
+        continue;
+      }
       if (r.seq <= baseSeq) throw new GutsError('GUTS_CORRUPT', `WAL segment ${name}: ${r.db} batch ${r.seq}..${last} straddles the base backup's sequence ${baseSeq}`, name);
       if (stop && r.seq > (r.db === 'db' ? stop.db : stop.consensus)) continue; // after the branch point: another history
       out.push(r);

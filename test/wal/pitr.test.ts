@@ -3,6 +3,7 @@
 // the CLI: targets exact to the object, gaps and damage refused with the
 // target untouched, timelines followed.
 import t from 'tap';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -10,9 +11,9 @@ import { validateConfig } from '../../src/config';
 import { native } from '../../src/native';
 import { GutsStore } from '../../src/store';
 import { restorePointInTime } from '../../src/wal/pitr';
-import { decodeHistory, segmentName } from '../../src/wal/segment';
+import { decodeHistory, encodeHistory, readSegmentHeader, segmentName } from '../../src/wal/segment';
 import { verifyWalArchive } from '../../src/wal/verify-archive';
-import { cli } from '../fixtures/cli';
+import { BIN, cli } from '../fixtures/cli';
 import { baseBackup, present, SegmentCutter, sleep, writeBlobs } from './helpers';
 
 /**
@@ -240,8 +241,98 @@ t.test('timelines: restore, write more, restore again to a point on the new time
   // a timeline that does not descend from the base is refused
   await t.rejects(restorePointInTime({ file: s.base, target: path.join(dir, 'x'), config, until: null, timeline: 9 }), { code: 'GUTS_INVALID_ARGUMENT' });
   t.notOk(fs.existsSync(path.join(dir, 'x')));
+  // a timeline that restarts the chain (a node's gap, a replaced store) is not followed from this base
+  const gapTl = 5;
+  fs.writeFileSync(
+    path.join(s.archive, `0000000${gapTl}.history`),
+    encodeHistory({ timeline: gapTl, parent_timeline: 2, branch: { segment: 6, db_seq: e1Seq + 50, consensus_seq: 9, prev_checksum: '0'.repeat(64) }, reason: 'gap', created: new Date().toISOString() }),
+  );
+  fs.writeFileSync(path.join(s.archive, segmentName(gapTl, 6)), 'present');
+  const notes: string[] = [];
+  const r5 = await restorePointInTime({ file: s.base, target: path.join(dir, 'skip-gap'), config, until: null, log: (l) => notes.push(l) });
+  t.same(r5.wal.timelines_followed, [1, 2]);
+  t.match(notes.join('\n'), /not following timeline 5: .*restarts the hash chain/);
+  t.equal(r5.wal.new_timeline.timeline, 6);
+  // asked for explicitly, it is walked (and its stand-in first segment refused)
+  await t.rejects(restorePointInTime({ file: s.base, target: path.join(dir, 'gap-explicit'), config, until: null, timeline: gapTl }), { code: 'GUTS_CORRUPT' });
+  fs.rmSync(path.join(s.archive, segmentName(gapTl, 6)));
+
   // a broken branch point: timeline 2's first segment missing while its second is there
   fs.renameSync(path.join(s.archive, segmentName(2, 4)), path.join(dir, 'away'));
   await t.rejects(restorePointInTime({ file: s.base, target: path.join(dir, 'y'), config, until: null, timeline: 2 }), { code: 'GUTS_WAL_GAP' });
   t.notOk(fs.existsSync(path.join(dir, 'y')));
+});
+
+t.test('SIGINT during the replay: exit 130, the restore commands killed, target untouched, nothing left', async (t) => {
+  const dir = t.testdir();
+  const s = await scenario(dir);
+  const config = path.join(dir, 'config.yaml');
+  // a slow archive: each fetch takes a while, so the signal lands mid-replay
+  fs.writeFileSync(config, `wal:\n  restore_command: sleep 1 && cp ${s.archive}/%f %p\n`);
+  const target = path.join(dir, 'target');
+  const child = spawn(process.execPath, [BIN, 'backup', 'restore', s.base, '--wal', '--prefetch', '1', '--target', target], { env: { ...process.env, GUTS_CONFIG: config }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d) => (err += d));
+  await sleep(2500);
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+  t.equal(code, 130, err);
+  t.match(err, /GUTS_CANCELLED/);
+  t.notOk(fs.existsSync(target), 'target untouched');
+  t.same(fs.readdirSync(dir).filter((n) => n.includes('staging')), [], 'staging removed');
+
+  // kill -9 mid-replay: the target stays untouched, the next run removes the dead restore's staging dir
+  const killed = spawn(process.execPath, [BIN, 'backup', 'restore', s.base, '--wal', '--prefetch', '1', '--target', target], { env: { ...process.env, GUTS_CONFIG: config }, stdio: 'ignore' });
+  await sleep(2500);
+  killed.kill('SIGKILL');
+  await new Promise((resolve) => killed.on('exit', resolve));
+  t.notOk(fs.existsSync(target), 'target untouched after kill -9');
+  t.equal(fs.readdirSync(dir).filter((n) => n.includes('staging')).length, 1, 'the dead restore left its staging dir');
+
+  // only a restore_command, nowhere to archive the history: it waits in wal/pending/ for the node
+  fs.writeFileSync(config, `wal:\n  restore_command: cp ${s.archive}/%f %p\n`);
+  const r = cli(['backup', 'restore', s.base, '--wal', '--target', target, '--json'], { env: { GUTS_CONFIG: config } });
+  t.equal(r.status, 0, r.stderr);
+  t.match(JSON.parse(r.stdout).wal.new_timeline, { timeline: 2, history_archived: false });
+  t.match(r.stderr, /could not archive 00000002\.history/);
+  t.same(fs.readdirSync(path.join(target, 'wal', 'pending')), ['00000002.history']);
+  t.equal(JSON.parse(r.stdout).removed_leftovers.length, 1, 'leftover of the killed restore removed');
+  t.same(fs.readdirSync(dir).filter((n) => n.includes('staging')), []);
+});
+
+t.test('targets inside the base backup are refused (the base cannot be rolled back)', async (t) => {
+  const dir = t.testdir();
+  const src = path.join(dir, 'src');
+  fs.mkdirSync(path.join(src, 'wal'), { recursive: true });
+  const store = await GutsStore.open(src, { create: true });
+  const archive = path.join(dir, 'archive');
+  const cutter = new SegmentCutter(store, archive);
+  await writeBlobs(store, ['x']);
+  const before = Date.now();
+  await sleep(30);
+  await native.walMark(store.native, 'in-base');
+  await writeBlobs(store, ['x2']);
+  const base = await baseBackup(store, cutter, dir, 'base.tar.zst'); // segment 1 is still open: it will hold x, the mark, x2 and y
+  await sleep(30);
+  const Y = await writeBlobs(store, ['y']);
+  await cutter.cut();
+  await store.close();
+  const config = cfg(archive);
+  await t.rejects(restorePointInTime({ file: base, target: path.join(dir, 'a'), config, until: { mark: 'in-base' } }), { code: 'GUTS_INVALID_ARGUMENT' });
+  await t.rejects(restorePointInTime({ file: base, target: path.join(dir, 'b'), config, until: { time_ms: before } }), { code: 'GUTS_INVALID_ARGUMENT' });
+  t.notOk(fs.existsSync(path.join(dir, 'a')) || fs.existsSync(path.join(dir, 'b')));
+  const r = await restorePointInTime({ file: base, target: path.join(dir, 'c'), config, until: null });
+  t.equal(r.wal.segments, 1);
+  t.same(await present(path.join(dir, 'c'), Y), [true], 'batches of the base in the segment are skipped, the rest replayed');
+
+  // nothing archived after a base: the restore is the base, on a new timeline chained to the segment before it
+  const again = await GutsStore.open(src);
+  const base2 = await baseBackup(again, new SegmentCutter(again, archive, { ...cutter.state }), dir, 'base2.tar.zst');
+  await again.close();
+  fs.writeFileSync(path.join(dir, 'config.yaml'), `wal:\n  archive_dir: ${archive}\n`);
+  const out = cli(['backup', 'restore', base2, '--wal', '--target', path.join(dir, 'd')], { env: { GUTS_CONFIG: path.join(dir, 'config.yaml') } });
+  t.equal(out.status, 0, out.stderr);
+  t.match(out.stderr, /WAL: 0 batches from 0 segments.*\n.*Reached: db sequence \d+, consensus \d+, last commit \(none after the base\).*\n.*New timeline: 3 \(00000003\.history archived\)/);
+  const h = decodeHistory(fs.readFileSync(path.join(archive, '00000003.history')), '00000003.history');
+  t.same(h.branch, { segment: 2, db_seq: h.branch.db_seq, consensus_seq: h.branch.consensus_seq, prev_checksum: readSegmentHeader(fs.readFileSync(path.join(archive, segmentName(1, 1)))).checksum });
 });

@@ -9,10 +9,15 @@
 #   apt-get install -y clang libssl-dev zlib1g-dev
 # zstd is compiled from node_modules/zstd-napi/deps/zstd/lib, xxHash is the
 # header from node_modules/xxhash-addon (npm ci first).
+#
+# FUZZ_SANITIZER=thread builds fuzz/out/tsan/archive_reader_fuzz with
+# ThreadSanitizer instead (races between the reader, decoder and hasher
+# threads); run it with FUZZ_SANITIZER=thread fuzz/run.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=$ROOT/fuzz/out
+[ "${FUZZ_SANITIZER:-address}" = thread ] && OUT=$ROOT/fuzz/out/tsan
 CXX=${CXX:-clang++}
 CC=${CC:-clang}
 
@@ -36,6 +41,7 @@ done
 
 mkdir -p "$OUT/zstd"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+[ "${FUZZ_SANITIZER:-address}" = thread ] && SAN="-fsanitize=thread"
 COMMON="-g -O1 -fno-omit-frame-pointer -ffunction-sections -fdata-sections"
 
 # zstd: sanitized, not instrumented for coverage (the reader is the target).
@@ -56,7 +62,7 @@ wait
 # (which aborts), so neither node nor RocksDB is linked. The build fails if
 # anything else is unresolved.
 SRCS=()
-for n in archive_reader archive_decode tar_reader extract_dir hashing errors fs_util async; do SRCS+=("$ROOT/native/$n.cc"); done
+for n in archive_reader archive_decode tar_reader extract_dir hashing errors fs_util async priority; do SRCS+=("$ROOT/native/$n.cc"); done
 objs=()
 for src in "$ROOT/fuzz/archive_reader_fuzz.cc" "${SRCS[@]}"; do
   obj=$OUT/$(basename "$src" .cc).o

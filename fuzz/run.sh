@@ -9,9 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")"
 MINUTES=${1:?usage: fuzz/run.sh MINUTES [libFuzzer flags]}
 shift
-[ -x out/archive_reader_fuzz ] || ./build.sh
+BIN=out/archive_reader_fuzz
+[ "${FUZZ_SANITIZER:-address}" = thread ] && BIN=out/tsan/archive_reader_fuzz
+[ -x "$BIN" ] || ./build.sh
 mkdir -p out/corpus crashes
-exec out/archive_reader_fuzz out/corpus corpus \
+exec "$BIN" out/corpus corpus \
   -max_total_time=$((MINUTES * 60)) \
   -artifact_prefix=crashes/ \
   -max_len=131072 \

@@ -494,12 +494,24 @@ class OutputWriter {
     direct_ = true;
     cur_ = free_.back();
     free_.pop_back();
-    io_ = std::thread([this] {
-      NameThisThread("guts-direct-io");
-      IoLoop();
-    });
+    try {
+      io_ = std::thread([this] {
+        NameThisThread("guts-direct-io");
+        IoLoop();
+      });
+    } catch (...) {
+      for (uint8_t* b : bufs_) std::free(b);  // the destructor does not run when the constructor throws
+      throw;
+    }
   }
+  // The I/O thread reads the staging buffers (bufs_): joined before they are
+  // freed. Reached without Finish() only on an error or cancel: the queued
+  // writes are dropped (the partial file is removed anyway).
   ~OutputWriter() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      discard_ = true;
+    }
     StopIo(false);
     for (uint8_t* b : bufs_) std::free(b);
   }
@@ -604,8 +616,13 @@ class OutputWriter {
         if (queue_.empty()) return;  // stop requested, all written
         item = queue_.front();
       }
+      bool skip;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        skip = discard_ || !error_.empty();
+      }
       try {
-        if (error_.empty()) WriteBuffer(item.first, item.second);
+        if (!skip) WriteBuffer(item.first, item.second);
       } catch (const GutsError& e) {
         std::lock_guard<std::mutex> l(mu_);
         error_ = e.what();
@@ -635,6 +652,7 @@ class OutputWriter {
   std::vector<uint8_t*> free_;
   std::deque<std::pair<uint8_t*, size_t>> queue_;
   bool stop_ = false;
+  bool discard_ = false;  // the destructor runs: drop what is queued
   std::string error_;
   Code error_code_ = Code::Io;
   std::thread io_;

@@ -120,7 +120,18 @@ void ParallelFor(int threads, int n, Fn fn) {
     }
   };
   int t = std::max(1, std::min(threads, n));
+  // The threads use this frame's locals (fn's captures, next, error): they
+  // are joined before it unwinds, also when starting one fails (a joinable
+  // std::thread destroyed would terminate the process).
   std::vector<std::thread> pool;
+  struct Joiner {
+    std::vector<std::thread>& pool;
+    std::atomic<bool>& stop;
+    ~Joiner() {
+      stop = true;
+      for (auto& th : pool) th.join();
+    }
+  } joiner{pool, stop};
   for (int i = 1; i < t; i++)
     pool.emplace_back([&] {
       NameThisThread("guts-verify");
@@ -128,6 +139,7 @@ void ParallelFor(int threads, int n, Fn fn) {
     });
   body();
   for (auto& th : pool) th.join();
+  pool.clear();
   if (error) std::rethrow_exception(error);
 }
 

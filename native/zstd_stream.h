@@ -102,6 +102,13 @@ class ChunkCompressor {
   Sink sink_;
   const std::atomic<bool>* cancel_;
 
+  // Ownership: every chunk buffer belongs to chunks_ for the compressor's
+  // whole life; the producer, the workers and the writer thread only pass
+  // raw pointers around (free_ -> work_ -> done_ -> free_). The destructor
+  // (Abort) and Finish() join every thread before chunks_ is freed, also
+  // when a stage failed or the caller unwinds; the sink (and what it writes
+  // to) must be declared before the compressor so that it outlives the
+  // writer thread (WriteArchive).
   std::vector<std::unique_ptr<Chunk>> chunks_;
   std::mutex mu_;
   std::condition_variable free_cv_, work_cv_, done_cv_;

@@ -25,8 +25,18 @@ import { archiveRegions, FORMATS, Format, prng, runSeed, seedStore, treeState } 
 const SEED = runSeed(1111);
 const FRAME = 256 << 10; // several zstd frames / gzip members in a 4 MiB store
 
+/** Applied by the driver to the intact archive, so that only one damaged copy per child is on disk at a time. */
+interface Damage {
+  kind: 'none' | 'cut' | 'flip' | 'zero' | 'splice' | 'repeat';
+  a: number;
+  b: number;
+}
 interface Job {
+  /** the intact archive, the damage, and where the damaged copy (and its sidecar) is written */
+  src: string;
+  damage: Damage;
   file: string;
+  sha256: string;
   mode: 'verify' | 'restore';
   target?: string;
   force?: boolean;
@@ -63,9 +73,21 @@ function state(dir) {
   walk('');
   return out.join('\\n');
 }
+function apply(b, d) {
+  switch (d.kind) {
+    case 'cut': return b.subarray(0, d.a);
+    case 'flip': { const c = Buffer.from(b); c[d.a] ^= d.b; return c; }
+    case 'zero': { const c = Buffer.from(b); c.fill(0, d.a, d.b); return c; }
+    case 'splice': return Buffer.concat([b.subarray(0, d.a), b.subarray(d.b)]);
+    case 'repeat': return Buffer.concat([b.subarray(0, d.b), b.subarray(d.a)]);
+    default: return b;
+  }
+}
 (async () => {
   for (let i = Number(process.argv[2]); i < jobs.length; i++) {
     const j = jobs[i];
+    fs.writeFileSync(j.file, apply(fs.readFileSync(j.src), j.damage));
+    fs.writeFileSync(j.file + '.sha256', j.sha256 + '  ' + path.basename(j.file) + '\\n');
     fs.writeSync(1, 'start ' + i + '\\n');
     const before = j.target ? state(j.target) : null;
     let exit, code = null;
@@ -122,45 +144,41 @@ async function runAll(jobs: Job[], jobsFile: string, env: NodeJS.ProcessEnv, wra
   return { outcomes, crashes };
 }
 
-/** Damaged copies of `file` (each with the original's sidecar, renamed): what was done -> bytes. */
-function damage(file: string, format: Format, rnd: ReturnType<typeof prng>): Array<[string, Buffer]> {
+/** Damages of `file`: what was done -> how. */
+function damage(file: string, format: Format, rnd: ReturnType<typeof prng>): Array<[string, Damage]> {
   const bytes = fs.readFileSync(file);
   const n = bytes.length;
-  const out: Array<[string, Buffer]> = [];
+  const out: Array<[string, Damage]> = [];
   const regions = archiveRegions(file);
   const boundaryWhat = format === 'tar.zst' ? 'zstd magic' : format === 'tar.gz' ? 'gzip magic and method' : 'tar header';
   const boundaries = regions.filter((r) => r.what === boundaryWhat && r.start > 0).map((r) => r.start);
   // cuts at, just before and just after frame / member / header boundaries
   const picked = new Set<number>();
   while (picked.size < Math.min(6, boundaries.length)) picked.add(rnd.pick(boundaries));
-  for (const b of picked) for (const d of [-1, 0, 1]) out.push([`cut at ${b + d} (boundary ${b})`, bytes.subarray(0, b + d)]);
+  for (const b of picked) for (const d of [-1, 0, 1]) out.push([`cut at ${b + d} (boundary ${b})`, { kind: 'cut', a: b + d, b: 0 }]);
   for (let k = 0; k < 14; k++) {
     const len = 1 + rnd.int(n - 1);
-    out.push([`cut at ${len}`, bytes.subarray(0, len)]);
+    out.push([`cut at ${len}`, { kind: 'cut', a: len, b: 0 }]);
   }
   for (let k = 0; k < 22; k++) {
     const off = rnd.int(n);
-    const b = Buffer.from(bytes);
-    b[off] ^= 1 << rnd.int(8);
-    out.push([`bit flip at ${off}`, b]);
+    out.push([`bit flip at ${off}`, { kind: 'flip', a: off, b: 1 << rnd.int(8) }]);
   }
   for (let k = 0; k < 16; ) {
     const off = rnd.int(n);
     const len = Math.min(n - off, 1 + rnd.int(rnd.int(2) ? 64 : 8192));
     if (bytes.subarray(off, off + len).every((x) => x === 0)) continue; // zeroing zeros changes nothing
-    const b = Buffer.from(bytes);
-    b.fill(0, off, off + len);
-    out.push([`${len} bytes zeroed at ${off}`, b]);
+    out.push([`${len} bytes zeroed at ${off}`, { kind: 'zero', a: off, b: off + len }]);
     k++;
   }
-  // a whole frame / member / tar entry header spliced out, and a boundary's
-  // bytes duplicated (what a broken copy tool or a resumed download leaves)
+  // a whole frame / member / tar entry header spliced out, and a stretch
+  // repeated (what a broken copy tool or a resumed download leaves)
   if (boundaries.length >= 2) {
     for (let k = 0; k < 3; k++) {
       const i = rnd.int(boundaries.length - 1);
       const [a, z] = [boundaries[i], boundaries[i + 1]];
-      out.push([`bytes ${a}..${z} spliced out`, Buffer.concat([bytes.subarray(0, a), bytes.subarray(z)])]);
-      out.push([`bytes ${a}..${z} repeated`, Buffer.concat([bytes.subarray(0, z), bytes.subarray(a)])]);
+      out.push([`bytes ${a}..${z} spliced out`, { kind: 'splice', a, b: z }]);
+      out.push([`bytes ${a}..${z} repeated`, { kind: 'repeat', a, b: z }]);
     }
   }
   return out;
@@ -174,7 +192,7 @@ function tmpfsWrap(mnt: string, size: string): ((argv: string[]) => string[]) | 
 }
 
 t.test('damaged archives: no crash, documented exit codes, targets untouched', async (t) => {
-  const dir = t.testdir({ damaged: {}, full: {} });
+  const dir = t.testdir({ scratch0: {}, scratch1: {}, scratch2: {}, full: {} });
   const dataDir = path.join(dir, 'data');
   seedStore(dataDir, '4MiB');
   const rnd = prng(SEED);
@@ -188,19 +206,15 @@ t.test('damaged archives: no crash, documented exit codes, targets untouched', a
     await createBackup({ dataDir, output: file, frameSize: FRAME, threads: 2 });
     const sidecar = fs.readFileSync(`${file}.sha256`, 'utf8').split(/\s+/)[0];
     const target = [0, 1].map((c) => path.join(dir, `child${c}`, `target-${format.replace('.', '-')}`));
-    for (const tg of target) {
-      const ok = cli(['backup', 'restore', file, '--target', tg]);
-      t.equal(ok.status, 0, ok.status ? ok.stderr : `reference restore of ${format}`);
-      targets.push(tg);
-    }
-    const damaged = damage(file, format, rnd);
-    damaged.forEach(([what, bytes], k) => {
-      const f = path.join(dir, 'damaged', `${format.replace('.', '-')}-${k}.${format}`);
-      fs.writeFileSync(f, bytes);
-      fs.writeFileSync(`${f}.sha256`, `${sidecar}  ${path.basename(f)}\n`);
+    const ok = cli(['backup', 'restore', file, '--target', target[0]]);
+    t.equal(ok.status, 0, ok.status ? ok.stderr : `reference restore of ${format}`);
+    fs.cpSync(target[0], target[1], { recursive: true, preserveTimestamps: true });
+    targets.push(...target);
+    damage(file, format, rnd).forEach(([what, d], k) => {
       const c = k % 2;
-      halves[c].push({ file: f, mode: 'verify', what: `${format}: ${what}` });
-      if (k % 4 < 2) halves[c].push({ file: f, mode: 'restore', target: target[c], force: true, what: `${format}: ${what}` });
+      const base = { src: file, damage: d, file: path.join(dir, `scratch${c}`, `damaged.${format}`), sha256: sidecar, what: `${format}: ${what}` };
+      halves[c].push({ ...base, mode: 'verify' });
+      if (k % 4 < 2) halves[c].push({ ...base, mode: 'restore', target: target[c], force: true });
     });
   }
   const jobs = [...halves[0], ...halves[1]];
@@ -209,10 +223,11 @@ t.test('damaged archives: no crash, documented exit codes, targets untouched', a
   const wrap = tmpfsWrap(mnt, '2m');
   const fullJobs: Job[] = [];
   for (const format of FORMATS) {
-    const candidates = [path.join(dir, `ref.${format}`), ...jobs.filter((j) => j.mode === 'verify' && j.file.endsWith(format)).map((j) => j.file)];
+    const candidates = halves[0].filter((j) => j.mode === 'verify' && j.src.endsWith(format));
     for (let k = 0; k < 8; k++) {
-      const file = k === 0 ? candidates[0] : rnd.pick(candidates.slice(1));
-      fullJobs.push({ file, mode: 'restore', target: path.join(mnt, `data-${format.replace('.', '-')}-${k}`), what: `${format} onto a full fs: ${path.basename(file)}`, diskFull: true });
+      // the intact archive first: it alone must fail with GUTS_NO_SPACE
+      const base = k === 0 ? { ...candidates[0], damage: { kind: 'none', a: 0, b: 0 } as Damage, what: `${format}: intact` } : rnd.pick(candidates);
+      fullJobs.push({ ...base, file: path.join(dir, 'scratch2', `damaged.${format}`), mode: 'restore', target: path.join(mnt, `data-${format.replace('.', '-')}-${k}`), what: `${base.what}, onto a full fs`, diskFull: true });
     }
   }
   const jobsFile = path.join(dir, 'jobs.json');
@@ -235,7 +250,7 @@ t.test('damaged archives: no crash, documented exit codes, targets untouched', a
   }
   const runs = results.length + crashes.length;
   t.comment(`damaged-input runs: ${runs} (${jobs.filter((j) => j.mode === 'verify').length} verify, ${jobs.filter((j) => j.mode === 'restore').length} restore, ${fullJobs.length} restore onto a full file system${wrap ? '' : ' (RLIMIT_FSIZE)'}), crashes: ${crashes.length}, ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  for (const [job, how] of crashes) t.fail(`crash: ${job.mode} of ${job.what} (${job.file}): ${how}`);
+  for (const [job, how] of crashes) t.fail(`crash: ${job.mode} of ${job.what} (${job.src} damaged: ${JSON.stringify(job.damage)}): ${how}`);
   t.equal(runs, jobs.length + fullJobs.length, 'every input was run');
 
   let bad = 0;
@@ -244,7 +259,7 @@ t.test('damaged archives: no crash, documented exit codes, targets untouched', a
     const problems: string[] = [];
     if (job.diskFull) {
       // the intact archive needs more room than there is: GUTS_NO_SPACE; a damaged one may be refused first
-      if (job.file.includes(`${path.sep}ref.`) ? o.code !== 'GUTS_NO_SPACE' || o.exit !== 2 : ![1, 2].includes(o.exit))
+      if (job.damage.kind === 'none' ? o.code !== 'GUTS_NO_SPACE' || o.exit !== 2 : ![1, 2].includes(o.exit))
         problems.push(`exit ${o.exit} ${o.code}`);
     } else if (job.mode === 'verify') {
       if (o.exit !== 1) problems.push(`exit ${o.exit} ${o.code ?? 'INVALID'} (expected 1: every damage is found, the sidecar covers every byte)`);

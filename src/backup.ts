@@ -20,6 +20,7 @@ import { describeCheckpoint } from './daemon/checkpoints';
 import { connectNode, NodeClient } from './node-client';
 import { dataDirLayout, GutsStore, storeLockHolder } from './store';
 import { VERSION } from './version';
+import { resolveStorePath } from './restore-guard';
 import { readWalState, writeWalState } from './wal/state';
 
 export type BackupKind = 'full' | 'hot' | 'consensus-only';
@@ -300,6 +301,12 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const frameSize = opts.frameSize ?? DEFAULT_FRAME_SIZE;
   checkLevel(format, level);
   if (!Number.isInteger(threads) || threads < 1) throw new GutsError('GUTS_INVALID_ARGUMENT', '--threads must be a positive integer');
+  if (!streamed) {
+    // A backup inside the store it protects is lost with it, and a restore over that store would delete it.
+    const real = resolveStorePath(output);
+    const realDataDir = resolveStorePath(dataDir);
+    if (real.startsWith(realDataDir + path.sep)) throw new GutsError('GUTS_INVALID_ARGUMENT', `output ${output} lies inside the data dir ${dataDir}: write backups elsewhere`, output);
+  }
   const { replaces } = streamed ? { replaces: false } : checkOutput(output, Boolean(opts.force));
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
 

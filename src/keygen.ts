@@ -54,6 +54,8 @@ export function makeStdoutFilePrivate(fd = 1): string | null {
   } catch {
     /* no /proc: name the fd */
   }
+  // `keygen >> node.key` appends a second identity to a key file: a key file is never extended or replaced.
+  if (st.size > 0) throw new GutsError('GUTS_EXISTS', `${file} is not empty (${st.size} bytes): refusing to append a second node key to it`, file);
   try {
     fs.fchmodSync(fd, 0o600);
   } catch (e) {

@@ -184,8 +184,17 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   const parent = path.dirname(target);
   if (target === parent) throw new GutsError('GUTS_INVALID_ARGUMENT', `cannot restore into ${target}`);
 
+  // An archive kept inside the target would be deleted by the swap it feeds.
+  if (!src) {
+    const real = resolveStorePath(file);
+    if (real === target || real.startsWith(target + path.sep)) {
+      throw new GutsError('GUTS_INVALID_ARGUMENT', `archive ${file} lies inside the target ${target}: restoring would delete it (move it out of ${target} first)`, file);
+    }
+  }
   // Before anything is created or removed (staging dir, leftovers, parents).
   await refuseLiveStoreTarget(target);
+  // --key-to / --config-to write outside the target: never into (or around) a live store either.
+  for (const p of [opts.keyTo, opts.configTo]) if (p) await refuseLiveStoreTarget(resolveStorePath(path.dirname(path.resolve(p))), 'write a restored file into');
   fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
   const removed = cleanLeftoverStaging(target, opts.log);
 

@@ -27,6 +27,8 @@
         'native/object_verifier.cc',
         'native/fs_util.cc',
         'native/priority.cc',
+        'native/wal_reader.cc',
+        'native/wal_codec.cc',
       ],
       'dependencies': [
         '<(rocksdb_gyp):rocksdb',

@@ -1,44 +1,84 @@
-// npm run bench        full suite (≥ 1 GiB of node data)
+// npm run bench        full suite (≥ 1 GiB of node data, ~1 GB of real files)
 // npm run bench:quick  small data, a few minutes: what CI runs after the tests
+// --data=seed,real     which data sets (default both); --only=backup,verify,…
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { realCorpus } from './corpus';
 import { BenchResult, printTable, saveResult } from './lib';
 import { checkpointBench, latencyBench } from './node-bench';
-import { backupBench, BenchEnv, describeDataset, hashBench, restoreBench, seed, verifyBench } from './suites';
+import { backupBench, BenchEnv, describeDataset, dirBytes, hashBench, restoreBench, seed, verifyBench } from './suites';
+
+type Suite = [string, () => BenchResult | Promise<BenchResult>];
 
 async function main(): Promise<void> {
   const full = process.argv.includes('--full');
   const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+  // Both data sets by default: the seeded one (compresses like random bytes) and
+  // real files imported as git repositories (text-heavy, like a git host).
+  const datasets = (process.argv.find((a) => a.startsWith('--data='))?.slice(7) ?? 'seed,real').split(',');
   const work = fs.mkdtempSync(path.join(process.env.GUTS_BENCH_DIR || os.tmpdir(), 'guts-bench-'));
-  const size = full ? '1GiB' : '512MiB';
-  const dataDir = path.join(work, 'data');
-  process.stdout.write(`# guts-store benchmarks (${full ? 'full' : 'quick'}): seeding ${size} into ${dataDir}\n`);
-  const dataBytes = seed(dataDir, size);
-  const dataset = describeDataset(dataDir, size, work);
-  process.stdout.write(`# data set: ${JSON.stringify(dataset)}\n`);
-  const env: BenchEnv = { work, dataDir, dataBytes, dataset, runs: full ? 5 : 3, threads: os.cpus().length };
-  const suites: Array<[string, () => BenchResult | Promise<BenchResult>]> = [
-    ['backup', () => backupBench(env)],
-    ['verify', () => verifyBench(env)],
-    ['restore', () => restoreBench(env)],
-    ['rehash', () => hashBench(env)],
-    ['checkpoint', () => checkpointBench(env, full ? ['1GiB', '4GiB'] : ['64MiB', '256MiB'])],
-    ['latency', () => latencyBench(env, full ? 10 : 6, full ? 3 : 2)],
-  ];
+  const runs = full ? 5 : 3;
+  const threads = os.cpus().length;
+  const plans: Array<{ label: string; env: () => BenchEnv }> = [];
+  if (datasets.includes('seed')) {
+    plans.push({
+      label: 'seed',
+      env: () => {
+        const size = full ? '1GiB' : '512MiB';
+        const dataDir = path.join(work, 'data');
+        process.stdout.write(`# guts-store benchmarks (${full ? 'full' : 'quick'}): seeding ${size} into ${dataDir}\n`);
+        const dataBytes = seed(dataDir, size);
+        const dataset = describeDataset(dataDir, size, work);
+        process.stdout.write(`# data set: ${JSON.stringify(dataset)}\n`);
+        return { work, dataDir, dataBytes, dataset, runs, threads };
+      },
+    });
+  }
+  if (datasets.includes('real')) {
+    plans.push({
+      label: 'real',
+      env: () => {
+        const budget = full ? 1e9 : 300e6;
+        process.stdout.write(`# real-files corpus (up to ${budget / 1e6} MB of this machine's files, as git repositories with history):\n`);
+        const c = realCorpus(work, budget, (l) => process.stdout.write(l + '\n'));
+        const label = `real files: ${c.files} files, ${Math.round(c.fileBytes / 1e6)} MB, ${c.commits} commits in ${c.repos.length} repositories`;
+        const dataset = describeDataset(c.dataDir, label, work);
+        process.stdout.write(`# data set: ${JSON.stringify(dataset)}\n`);
+        return { work, dataDir: c.dataDir, dataBytes: dirBytes(c.dataDir), dataset, runs, threads };
+      },
+    });
+  }
   let failed = 0;
   try {
-    for (const [name, fn] of suites) {
-      if (only && !only.includes(name)) continue;
-      try {
-        const r = await fn();
-        printTable(r);
-        process.stdout.write(`  -> ${saveResult(r)}\n`);
-      } catch (e) {
-        failed++;
-        process.stdout.write(`\n## ${name}: FAILED: ${(e as Error).message.split('\n').slice(0, 3).join(' | ')}\n`);
+    for (const plan of plans) {
+      const env = plan.env();
+      const suites: Suite[] = [
+        ['backup', () => backupBench(env)],
+        ['verify', () => verifyBench(env)],
+        ['restore', () => restoreBench(env)],
+        ['rehash', () => hashBench(env)],
+      ];
+      // checkpoint and latency seed stores of their own sizes: run them once, with the seeded set
+      if (plan.label === 'seed') {
+        suites.push(['checkpoint', () => checkpointBench(env, full ? ['1GiB', '4GiB'] : ['64MiB', '256MiB'])]);
+        suites.push(['latency', () => latencyBench(env, full ? 10 : 6, full ? 3 : 2)]);
       }
+      for (const [name, fn] of suites) {
+        if (only && !only.includes(name)) continue;
+        try {
+          const r = await fn();
+          if (plan.label !== 'seed') r.name += `-${plan.label}`;
+          printTable(r);
+          process.stdout.write(`  -> ${saveResult(r)}\n`);
+        } catch (e) {
+          failed++;
+          process.stdout.write(`\n## ${name} (${plan.label}): FAILED: ${(e as Error).message.split('\n').slice(0, 3).join(' | ')}\n`);
+        }
+      }
+      // the next data set starts from a clean work dir
+      for (const f of fs.readdirSync(work)) fs.rmSync(path.join(work, f), { recursive: true, force: true });
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

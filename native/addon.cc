@@ -11,6 +11,8 @@
 #include "object_verifier.h"
 #include "priority.h"
 #include "store_napi.h"
+#include "wal_codec.h"
+#include "wal_reader.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   guts::StoreWrap::Init(env, exports);
@@ -20,6 +22,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   guts::InitArchiveReader(env, exports);
   guts::InitObjectVerifier(env, exports);
   guts::InitPriority(env, exports);
+  guts::InitWalReader(env, exports);
+  guts::InitWalCodec(env, exports);
   Napi::Object versions = Napi::Object::New(env);
   versions.Set("rocksdb", std::to_string(ROCKSDB_MAJOR) + "." + std::to_string(ROCKSDB_MINOR) + "." +
                               std::to_string(ROCKSDB_PATCH));

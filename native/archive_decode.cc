@@ -9,10 +9,12 @@
 #include <zstd_errors.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <thread>
 
@@ -45,7 +47,18 @@ const char* ArchiveKindName(ArchiveKind k) {
 
 // ---- AsyncSha256 / FileSource / InputBuffer ----
 
-AsyncSha256::AsyncSha256() : digest_(Digest::kSha256), thread_([this] { Loop(); }) {}
+// Test hook (GUTS_TEST_HOOKS=1 and GUTS_TEST_SHA256_DELAY_MS=N): the hasher
+// sleeps N ms before each block, so it always lags the reader and the
+// consumer; tests use it to make the buffer-lifetime races of the error paths
+// deterministic.
+static int HashDelayMs() {
+  const char* hooks = std::getenv("GUTS_TEST_HOOKS");
+  const char* ms = std::getenv("GUTS_TEST_SHA256_DELAY_MS");
+  if (!hooks || std::strcmp(hooks, "1") != 0 || !ms) return 0;
+  return std::max(0, std::min(1000, std::atoi(ms)));
+}
+
+AsyncSha256::AsyncSha256() : digest_(Digest::kSha256), delay_ms_(HashDelayMs()), thread_([this] { Loop(); }) {}
 
 AsyncSha256::~AsyncSha256() {
   {
@@ -94,9 +107,12 @@ void AsyncSha256::Loop() {
       work_cv_.wait(l, [this] { return stop_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stop requested and nothing left
       item = queue_.front();
-      failed = !error_.empty();
+      // Stopping: nobody will read the digest; skip what is left rather than
+      // read more of buffers whose owners are going away.
+      failed = !error_.empty() || stop_;
     }
     std::string err;
+    if (delay_ms_) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
     try {
       if (!failed) digest_.Update(item.first, item.second);
     } catch (const std::exception& e) {
@@ -156,13 +172,18 @@ size_t FileSource::Read(uint8_t* p, size_t n) {
 void FileSource::DrainForDigest() {
   if (!sha_ && !stream_) return;  // a stream is read to its end: every byte counted
   std::vector<uint8_t> bufs[2] = {std::vector<uint8_t>(kReadBlock), std::vector<uint8_t>(kReadBlock)};
+  // Declared after bufs: on every exit (a read error, cancel) the hasher is
+  // done with them before they are freed.
+  struct Drained {
+    FileSource& s;
+    ~Drained() { s.sha_->WaitHashed(s.read_); }
+  } drained{*this};
   uint64_t mark[2] = {read_, read_};
   for (int i = 0;; i ^= 1) {
     sha_->WaitHashed(mark[i]);  // this buffer's previous bytes are hashed
     if (Read(bufs[i].data(), bufs[i].size()) == 0) break;
     mark[i] = read_;
   }
-  sha_->WaitHashed(read_);
 }
 
 std::string FileSource::Sha256Hex() { return sha_ ? sha_->Finish() : ""; }
@@ -286,6 +307,17 @@ struct Buf {
 };
 
 // One unit of the tar stream, in archive order.
+//
+// Ownership: every Chunk is created and freed by its Pipeline (Pipeline::owned_)
+// and by nothing else. The reader thread, the decoder pool and the consumer
+// only hold a ChunkPtr, whose deleter hands the chunk back to the pipeline's
+// spare list instead of freeing it: dropping a handle on any path (an early
+// return, an exception unwinding either thread, Push after Abort) never frees
+// memory that another thread may still read. Readers of a chunk's memory
+// besides its holder: the decoder pool (a pooled chunk until `done`) and the
+// SHA-256 thread (`in` up to `hash_mark`). The buffers are released only in
+// ~Pipeline, after the reader thread and the pool are joined and the hasher
+// has caught up with every byte read.
 struct Chunk {
   Buf in, out;
   // source().consumed() after the last direct read into `in`: the hasher may
@@ -298,16 +330,21 @@ struct Chunk {
   bool done = false;    // guarded by the pool's mutex
   std::string error;    // frame failed to decode: a hole of `size` bytes
   std::string fail;     // the stream cannot continue
-  std::exception_ptr exception;  // the reader thread failed (I/O, cancel)
   void Reset() {
     in_size = size = 0;
     offset = 0;
     pooled = done = false;
     error.clear();
     fail.clear();
-    exception = nullptr;
   }
 };
+
+class Pipeline;
+struct ChunkReturn {
+  Pipeline* pl;
+  void operator()(Chunk* c) const;  // back to pl's spare list (see Chunk)
+};
+using ChunkPtr = std::unique_ptr<Chunk, ChunkReturn>;
 
 struct DctxDeleter {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
@@ -331,23 +368,24 @@ void DecodeFrame(ZSTD_DCtx* d, Chunk* c) {
 }
 
 // Worker threads decoding whole frames; the consumer waits for each in order.
+// A submitted chunk is read and written by one worker until `done`; its
+// holder may not reuse it before (Pipeline::Give waits). The destructor joins
+// every worker: it runs before any chunk is freed (~Pipeline).
 class FramePool {
  public:
   FramePool(int n, bool frame_checksums) : frame_checksums_(frame_checksums) {
-    for (int i = 0; i < n; i++)
-      threads_.emplace_back([this] {
-        NameThisThread("guts-decode");
-        Loop();
-      });
-  }
-  ~FramePool() {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      stop_ = true;
+    try {
+      for (int i = 0; i < n; i++)
+        threads_.emplace_back([this] {
+          NameThisThread("guts-decode");
+          Loop();
+        });
+    } catch (...) {
+      Stop();  // the destructor does not run when the constructor throws
+      throw;
     }
-    work_cv_.notify_all();
-    for (auto& t : threads_) t.join();
   }
+  ~FramePool() { Stop(); }
   void Submit(Chunk* c) {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -355,12 +393,22 @@ class FramePool {
     }
     work_cv_.notify_one();
   }
+  // Until a submitted chunk is decoded (the workers run until Stop()).
   void Wait(Chunk* c) {
     std::unique_lock<std::mutex> l(mu_);
     done_cv_.wait(l, [c] { return c->done; });
   }
 
  private:
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
   void Loop() {
     Dctx d;
     try {
@@ -397,6 +445,11 @@ class FramePool {
   std::vector<std::thread> threads_;
 };
 
+// The reader thread -> ordered chunks -> consumer hand-off, and the owner of
+// everything the threads share: the chunks, the decoder pool and the reader
+// thread itself. ~Pipeline is the one place that ends them, in this order:
+// stop and join the reader, join the pool, wait for the hasher to reach the
+// last byte read, then free the chunks.
 class Pipeline {
  public:
   // Queued: one frame per decoder plus one decoded and waiting; with the one
@@ -406,63 +459,91 @@ class Pipeline {
       : max_items_(static_cast<size_t>(std::max(2, threads + 1))), frame_checksums_(frame_checksums), src_(src) {
     if (threads > 1) pool_.reset(new FramePool(threads, frame_checksums));
   }
+  ~Pipeline() {
+    Abort();
+    if (reader_.joinable()) reader_.join();
+    pool_.reset();
+    src_.WaitHashed(src_.consumed());  // frames were read straight into chunk buffers
+    std::lock_guard<std::mutex> l(mu_);
+    for (ChunkPtr& c : queue_) c.release();  // owned_ frees them; no hand-back from a dying pipeline
+  }
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Runs produce() on the reader thread; its exception (I/O error, cancel)
+  // reaches the consumer through Pop() after the chunks pushed before it.
+  template <typename Fn>
+  void StartReader(Fn produce) {
+    reader_ = std::thread([this, produce] {
+      NameThisThread("guts-read");
+      std::exception_ptr error;
+      try {
+        produce();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      Close(error);
+    });
+  }
+
   bool frame_checksums() const { return frame_checksums_; }
-  ~Pipeline() { pool_.reset(); }  // join the workers before the chunks they may touch go
   FramePool* pool() { return pool_.get(); }
 
-  std::unique_ptr<Chunk> Take() {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (!spare_.empty()) {
-        std::unique_ptr<Chunk> c = std::move(spare_.back());
-        spare_.pop_back();
-        c->Reset();
-        return c;
-      }
+  ChunkPtr Take() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!spare_.empty()) {
+      Chunk* c = spare_.back();
+      spare_.pop_back();
+      c->Reset();
+      return ChunkPtr(c, ChunkReturn{this});
     }
-    return std::unique_ptr<Chunk>(new Chunk());
+    owned_.emplace_back(new Chunk());
+    return ChunkPtr(owned_.back().get(), ChunkReturn{this});
   }
-  void Give(std::unique_ptr<Chunk> c) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (spare_.size() < max_items_) {
-        spare_.push_back(std::move(c));
-        return;
-      }
-    }
-    src_.WaitHashed(c->hash_mark);  // the hasher may still read its input
+  // Called when a ChunkPtr is dropped, on any thread and path.
+  void Give(Chunk* c) {
+    // A pooled chunk dropped before the consumer waited for it (cancel, a
+    // failing write) is still being decoded: not reusable before it is done.
+    if (c->pooled && pool_) pool_->Wait(c);
+    std::lock_guard<std::mutex> l(mu_);
+    spare_.push_back(c);
   }
   // Before writing into c->in (the hasher may still read what a direct read put there).
   void WaitInputFree(Chunk* c) { src_.WaitHashed(c->hash_mark); }
   // Reader side: waits for room; false once the consumer has stopped.
-  bool Push(std::unique_ptr<Chunk> c) {
+  bool Push(ChunkPtr c) {
     const size_t bytes = c->size;
     std::unique_lock<std::mutex> l(mu_);
     room_cv_.wait(l, [&] {
       return aborted_ || queue_.empty() || (queue_.size() < max_items_ && queued_ + bytes <= kMaxQueuedBytes);
     });
-    if (aborted_) return false;
+    if (aborted_) {
+      c->pooled = false;  // never submitted: Give must not wait for the pool
+      l.unlock();         // c goes back to spare_ (Give takes mu_)
+      return false;
+    }
     queued_ += bytes;
     if (c->pooled) pool_->Submit(c.get());
     queue_.push_back(std::move(c));
     item_cv_.notify_one();
     return true;
   }
-  std::unique_ptr<Chunk> Pop() {
+  // Consumer side: the next chunk, or null at the end; rethrows the reader's
+  // exception once everything pushed before it was taken.
+  ChunkPtr Pop() {
     std::unique_lock<std::mutex> l(mu_);
     item_cv_.wait(l, [&] { return closed_ || !queue_.empty(); });
-    if (queue_.empty()) return nullptr;
-    std::unique_ptr<Chunk> c = std::move(queue_.front());
+    if (queue_.empty()) {
+      if (reader_error_) std::rethrow_exception(reader_error_);
+      return ChunkPtr(nullptr, ChunkReturn{this});
+    }
+    ChunkPtr c = std::move(queue_.front());
     queue_.pop_front();
     queued_ -= c->size;
     room_cv_.notify_one();
     return c;
   }
-  void Close() {
-    std::lock_guard<std::mutex> l(mu_);
-    closed_ = true;
-    item_cv_.notify_all();
-  }
+  // Consumer side: stop the reader (Push returns false from now on).
   void Abort() {
     std::lock_guard<std::mutex> l(mu_);
     aborted_ = true;
@@ -473,26 +554,39 @@ class Pipeline {
     return aborted_;
   }
   bool Fail(const std::string& msg) {
-    std::unique_ptr<Chunk> c = Take();
+    ChunkPtr c = Take();
     c->fail = msg;
     return Push(std::move(c));
   }
 
  private:
+  void Close(std::exception_ptr error) {
+    std::lock_guard<std::mutex> l(mu_);
+    closed_ = true;
+    reader_error_ = error;
+    item_cv_.notify_all();
+  }
+
   const size_t max_items_;
   const bool frame_checksums_;
   FileSource& src_;
   std::mutex mu_;
   std::condition_variable room_cv_, item_cv_;
-  std::deque<std::unique_ptr<Chunk>> queue_;
-  std::vector<std::unique_ptr<Chunk>> spare_;
+  // Declared first among the chunk containers: destroyed last.
+  std::vector<std::unique_ptr<Chunk>> owned_;  // every chunk of this pipeline
+  std::vector<Chunk*> spare_;
+  std::deque<ChunkPtr> queue_;
   size_t queued_ = 0;
   bool closed_ = false, aborted_ = false;
+  std::exception_ptr reader_error_;
   std::unique_ptr<FramePool> pool_;
+  std::thread reader_;
 };
 
+void ChunkReturn::operator()(Chunk* c) const { pl->Give(c); }
+
 // Pushes `c` when it holds data; keeps it otherwise. False once the consumer stopped.
-bool Flush(Pipeline& pl, std::unique_ptr<Chunk>& c) {
+bool Flush(Pipeline& pl, ChunkPtr& c) {
   if (!c || c->size == 0) return !pl.aborted();
   bool ok = pl.Push(std::move(c));
   c = pl.Take();
@@ -505,7 +599,7 @@ bool Flush(Pipeline& pl, std::unique_ptr<Chunk>& c) {
 bool StreamFrame(ZSTD_DCtx* d, InputBuffer& in, Pipeline& pl) {
   ZSTD_DCtx_reset(d, ZSTD_reset_session_only);
   const uint64_t start = in.offset();
-  std::unique_ptr<Chunk> c = pl.Take();
+  ChunkPtr c = pl.Take();
   c->out.Reserve(kOutBlock);
   for (;;) {
     if (in.avail() == 0 && in.Fill(1) == 0) {
@@ -524,10 +618,7 @@ bool StreamFrame(ZSTD_DCtx* d, InputBuffer& in, Pipeline& pl) {
       return false;
     }
     if ((c->size == c->out.cap || r == 0) && !Flush(pl, c)) return false;
-    if (r == 0) {
-      pl.Give(std::move(c));
-      return true;
-    }
+    if (r == 0) return true;
   }
 }
 
@@ -540,20 +631,10 @@ uint32_t Le24(const uint8_t* p) {
 // the frame header and each block header say exactly how much is left.
 // Returns the frame's length, or 0 with every byte taken put back into `in`
 // (truncated, or a layout the streaming decoder should judge and report).
-size_t ReadWholeFrameImpl(InputBuffer& in, Chunk* c, size_t bound);
-
+// On an exception (cancel, I/O error) c->hash_mark may be stale: harmless,
+// the chunk stays with the pipeline, which frees it only after the hasher
+// has caught up with every byte read (~Pipeline).
 size_t ReadWholeFrame(InputBuffer& in, Chunk* c, size_t bound) {
-  try {
-    return ReadWholeFrameImpl(in, c, bound);
-  } catch (...) {
-    // Cancelled or an I/O error: the chunk is freed while unwinding, and the
-    // hasher may still be reading what was read into it.
-    in.source().WaitHashed(in.source().consumed());
-    throw;
-  }
-}
-
-size_t ReadWholeFrameImpl(InputBuffer& in, Chunk* c, size_t bound) {
   c->in.Reserve(bound);
   uint8_t* p = c->in.p.get();
   size_t have = 0;
@@ -635,7 +716,7 @@ void ProduceZstd(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
     }
     st.frames++;
     if (cs != ZSTD_CONTENTSIZE_UNKNOWN && cs <= kMaxParallelFrame) {
-      std::unique_ptr<Chunk> c = pl.Take();
+      ChunkPtr c = pl.Take();
       pl.WaitInputFree(c.get());
       const size_t frame_len = ReadWholeFrame(in, c.get(), ZSTD_compressBound(static_cast<size_t>(cs)) + 4096);
       if (frame_len) {
@@ -650,7 +731,7 @@ void ProduceZstd(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
         if (!pl.Push(std::move(c))) break;
         continue;
       }
-      pl.Give(std::move(c));  // odd or truncated frame: its bytes are back in `in`
+      // odd or truncated frame: its bytes are back in `in`; c goes back to the pipeline
     }
     st.streamed_frames++;
     if (!StreamFrame(dctx.get(), in, pl)) break;
@@ -665,7 +746,7 @@ void ProduceGzip(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
     z_stream* z;
     ~Guard() { inflateEnd(z); }
   } guard{&zs};
-  std::unique_ptr<Chunk> c = pl.Take();
+  ChunkPtr c = pl.Take();
   c->out.Reserve(kOutBlock);
   bool in_member = false;
   uint64_t member_start = 0;
@@ -709,7 +790,7 @@ void ProduceGzip(InputBuffer& in, Pipeline& pl, DecodeStats& st) {
 
 void ProducePlain(InputBuffer& in, Pipeline& pl) {
   while (!pl.aborted()) {
-    std::unique_ptr<Chunk> c = pl.Take();
+    ChunkPtr c = pl.Take();
     c->out.Reserve(kReadBlock);
     while (c->size < c->out.cap) {
       size_t n = in.ReadInto(c->out.p.get() + c->size, c->out.cap - c->size);
@@ -731,8 +812,7 @@ void Produce(ArchiveKind kind, InputBuffer& in, Pipeline& pl, DecodeStats& st) {
 }
 
 void Consume(Pipeline& pl, TarParser& tar, TaskState& state, DecodeStats& st) {
-  while (std::unique_ptr<Chunk> c = pl.Pop()) {
-    if (c->exception) std::rethrow_exception(c->exception);
+  while (ChunkPtr c = pl.Pop()) {
     state.CheckCancelled();
     if (c->pooled) pl.pool()->Wait(c.get());
     if (!c->fail.empty()) {
@@ -743,42 +823,20 @@ void Consume(Pipeline& pl, TarParser& tar, TaskState& state, DecodeStats& st) {
       st.tar_bytes += c->size;
       tar.Feed(c->out.p.get(), c->size);
     }
-    pl.Give(std::move(c));
     if (tar.stopped()) return;
   }
 }
 
 }  // namespace
 
+// The calling thread consumes; ~Pipeline (on return and on every exception
+// of the consumer: a failing write, a fail-fast problem, cancel) stops and
+// joins the reader thread and the decoders and waits for the hasher before
+// any chunk is freed. `in` (and the hasher in `in.source()`) outlive `pl`.
 void Decode(ArchiveKind kind, InputBuffer& in, TarParser& tar, int threads, TaskState& state, DecodeStats& stats,
             bool frame_checksums) {
   Pipeline pl(threads, frame_checksums, in.source());
-  std::thread reader([&] {
-    NameThisThread("guts-read");
-    try {
-      Produce(kind, in, pl, stats);
-    } catch (...) {
-      try {
-        std::unique_ptr<Chunk> c = pl.Take();
-        c->exception = std::current_exception();
-        pl.Push(std::move(c));
-      } catch (...) {
-      }
-    }
-    pl.Close();
-  });
-  struct Joiner {
-    Pipeline& pl;
-    std::thread& t;
-    InputBuffer& in;
-    ~Joiner() {
-      pl.Abort();
-      t.join();
-      // Frames were read straight into chunk buffers: the hasher must be
-      // done with them before the pipeline frees them.
-      in.source().WaitHashed(in.source().consumed());
-    }
-  } joiner{pl, reader, in};
+  pl.StartReader([&] { Produce(kind, in, pl, stats); });
   Consume(pl, tar, state, stats);
 }
 

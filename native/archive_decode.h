@@ -26,6 +26,16 @@ const char* ArchiveKindName(ArchiveKind k);  // "tar" | "tar.gz" | "tar.zst"
 
 // SHA-256 on its own thread: Submit()ted bytes must stay unchanged until
 // WaitHashed() says they are done (hashing is FIFO).
+//
+// The hasher reads memory it does not own. Each owner of a buffer it submits
+// waits for WaitHashed(mark) before it overwrites or frees that buffer, on
+// every path, in a destructor where unwinding could skip the wait:
+//   - InputBuffer's two window buffers: SwitchBuffer before reuse, ~InputBuffer;
+//   - a decode chunk's frame buffer (direct reads): Pipeline::WaitInputFree
+//     before reuse, ~Pipeline before the chunks are freed;
+//   - FileSource::DrainForDigest's buffers: its scope guard.
+// FileSource owns the hasher and is destroyed after all of them: ~AsyncSha256
+// stops (skipping whatever is still queued) and joins the thread.
 class AsyncSha256 {
  public:
   AsyncSha256();
@@ -37,6 +47,7 @@ class AsyncSha256 {
  private:
   void Loop();
   Digest digest_;
+  const int delay_ms_;  // test hook, see HashDelayMs()
   std::mutex mu_;
   std::condition_variable work_cv_, done_cv_;
   std::deque<std::pair<const uint8_t*, size_t>> queue_;
@@ -83,7 +94,7 @@ class FileSource {
 class InputBuffer {
  public:
   explicit InputBuffer(FileSource& src) : src_(src) {}
-  ~InputBuffer() { src_.WaitHashed(src_.consumed()); }  // the hasher may still read our buffers
+  ~InputBuffer() { src_.WaitHashed(src_.consumed()); }  // the hasher may still read our buffers (they are freed next)
   // Make at least n bytes available unless EOF; returns avail(). Reads ahead
   // in large blocks.
   size_t Fill(size_t n);

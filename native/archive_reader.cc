@@ -22,25 +22,56 @@ constexpr uint64_t kMaxMetaFile = 64ull << 20;   // GUTS-INDEX, MANIFEST.json
 constexpr uint64_t kMaxMemoryFile = 1ull << 20;  // keys/node.key, config/config.yaml
 constexpr uint64_t kMaxFileSize = 1ull << 47;    // larger sizes are not plausible: a crafted index
 constexpr size_t kMaxProblems = 1000;
+// Entry rules shared by verify and restore (docs/FORMAT.md "Reader rules"):
+// whatever passes here, ExtractDir can create on a file system with room.
+constexpr size_t kMaxPath = 4096;       // PATH_MAX
+constexpr size_t kMaxComponent = 255;   // NAME_MAX of ext4, xfs, btrfs, tmpfs
+constexpr size_t kMaxComponents = 32;   // the layout needs 2; no tool writes deeper trees
 
 // Why a path may not be written under the target ("" = safe).
 std::string UnsafeReason(const std::string& p) {
   if (p.empty()) return "empty path";
-  if (p.size() > 4096) return "path longer than 4096 bytes";
+  if (p.size() > kMaxPath) return "path longer than 4096 bytes";
   if (p[0] == '/') return "absolute path";
   for (unsigned char c : p)
     if (c < 0x20 || c == 0x7f) return "control character in path";
-  size_t start = 0;
+  size_t start = 0, components = 0;
   for (;;) {
     size_t slash = p.find('/', start);
     std::string comp = p.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (comp.empty()) return "empty path component";
     if (comp == ".") return "'.' path component";
     if (comp == "..") return "'..' path component (escapes the target)";
+    if (comp.size() > kMaxComponent) return "path component longer than 255 bytes (no file system can create it)";
+    if (++components > kMaxComponents) return "more than 32 path components";
     if (slash == std::string::npos) break;
     start = slash + 1;
   }
   return "";
+}
+
+// Every proper parent of p ("a/b/c" -> "a", "a/b").
+template <typename F>
+void ForEachParent(const std::string& p, F f) {
+  for (size_t slash = p.find('/'); slash != std::string::npos; slash = p.find('/', slash + 1)) f(p.substr(0, slash));
+}
+
+// '#' in a layout pattern matches one or more ASCII digits; other bytes match themselves.
+bool MatchPattern(const std::string& pat, const std::string& p) {
+  size_t i = 0, j = 0;
+  while (i < pat.size()) {
+    if (pat[i] == '#') {
+      size_t k = j;
+      while (k < p.size() && p[k] >= '0' && p[k] <= '9') k++;
+      if (k == j) return false;
+      j = k;
+    } else {
+      if (j >= p.size() || p[j] != pat[i]) return false;
+      j++;
+    }
+    i++;
+  }
+  return j == p.size();
 }
 
 const char* ForbiddenType(char t) {
@@ -70,7 +101,10 @@ class ArchiveValidator : public TarHandler {
   TarParser& tar() { return tar_; }
 
   void Problem(const std::string& path, Code code, const std::string& msg) override {
-    if (o_.fail_fast) throw GutsError(code, (path.empty() ? "archive " + o_.path : path) + ": " + msg, path);
+    if (o_.fail_fast && code == Code::NotArchive)
+      throw GutsError(code, EscapeName(o_.path) + " is not a guts-node backup archive: " + msg, o_.path);
+    if (o_.fail_fast) throw GutsError(code, EscapeName(path.empty() ? "archive " + o_.path : path) + ": " + msg, path);
+    if (code == Code::NotArchive) tar_.Stop();  // nothing else to say about it
     if (r_.problems.size() >= kMaxProblems) {
       if (!too_many_) {
         too_many_ = true;
@@ -92,12 +126,13 @@ class ArchiveValidator : public TarHandler {
     if (manifest_begun_) Problem(path, Code::Corrupt, "entry after MANIFEST.json (MANIFEST.json must be the last entry)");
     // Checked first: a tar that does not start with the index (e.g. `tar -C dir .`)
     // is not a guts backup, and one line says so better than a flood.
+    // An undamaged tar that starts with anything else is not a backup at all.
     if (entries_seen_ == 1 && !(is_file && path == "GUTS-INDEX")) {
       if (tar_.damaged())
         Problem("GUTS-INDEX", Code::Corrupt, "lost in a damaged part of the archive; the rest cannot be checked");
       else
-        Problem(path.empty() ? "(empty name)" : path, Code::Corrupt,
-                "first entry is " + path + ", expected GUTS-INDEX (not a guts-node backup archive?)");
+        Problem("", Code::NotArchive,
+                "a tar archive whose first entry is " + EscapeName(path) + ", not GUTS-INDEX");
       tar_.Stop();
       return false;
     }
@@ -109,12 +144,12 @@ class ArchiveValidator : public TarHandler {
     }
     if (const char* kind = ForbiddenType(e.type)) {
       std::string msg = std::string(kind) + " entry";
-      if ((e.type == '1' || e.type == '2') && !e.linkname.empty()) msg += " to " + e.linkname;
+      if ((e.type == '1' || e.type == '2') && !e.linkname.empty()) msg += " to " + EscapeName(e.linkname);
       Problem(path, Code::UnsafePath, msg + " (only regular files and directories are allowed)");
       return false;
     }
     if (!is_dir && !is_file) {
-      Problem(path, Code::UnsafePath, std::string("unsupported tar entry type '") + e.type + "'");
+      Problem(path, Code::UnsafePath, "unsupported tar entry type '" + EscapeName(std::string(1, e.type)) + "'");
       return false;
     }
     if (e.sparse) {
@@ -122,8 +157,17 @@ class ArchiveValidator : public TarHandler {
       return false;
     }
     if (is_dir) {
-      if (!dirs_.insert(path).second || index_pos_.count(path)) {
+      if (index_pos_.count(path)) {
+        Problem(path, Code::Corrupt, "entry is both a directory and a file");
+        return false;
+      }
+      if (!dirs_.insert(path).second) {
         Problem(path, Code::Corrupt, "duplicate entry");
+        return false;
+      }
+      if (!TreeRulesAllowDir(path)) return false;
+      if (!InLayout(path, true)) {
+        Problem(path, Code::Corrupt, "directory is not part of a guts-node backup (see docs/FORMAT.md, Reader rules)");
         return false;
       }
       ReadEntryInfo d;
@@ -163,16 +207,20 @@ class ArchiveValidator : public TarHandler {
     }
     if (!has_index_) return false;  // index rejected: already reported and stopped
     auto it = index_pos_.find(path);
+    if (it != index_pos_.end() && index_[it->second].seen) {
+      Problem(path, Code::Corrupt, "duplicate entry");
+      return false;
+    }
+    if (it != index_pos_.end()) index_[it->second].seen = true;
+    if (!InLayout(path, false)) {
+      Problem(path, Code::Corrupt, "file is not part of a guts-node backup (see docs/FORMAT.md, Reader rules)");
+      return false;
+    }
     if (it == index_pos_.end()) {
       Problem(path, Code::Corrupt, "file not listed in GUTS-INDEX");
       return false;
     }
     IndexEntry& ie = index_[it->second];
-    if (ie.seen) {
-      Problem(path, Code::Corrupt, "duplicate entry");
-      return false;
-    }
-    ie.seen = true;
     if (dirs_.count(path)) {
       Problem(path, Code::Corrupt, "entry is both a directory and a file");
       return false;
@@ -257,7 +305,7 @@ class ArchiveValidator : public TarHandler {
 
   void Finish() {
     if (entries_seen_ == 0 && r_.problems.empty()) {
-      Problem("GUTS-INDEX", Code::Corrupt, "archive holds no entries (empty, or not a tar archive)");
+      Problem("", Code::NotArchive, "a tar archive without entries");
       return;
     }
     if (!has_index_) return;
@@ -274,6 +322,39 @@ class ArchiveValidator : public TarHandler {
 
  private:
   enum Kind { kNone, kIndex, kManifest, kFile, kMemory };
+
+  bool InLayout(const std::string& path, bool is_dir) const {
+    if (o_.layout.empty()) return true;
+    for (const std::string& pat : o_.layout) {
+      if (!is_dir && MatchPattern(pat, path)) return true;
+      if (is_dir && pat.size() > path.size() && pat.compare(0, path.size(), path) == 0 && pat[path.size()] == '/')
+        return true;
+    }
+    return false;
+  }
+
+  // A directory count ExtractDir accepts (every parent counts).
+  bool CountDir(const std::string& dir, const std::string& entry) {
+    if (!all_dirs_.insert(dir).second || all_dirs_.size() <= kMaxExtractDirs) return true;
+    Problem(entry, Code::Corrupt, "too many directories (limit " + std::to_string(kMaxExtractDirs) + ")");
+    tar_.Stop();
+    return false;
+  }
+
+  // A directory entry beneath a file (file "a", then "a/b/"), or past the
+  // directory limit, is what extraction would fail on: refused in both modes.
+  bool TreeRulesAllowDir(const std::string& path) {
+    bool ok = true;
+    ForEachParent(path, [&](const std::string& parent) {
+      if (ok && index_pos_.count(parent)) {
+        Problem(path, Code::Corrupt, "entry beneath " + EscapeName(parent) + ", which is a file");
+        ok = false;
+      }
+    });
+    if (!ok) return false;
+    ForEachParent(path, [&](const std::string& parent) { ok = ok && CountDir(parent, path); });
+    return ok && CountDir(path, path);
+  }
   struct IndexEntry {
     std::string path;
     uint64_t size;
@@ -338,6 +419,18 @@ class ArchiveValidator : public TarHandler {
       total += size;
       stream += (size + 511) / 512 * 512;
     }
+    // Files beneath a listed file ("a" and "a/b") cannot both be extracted.
+    for (const IndexEntry& ie : index_) {
+      bool ok = true;
+      ForEachParent(ie.path, [&](const std::string& parent) {
+        if (ok && index_pos_.count(parent)) {
+          fail(ie.path, Code::Corrupt, "GUTS-INDEX lists a file beneath " + EscapeName(parent) + ", which is a file too");
+          ok = false;
+        }
+        ok = ok && CountDir(parent, ie.path);
+      });
+      if (!ok) return;
+    }
     has_index_ = true;
     // Decompression bomb limit: file data as declared, plus headers, the two
     // metadata files and slack for directories and the end-of-archive padding.
@@ -354,7 +447,8 @@ class ArchiveValidator : public TarHandler {
 
   std::vector<IndexEntry> index_;
   std::unordered_map<std::string, size_t> index_pos_;
-  std::unordered_set<std::string> dirs_;
+  std::unordered_set<std::string> dirs_;      // directory entries seen
+  std::unordered_set<std::string> all_dirs_;  // every directory extraction creates
   bool has_index_ = false, manifest_begun_ = false, too_many_ = false;
   uint64_t entries_seen_ = 0;
 
@@ -477,6 +571,11 @@ void InitArchiveReader(Napi::Env env, Napi::Object exports) {
     o.sha256 = a.Get("sha256").ToBoolean();
     o.frame_checksums = !a.Get("skipFrameChecksums").ToBoolean();
     o.fail_fast = a.Get("failFast").ToBoolean();
+    if (a.Get("layout").IsArray()) {
+      Napi::Array m = a.Get("layout").As<Napi::Array>();
+      for (uint32_t i = 0; i < m.Length(); i++)
+        if (m.Get(i).IsString()) o.layout.push_back(m.Get(i).As<Napi::String>());
+    }
     if (a.Get("inMemory").IsArray()) {
       Napi::Array m = a.Get("inMemory").As<Napi::Array>();
       for (uint32_t i = 0; i < m.Length(); i++)

@@ -31,6 +31,10 @@ struct ReadArchiveOptions {
   bool frame_checksums = true;  // false: only with sha256 checked against a sidecar by the caller
   bool fail_fast = false;
   std::vector<std::string> in_memory;  // files returned in the result, not written
+  // The layout a backup may hold (src/archive-layout.ts): '#' matches one or
+  // more ASCII digits, every other byte itself. A file must match a pattern, a
+  // directory must be the parent of one. Empty = no layout check (fuzz target).
+  std::vector<std::string> layout;
 };
 
 struct ArchiveProblem {

@@ -343,6 +343,18 @@ class TarEmitter {
   uint64_t bytes_ = 0;
 };
 
+// Test hook: with GUTS_TEST_HOOKS=1 and GUTS_TEST_CRASH_COMMIT=N in the
+// environment, the process dies by SIGKILL right after commit step N (see
+// PartialFile::Commit), so a test can see what a crash at that point leaves.
+void CrashPointForTests(int step) {
+  static const int at = [] {
+    const char* hooks = std::getenv("GUTS_TEST_HOOKS");
+    const char* crash = std::getenv("GUTS_TEST_CRASH_COMMIT");
+    return hooks && crash && std::strcmp(hooks, "1") == 0 ? std::atoi(crash) : 0;
+  }();
+  if (at == step) raise(SIGKILL);
+}
+
 // The open, locked partial file; removed on destruction unless committed.
 class PartialFile {
  public:
@@ -365,17 +377,43 @@ class PartialFile {
       throw GutsError(Code::Locked, "another backup is writing " + output, partial);
     }
     fchmod(fd_, 0600);
+    // A sidecar left by a run killed inside Commit: ours now (we hold the lock).
+    unlink(SidecarPartial().c_str());
   }
   ~PartialFile() {
     if (created_ && !committed_) unlink(path_.c_str());
+    if (sidecar_written_) unlink(SidecarPartial().c_str());
     if (fd_ >= 0) close(fd_);
   }
   int fd() const { return fd_; }
 
   // fsync, move into place (never replacing unless overwrite), fsync the dir.
   // The lock is held until the end, so no other run takes it for stale.
-  void Commit(bool overwrite) {
+  //
+  // With a sidecar (`sidecar_text` not empty), the pair OUTPUT, OUTPUT.sha256
+  // is replaced in an order where a crash (kill -9, power loss) at any point
+  // leaves the old pair, the new pair, or one complete archive without a
+  // sidecar (`sha256sum OUTPUT` recomputes it) -- never an archive beside the
+  // other one's checksum, which would read as a corrupt backup:
+  //   1. the new sidecar is written and fsynced as OUTPUT.sha256.partial
+  //      (a full disk fails here, with nothing replaced);
+  //   2. the old sidecar is removed (dir fsynced);
+  //   3. the archive is renamed over the old one;
+  //   4. the new sidecar is renamed into place (dir fsynced).
+  // Concurrent runs on one output are serialized by the partial's lock, so
+  // no other run's sidecar lands between 3 and 4.
+  void Commit(bool overwrite, const std::string& sidecar_text = std::string()) {
     if (fsync(fd_) != 0) ThrowErrno("cannot fsync", path_, errno);
+    const std::string sidecar = output_ + ".sha256";
+    if (!sidecar_text.empty()) {
+      WriteSidecarPartial(sidecar_text);
+      CrashPointForTests(1);
+      if (overwrite) {
+        if (unlink(sidecar.c_str()) != 0 && errno != ENOENT) ThrowErrno("cannot remove", sidecar, errno);
+        FsyncPath(DirName(output_));
+      }
+      CrashPointForTests(2);
+    }
     if (overwrite) {
       if (rename(path_.c_str(), output_.c_str()) != 0) ThrowErrno("cannot rename " + path_ + " to", output_, errno);
     } else {
@@ -387,16 +425,41 @@ class PartialFile {
       }
       unlink(path_.c_str());
     }
-    committed_ = true;
+    committed_ = true;  // the partial's path is gone: never unlink it again
+    if (!sidecar_text.empty()) {
+      FsyncPath(DirName(output_));
+      CrashPointForTests(3);
+      if (rename(SidecarPartial().c_str(), sidecar.c_str()) != 0) ThrowErrno("cannot rename " + SidecarPartial() + " to", sidecar, errno);
+      sidecar_written_ = false;
+    }
     FsyncPath(DirName(output_));
     close(fd_);
     fd_ = -1;
+  }
+
+  std::string SidecarPartial() const { return output_ + ".sha256.partial"; }
+
+  void WriteSidecarPartial(const std::string& text) {
+    const std::string tmp = SidecarPartial();
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) ThrowErrno("cannot create", tmp, errno);
+    sidecar_written_ = true;
+    try {
+      fchmod(fd, 0600);
+      WriteAll(fd, text.data(), text.size(), tmp);
+      if (fsync(fd) != 0) ThrowErrno("cannot fsync", tmp, errno);
+    } catch (...) {
+      close(fd);
+      throw;
+    }
+    close(fd);
   }
 
  private:
   std::string path_, output_;
   int fd_ = -1;
   bool created_ = false, committed_ = false;
+  bool sidecar_written_ = false;  // OUTPUT.sha256.partial exists and is ours
 };
 
 // Writes the archive with O_DIRECT through aligned staging buffers: no
@@ -715,7 +778,12 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
   sha.Final(digest);
   result.sha256 = ToHex(digest, sizeof digest);
   state.CheckCancelled();
-  if (out) out->Commit(o.overwrite);
+  std::string sidecar_text;
+  if (o.sidecar && out) {
+    size_t slash = o.output.find_last_of('/');
+    sidecar_text = result.sha256 + "  " + (slash == std::string::npos ? o.output : o.output.substr(slash + 1)) + "\n";
+  }
+  if (out) out->Commit(o.overwrite, sidecar_text);
   return result;
 }
 
@@ -801,6 +869,7 @@ ArchiveOptions ParseOptions(Napi::Env env, Napi::Value arg) {
   opts.threads = IntProp(env, o, "threads", 1, 1, 256);
   opts.frame_size = static_cast<size_t>(IntProp(env, o, "frameSize", 8 << 20, 64 << 10, 64 << 20));
   opts.direct_reads = o.Get("directReads").ToBoolean();
+  opts.sidecar = o.Get("sidecar").ToBoolean();
   opts.manifest_base = StringProp(env, o, "manifestBase");
   Napi::Value ev = o.Get("entries");
   if (!ev.IsArray()) Invalid(env, "entries must be an array");

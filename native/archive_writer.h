@@ -45,6 +45,9 @@ struct ArchiveOptions {
   // Read source files with O_DIRECT (where the file system allows it): used
   // beside a running node, see DirectReader in archive_writer.cc.
   bool direct_reads = false;
+  // Write OUTPUT.sha256 ("<sha256>  <basename>\n", 0600) as part of the
+  // commit, under the partial's lock (see PartialFile::Commit).
+  bool sidecar = false;
   std::vector<ArchiveEntry> entries;
   std::string manifest_base;  // JSON object text
 };

@@ -26,6 +26,9 @@ static uint64_t CheckpointOne(rocksdb::DB* db, const std::string& path) {
   // node, at the node's priority: p99 write latency during back-to-back hot
   // backups was 3-6x the idle one. Larger WALs are flushed as before.
   CheckStatus(cp->CreateCheckpoint(path, kMaxWalCopy, &seq), path);
+  // RocksDB makes the checkpoint dir 0755 & ~umask: owner-only like the store
+  // (its files are hard links of the store's, same inodes, same modes).
+  if (chmod(path.c_str(), 0700) != 0) ThrowErrno("cannot chmod checkpoint dir", path, errno);
   return seq;
 }
 

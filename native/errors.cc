@@ -3,6 +3,8 @@
 #include <rocksdb/status.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 
 namespace guts {
@@ -21,8 +23,61 @@ const char* CodeName(Code code) {
     case Code::Cancelled: return "GUTS_CANCELLED";
     case Code::Closed: return "GUTS_CLOSED";
     case Code::Internal: return "GUTS_INTERNAL";
+    case Code::NotArchive: return "GUTS_NOT_ARCHIVE";
   }
   return "GUTS_INTERNAL";
+}
+
+std::string EscapeName(const std::string& s) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  auto esc = [&](unsigned char b) {
+    out += "\\x";
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  };
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c < 0x20 || c == 0x7f) esc(c);
+      else out += static_cast<char>(c);
+      i++;
+      continue;
+    }
+    // Decode one UTF-8 sequence; anything malformed is escaped byte by byte.
+    size_t len = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+    if (c > 0xf4) len = 0;
+    uint32_t cp = len == 2 ? c & 0x1f : len == 3 ? c & 0x0f : c & 0x07;
+    bool ok = len > 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; k++) {
+      const unsigned char d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xc0) != 0x80) ok = false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (ok && ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))))
+      ok = false;  // overlong or surrogate
+    if (!ok) {
+      esc(c);
+      i++;
+      continue;
+    }
+    const bool c1 = cp >= 0x80 && cp <= 0x9f;
+    const bool bidi = (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f ||
+                      cp == 0x2028 || cp == 0x2029;
+    if (c1) {
+      esc(static_cast<unsigned char>(cp));
+    } else if (bidi) {
+      char b[8];
+      snprintf(b, sizeof b, "\\u%04X", cp);
+      out += b;
+    } else {
+      out.append(s, i, len);
+    }
+    i += len;
+  }
+  return out;
 }
 
 static Code CodeForErrno(int err) {

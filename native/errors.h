@@ -22,9 +22,16 @@ enum class Code {
   Cancelled,        // GUTS_CANCELLED: cancel() was called
   Closed,           // GUTS_CLOSED: store closed or closing
   Internal,         // GUTS_INTERNAL: a bug
+  NotArchive,       // GUTS_NOT_ARCHIVE: the file is not a guts-node backup at all (docs/FORMAT.md)
 };
 
 const char* CodeName(Code code);
+
+// A name from an archive (or any untrusted text) made safe to quote in a
+// message: C0/C1 controls, DEL and bytes that are not valid UTF-8 become
+// \xNN, bidi overrides \u202E-style; printable UTF-8 is kept. src/errors.ts
+// escapeControls() applies the same rules to every line the CLI prints.
+std::string EscapeName(const std::string& s);
 
 class GutsError : public std::runtime_error {
  public:

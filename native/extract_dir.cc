@@ -16,7 +16,6 @@
 namespace guts {
 
 namespace {
-constexpr size_t kMaxDirs = 4096;
 constexpr size_t kMaxUnsynced = 16;  // files whose fsync is deferred (writeback already started)
 
 // Defense in depth: callers validate paths, but a name that could leave the
@@ -94,9 +93,9 @@ int ExtractDir::OpenDir(const std::string& rel) {
       throw GutsError(Code::UnsafePath, "refusing to write through " + rel + ": not a directory", rel);
     ThrowErrno("cannot open directory", full, errno);
   }
-  if (dirs_.size() >= kMaxDirs) {
+  if (dirs_.size() >= kMaxExtractDirs) {
     close(fd);
-    throw GutsError(Code::Corrupt, "too many directories in the archive (limit " + std::to_string(kMaxDirs) + ")", rel);
+    throw GutsError(Code::Corrupt, "too many directories in the archive (limit " + std::to_string(kMaxExtractDirs) + ")", rel);
   }
   dirs_[rel] = fd;
   return fd;
@@ -200,7 +199,9 @@ void ExtractDir::DirectWrite(const uint8_t* p, size_t n) {
 void ExtractDir::EndFile(uint32_t mode, int64_t mtime) {
   if (truncate_ && ftruncate(fd_, static_cast<off_t>(size_)) != 0) ThrowErrno("cannot truncate", cur_, errno);
   truncate_ = false;
-  if (fchmod(fd_, mode & 0777) != 0) ThrowErrno("cannot chmod", cur_, errno);
+  // Owner bits only: a restored store is never group/other-accessible,
+  // whatever mode the archive recorded (older archives say 0644 for SSTs).
+  if (fchmod(fd_, mode & 0700) != 0) ThrowErrno("cannot chmod", cur_, errno);
   struct timespec ts[2];
   ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(mtime);
   ts[0].tv_nsec = ts[1].tv_nsec = 0;

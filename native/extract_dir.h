@@ -13,6 +13,10 @@
 
 namespace guts {
 
+// Directories one extraction may create (the archive reader refuses more, in
+// verify mode too, so that verify and restore agree).
+constexpr size_t kMaxExtractDirs = 4096;
+
 class ExtractDir {
  public:
   ExtractDir(const std::string& root, bool fsync);

@@ -47,6 +47,45 @@ std::string RangeBound(int k, int n) {
   return s;
 }
 
+// Object keys are 20-byte ids; bounds of unreadable key ranges are kept as
+// 20-byte keys too (a range's 2-byte prefix bound padded with zeros), so
+// ranges compare and merge bytewise. An empty string is the end of the key space.
+std::string Pad20(const std::string& k) {
+  std::string s = k.substr(0, 20);
+  s.resize(20, '\0');
+  return s;
+}
+
+// k + 1 as a 160-bit big-endian number; false when k is all 0xff.
+bool Increment20(std::string& k) {
+  for (int i = 19; i >= 0; i--) {
+    if (static_cast<uint8_t>(k[i]) != 0xff) {
+      k[i] = static_cast<char>(static_cast<uint8_t>(k[i]) + 1);
+      return true;
+    }
+    k[i] = '\0';
+  }
+  return false;
+}
+
+// floor((a + b) / 2) of two 20-byte keys; b empty = 2^160.
+std::string Midpoint20(const std::string& a, const std::string& b) {
+  uint8_t sum[21];
+  unsigned carry = 0;
+  for (int i = 19; i >= 0; i--) {
+    unsigned v = static_cast<uint8_t>(a[i]) + (b.empty() ? 0u : static_cast<uint8_t>(b[i])) + carry;
+    sum[i + 1] = static_cast<uint8_t>(v & 0xff);
+    carry = v >> 8;
+  }
+  sum[0] = static_cast<uint8_t>(carry + (b.empty() ? 1 : 0));
+  std::string m(20, '\0');
+  for (int i = 0; i < 20; i++) m[i] = static_cast<char>(((sum[i] & 1) << 7) | (sum[i + 1] >> 1));
+  return m;
+}
+
+// a < b for 20-byte keys, b empty = the end of the key space.
+bool KeyBefore(const std::string& a, const std::string& b) { return b.empty() || a < b; }
+
 ObjectProblem MakeProblem(const char* kind, std::string message, std::string id = "") {
   ObjectProblem p;
   p.kind = kind;
@@ -130,6 +169,7 @@ ChecksumReport VerifyChecksums(Store& store, int threads, bool skip_objects) {
   struct File {
     std::string path, label;
     uint64_t size;
+    bool repo_data;  // refs or repos CF of db/: damage there may touch any repository
   };
   std::vector<File> files;
   FileDeletionGuard g1(store.db()), g2(store.consensus());
@@ -139,7 +179,8 @@ ChecksumReport VerifyChecksums(Store& store, int threads, bool skip_objects) {
     db->GetLiveFilesMetaData(&md);
     for (auto& m : md) {
       if (skip_objects && db == store.db() && m.column_family_name == "objects") continue;
-      files.push_back({m.db_path + m.name, std::string(label) + m.name, m.size});
+      bool repo_data = db == store.db() && (m.column_family_name == "refs" || m.column_family_name == "repos");
+      files.push_back({m.db_path + m.name, std::string(label) + m.name, m.size, repo_data});
     }
   };
   collect(store.db(), "db");
@@ -162,7 +203,10 @@ ChecksumReport VerifyChecksums(Store& store, int threads, bool skip_objects) {
     std::lock_guard<std::mutex> lock(mu);
     report.files++;
     report.bytes += f.size;
-    if (!st.ok()) report.problems.push_back(MakeProblem(StatusKind(st), "sst " + f.label + ": " + st.ToString()));
+    if (!st.ok()) {
+      report.problems.push_back(MakeProblem(StatusKind(st), "sst " + f.label + ": " + st.ToString()));
+      report.problems.back().repos_unknown = f.repo_data;
+    }
   });
 
   // Store metadata: every stored count must decode.
@@ -217,71 +261,118 @@ void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport
     report.problems.push_back(std::move(p));
   };
 
-  // Key ranges whose iterator failed (a bad block usually spans several).
-  struct BadRange {
-    int k;
+  // Unreadable key intervals [from, to) of the objects CF (to empty: the end
+  // of the key space). A bad data block ends one iterator; the interval it
+  // covers is found by probing (FindReadableFrom) and the scan resumes after it,
+  // so every readable object is still checked and the repositories owning
+  // objects in the interval can be named from the membership index.
+  struct BadInterval {
+    std::string from, to;
     const char* kind;
     std::string status;
   };
-  std::vector<BadRange> bad_ranges;
+  std::vector<BadInterval> bad;
 
   ParallelFor(threads, ranges, [&](int k) {
-    std::string lo = RangeBound(k, ranges), hi = k + 1 < ranges ? RangeBound(k + 1, ranges) : "";
+    const std::string lo = RangeBound(k, ranges), hi = k + 1 < ranges ? RangeBound(k + 1, ranges) : "";
+    const std::string range_end = hi.empty() ? "" : Pad20(hi);
     rocksdb::Slice lo_s(lo), hi_s(hi);
     rocksdb::ReadOptions ro;
     ro.fill_cache = false;  // a full scan must not evict the node's working set
     ro.verify_checksums = true;
     if (k > 0) ro.iterate_lower_bound = &lo_s;
     if (k + 1 < ranges) ro.iterate_upper_bound = &hi_s;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, objects_cf));
+    // Whether a seek to `x` hits an unreadable block. For x past the last key
+    // read, the first key >= x lies in the bad block until x passes the bad
+    // block's last key: so the predicate is true up to a boundary, then false.
+    auto seek_fails = [&](const std::string& x) {
+      std::unique_ptr<rocksdb::Iterator> probe(db->NewIterator(ro, objects_cf));
+      probe->Seek(x);
+      return !probe->status().ok();
+    };
+    // Smallest 20-byte key >= `from` whose seek succeeds (binary search over
+    // the 160-bit key space, ~160 probes); empty when none before range_end.
+    auto find_readable_from = [&](const std::string& from) -> std::string {
+      std::string bad_key = from, good = range_end;
+      if (!seek_fails(bad_key)) return bad_key;
+      for (;;) {
+        std::string next = bad_key;
+        if (!Increment20(next) || !KeyBefore(next, good)) break;  // good == bad_key + 1
+        std::string mid = Midpoint20(bad_key, good);
+        if (mid == bad_key) mid = next;
+        if (seek_fails(mid)) bad_key = mid;
+        else good = mid;
+      }
+      return good;
+    };
     Digest sha1(Digest::kSha1);
     ObjectCounts local;
     uint64_t objects = 0, bytes = 0, unreported = 0, dropped = 0;
     std::vector<std::pair<ObjectProblem, std::string>> found;
+    std::vector<BadInterval> local_bad;
     uint8_t id[20];
-    if (k > 0) it->Seek(lo_s);
-    else it->SeekToFirst();
-    for (; it->Valid(); it->Next()) {
-      rocksdb::Slice key = it->key(), value = it->value();
-      objects++;
-      bytes += value.size() ? value.size() - 1 : 0;
-      unreported += value.size();
-      if ((objects & 1023) == 0) {
-        state.done += unreported;
-        state.files += 1024;
-        unreported = 0;
-        state.CheckCancelled();
+    std::string start = Pad20(lo);  // where the next iterator starts
+    for (;;) {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro, objects_cf));
+      std::string last;  // last key read by this iterator
+      if (k > 0 || !local_bad.empty()) it->Seek(start);
+      else it->SeekToFirst();
+      for (; it->Valid(); it->Next()) {
+        rocksdb::Slice key = it->key(), value = it->value();
+        last.assign(key.data(), key.size());
+        objects++;
+        bytes += value.size() ? value.size() - 1 : 0;
+        unreported += value.size();
+        if ((objects & 1023) == 0) {
+          state.done += unreported;
+          state.files += 1024;
+          unreported = 0;
+          state.CheckCancelled();
+        }
+        if (key.size() != 20) {
+          std::string hex = Hex(key);
+          found.emplace_back(MakeProblem("CORRUPT", "object key " + hex + " is " + std::to_string(key.size()) + " bytes, not 20", hex),
+                             key.ToString());
+          continue;
+        }
+        int type = value.size() ? static_cast<uint8_t>(value[0]) : -1;
+        if (!ObjectTypeName(type)) {
+          std::string why = value.size() ? "invalid type byte " + std::to_string(type) : "empty value";
+          std::string hex = Hex(key);
+          found.emplace_back(MakeProblem("CORRUPT", "object " + hex + ": " + why, hex), key.ToString());
+          continue;
+        }
+        local.ForType(type)++;
+        GitObjectId(sha1, type, reinterpret_cast<const uint8_t*>(value.data()) + 1, value.size() - 1, id);
+        if (std::memcmp(id, key.data(), 20) != 0) {
+          std::string hex = Hex(key);
+          found.emplace_back(MakeProblem("CORRUPT", "object " + hex + ": " + ObjectTypeName(type) + " content hashes to " + ToHex(id, 20), hex),
+                             key.ToString());
+        }
+        if (found.size() > kMaxProblems) {
+          found.pop_back();
+          dropped++;
+        }
       }
-      if (key.size() != 20) {
-        std::string hex = Hex(key);
-        found.emplace_back(MakeProblem("CORRUPT", "object key " + hex + " is " + std::to_string(key.size()) + " bytes, not 20", hex),
-                           key.ToString());
-        continue;
+      rocksdb::Status st = it->status();
+      if (st.ok()) break;
+      // Unreadable from just after the last key read (or from where this iterator started).
+      std::string from = start;
+      if (!last.empty()) {
+        from = Pad20(last);
+        if (last.size() >= 20 && !Increment20(from)) break;  // the last possible key was read
       }
-      int type = value.size() ? static_cast<uint8_t>(value[0]) : -1;
-      if (!ObjectTypeName(type)) {
-        std::string why = value.size() ? "invalid type byte " + std::to_string(type) : "empty value";
-        std::string hex = Hex(key);
-        found.emplace_back(MakeProblem("CORRUPT", "object " + hex + ": " + why, hex), key.ToString());
-        continue;
-      }
-      local.ForType(type)++;
-      GitObjectId(sha1, type, reinterpret_cast<const uint8_t*>(value.data()) + 1, value.size() - 1, id);
-      if (std::memcmp(id, key.data(), 20) != 0) {
-        std::string hex = Hex(key);
-        found.emplace_back(MakeProblem("CORRUPT", "object " + hex + ": " + ObjectTypeName(type) + " content hashes to " + ToHex(id, 20), hex),
-                           key.ToString());
-      }
-      if (found.size() > kMaxProblems) {
-        found.pop_back();
-        dropped++;
-      }
+      std::string resume = find_readable_from(from);
+      if (resume == from) resume.clear();  // readable again at once: not a block problem, stop here
+      local_bad.push_back({from, resume.empty() ? range_end : resume, StatusKind(st), st.ToString()});
+      if (resume.empty() || local_bad.size() > 64) break;  // the rest of the range is unreadable (or too damaged to map)
+      state.CheckCancelled();
+      start = resume;
     }
     state.done += unreported;
     state.files += objects & 1023;
-    rocksdb::Status st = it->status();
     std::lock_guard<std::mutex> lock(mu);
-    if (!st.ok()) bad_ranges.push_back({k, StatusKind(st), st.ToString()});
+    for (auto& b : local_bad) bad.push_back(std::move(b));
     report.objects += objects;
     report.bytes += bytes;
     report.counts.commit += local.commit;
@@ -292,16 +383,23 @@ void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport
     for (auto& f : found) add_problem(std::move(f.first), f.second);
   });
 
-  // One line per run of adjacent unreadable ranges with the same cause.
-  std::sort(bad_ranges.begin(), bad_ranges.end(), [](const BadRange& a, const BadRange& b) { return a.k < b.k; });
-  for (size_t i = 0; i < bad_ranges.size();) {
-    size_t j = i + 1;
-    while (j < bad_ranges.size() && bad_ranges[j].k == bad_ranges[j - 1].k + 1 && bad_ranges[j].status == bad_ranges[i].status) j++;
-    int last = bad_ranges[j - 1].k;
-    std::string range = Hex(RangeBound(bad_ranges[i].k, ranges)) + ".." + (last + 1 < ranges ? Hex(RangeBound(last + 1, ranges)) : std::string("end"));
-    add_problem(MakeProblem(bad_ranges[i].kind, "objects key range " + range + " unreadable: " + bad_ranges[i].status), "");
-    i = j;
+  // One line per run of adjacent unreadable intervals with the same cause
+  // (a bad block spanning two work ranges is one interval).
+  std::sort(bad.begin(), bad.end(), [](const BadInterval& a, const BadInterval& b) { return a.from < b.from; });
+  std::vector<BadInterval> merged;
+  for (auto& b : bad) {
+    if (!merged.empty() && !merged.back().to.empty() && merged.back().to == b.from && merged.back().status == b.status) merged.back().to = b.to;
+    else merged.push_back(std::move(b));
   }
+  // index into report.problems of each merged interval's line
+  std::vector<size_t> bad_lines;
+  for (auto& b : merged) {
+    bad_lines.push_back(report.problems.size());
+    add_problem(MakeProblem(b.kind, "objects key range " + Hex(b.from) + ".." + (b.to.empty() ? std::string("end") : Hex(b.to)) +
+                                        " unreadable: " + b.status),
+                "");
+  }
+  const bool unreadable = !merged.empty();
 
   // Recount against the stored counts (kept transactionally in meta).
   rocksdb::ColumnFamilyHandle* meta_cf = store.cf(Store::kMeta);
@@ -312,13 +410,13 @@ void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport
     std::vector<ObjectProblem> ps;
     if (ReadStoredCount(db, meta_cf, kCountKeys[t], "meta", stored_counts[t], &ps)) {
       // With unreadable ranges the recount is incomplete: not a mismatch.
-      if (bad_ranges.empty() && *stored_counts[t] != *found_counts[t])
+      if (!unreadable && *stored_counts[t] != *found_counts[t])
         ps.push_back(MakeProblem("MISMATCH", std::string(names[t]) + " count: stored " + std::to_string(*stored_counts[t]) +
                                                  ", found " + std::to_string(*found_counts[t])));
     }
     for (auto& p : ps) add_problem(std::move(p), "");
   }
-  if (!bad_ranges.empty())
+  if (unreadable)
     add_problem(MakeProblem("ERROR", "object counts not compared: part of the objects column family is unreadable"), "");
 
   rocksdb::ColumnFamilyHandle* repos_cf = store.cf(Store::kRepos);
@@ -378,21 +476,44 @@ void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport
   }
   state.CheckCancelled();
 
-  // Name the repositories of corrupt objects: one scan of the membership
-  // keys "m/<repo>\0<id>", only when something is corrupt.
-  if (!corrupt.empty()) {
+  // Name the repositories of corrupt objects and of unreadable key ranges:
+  // one scan of the membership keys "m/<repo>\0<id>", only when something is
+  // corrupt. When the index itself cannot be read, the problems say that the
+  // repositories cannot be told (every repository may be affected).
+  if (!corrupt.empty() || unreadable) {
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(scan, repos_cf));
+    std::vector<std::string> last_repo(merged.size());  // keys come sorted by repository: add each once
     for (it->Seek("m/"); it->Valid() && it->key().starts_with("m/"); it->Next()) {
       rocksdb::Slice k = it->key();
       if (k.size() < 2 + 1 + 1 + 20 || k[k.size() - 21] != '\0') continue;
-      auto f = corrupt.find(std::string(k.data() + k.size() - 20, 20));
-      if (f == corrupt.end()) continue;
-      auto& repos = report.problems[f->second].repos;
-      if (repos.size() < 1000) repos.emplace_back(k.data() + 2, k.size() - 23);
+      std::string raw(k.data() + k.size() - 20, 20);
+      if (!corrupt.empty()) {
+        auto f = corrupt.find(raw);
+        if (f != corrupt.end()) {
+          auto& repos = report.problems[f->second].repos;
+          if (repos.size() < 1000) repos.emplace_back(k.data() + 2, k.size() - 23);
+        }
+      }
+      if (unreadable) {
+        // the last interval starting at or before raw
+        auto after = std::upper_bound(merged.begin(), merged.end(), raw, [](const std::string& id, const BadInterval& b) { return id < b.from; });
+        if (after == merged.begin()) continue;
+        size_t i = static_cast<size_t>(after - merged.begin()) - 1;
+        if (!KeyBefore(raw, merged[i].to) || bad_lines[i] >= report.problems.size()) continue;
+        std::string repo(k.data() + 2, k.size() - 23);
+        if (repo == last_repo[i]) continue;
+        last_repo[i] = repo;
+        auto& repos = report.problems[bad_lines[i]].repos;
+        if (repos.size() < 1000) repos.push_back(std::move(repo));
+      }
     }
-    if (!it->status().ok()) add_problem(MakeProblem(StatusKind(it->status()), "repository membership unreadable: " + it->status().ToString()), "");
+    if (!it->status().ok()) {
+      add_problem(MakeProblem(StatusKind(it->status()), "repository membership unreadable: " + it->status().ToString()), "");
+      for (size_t i : bad_lines)
+        if (i < report.problems.size()) report.problems[i].repos_unknown = true;
+      for (auto& c : corrupt) report.problems[c.second].repos_unknown = true;
+    }
   }
-
 }
 
 // Consensus: block count and finalized height agree with the blocks.
@@ -456,6 +577,7 @@ Napi::Array ProblemsJs(Napi::Env e, const std::vector<ObjectProblem>& problems) 
     Napi::Array repos = Napi::Array::New(e, p.repos.size());
     for (size_t j = 0; j < p.repos.size(); j++) repos.Set(j, p.repos[j]);
     o.Set("repositories", repos);
+    if (p.repos_unknown) o.Set("repositoriesUnknown", true);
     o.Set("message", p.message);
     arr.Set(i, o);
   }

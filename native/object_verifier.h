@@ -7,10 +7,12 @@
 //       threads take disjoint key ranges of the objects CF from a shared
 //       counter, re-hash every object (git SHA-1 of "<type> <len>\0<body>")
 //       against its key, check the type byte, recount by type; then refs
-//       (every target exists) and the repository count. Repositories of
-//       corrupt objects are found by one scan of the membership keys, only
-//       when there are corrupt objects. Memory is flat in data size (problem
-//       lists are capped).
+//       (every target exists) and the repository count. A bad block ends an
+//       iterator: the unreadable key interval is mapped by seek probes (a
+//       binary search for the first readable key) and the scan resumes after
+//       it. Repositories of corrupt objects and of unreadable intervals are
+//       found by one scan of the membership keys, only when something is
+//       corrupt. Memory is flat in data size (problem lists are capped).
 //   debugPutRaw(store, cf, key, value)  test hook, exported only when
 //       GUTS_TEST_HOOKS=1 is set when the addon loads: writes a raw value
 //       into a column family, bypassing every invariant, so tests can build
@@ -31,6 +33,9 @@ struct ObjectProblem {
   std::string kind;  // "CORRUPT", "MISMATCH" or "ERROR"
   std::string id;    // hex object id, when the problem is about one object
   std::vector<std::string> repos;
+  // the repositories concerned cannot be told (e.g. the membership index is
+  // unreadable): every repository may be affected
+  bool repos_unknown = false;
   std::string message;  // the line after the kind, without the repositories
 };
 

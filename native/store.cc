@@ -5,6 +5,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 
 #include <cstring>
 #include <unordered_set>
@@ -58,8 +59,34 @@ std::string HeightKey(uint64_t height) {
   return k;
 }
 
-static rocksdb::Options BaseOptions(bool create) {
+uint64_t NowMicros() {
+  struct timeval tv;
+  gettimeofday(&tv, nullptr);
+  return static_cast<uint64_t>(tv.tv_sec) * 1000000u + static_cast<uint64_t>(tv.tv_usec);
+}
+
+void StampCommitTime(rocksdb::WriteBatch* batch, uint64_t time_us) {
+  std::string blob(kWalTimeTag, 2);
+  for (int i = 0; i < 8; i++) blob.push_back(static_cast<char>((time_us >> (8 * i)) & 0xff));
+  batch->PutLogData(blob);
+}
+
+// WAL retention for continuous archiving (docs/NODE.md "WAL archiving"): once
+// DATA_DIR/wal/ exists, RocksDB moves obsolete WAL files to db/archive/ and
+// never deletes them (the TTL is a century); the node's archiver deletes them
+// once their batches are in a closed segment. Every open (node or offline CLI)
+// takes the same decision, so no committed batch escapes the archiver.
+static bool WalRetained(const std::string& data_dir) {
+  struct stat st;
+  return stat((data_dir + "/wal").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static rocksdb::Options BaseOptions(bool create, bool retain_wal) {
   rocksdb::Options o;
+  if (retain_wal) {
+    o.WAL_ttl_seconds = 100ull * 365 * 24 * 3600;
+    o.WAL_size_limit_MB = 0;
+  }
   o.create_if_missing = create;
   o.create_missing_column_families = create;
   o.max_background_jobs = 2;
@@ -89,7 +116,14 @@ std::shared_ptr<Store> Store::Open(const Options& options) {
   } else if (!S_ISDIR(st.st_mode)) {
     throw GutsError(Code::InvalidArgument, "data dir " + options.data_dir + " is not a directory", options.data_dir);
   }
-  rocksdb::Options base = BaseOptions(options.create && !options.read_only);
+  rocksdb::Options base = BaseOptions(options.create && !options.read_only, WalRetained(options.data_dir));
+  if (options.create && !options.read_only) {
+    // RocksDB creates missing store dirs 0755 (env/fs_posix.cc), whatever we
+    // ask: make them here first, owner-only, so no other local user can read
+    // db/ even when the process umask is lax (its files get 0644 & ~umask).
+    if (options.open_db) EnsureDir(s->db_path());
+    if (options.open_consensus) EnsureDir(s->consensus_path());
+  }
   try {
     if (options.open_db) {
       std::vector<rocksdb::ColumnFamilyDescriptor> descs;
@@ -114,6 +148,10 @@ std::shared_ptr<Store> Store::Open(const Options& options) {
 Store::~Store() { Close(); }
 
 void Store::Close() {
+  {
+    std::lock_guard<std::mutex> lock(wal_mu);
+    for (auto& c : wal_cursor) c = WalCursor();
+  }
   if (db_) {
     for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
     cfs_.clear();
@@ -174,6 +212,7 @@ uint64_t Store::PutObjects(const std::string& repo, const std::vector<PutObject>
   for (int t = 0; t < 4; t++)
     if (*now[t] != *old[t]) batch.Put(cfs_[kMeta], kCountKeys[t], EncodeCount(*now[t]));
   if (batch.Count() == 0) return 0;
+  StampCommitTime(&batch, NowMicros());
   CheckStatus(db_->Write(rocksdb::WriteOptions(), &batch), db_path());
   return added;
 }
@@ -256,6 +295,7 @@ bool Store::PutRepo(const std::string& repo, const std::string& meta_json) {
   rocksdb::WriteBatch batch;
   batch.Put(cfs_[kRepos], key, meta_json);
   if (created) batch.Put(cfs_[kMeta], kCountKeys[4], EncodeCount(Counts().repos + 1));
+  StampCommitTime(&batch, NowMicros());
   CheckStatus(db_->Write(rocksdb::WriteOptions(), &batch), db_path());
   return created;
 }
@@ -281,6 +321,8 @@ void Store::UpdateRefs(const std::string& repo, const std::vector<RefUpdate>& up
     else if (u.target.size() == 20) batch.Put(cfs_[kRefs], key, u.target);
     else throw GutsError(Code::InvalidArgument, "ref " + u.name + " needs a 20-byte target or a symbolic target");
   }
+  if (batch.Count() == 0) return;
+  StampCommitTime(&batch, NowMicros());
   CheckStatus(db_->Write(rocksdb::WriteOptions(), &batch), db_path());
 }
 
@@ -330,6 +372,7 @@ void Store::PutBlocks(const std::vector<std::pair<uint64_t, std::string>>& block
   }
   batch.Put("count/blocks", EncodeCount(count));
   if (finalized >= 0) batch.Put("finalized", EncodeCount(static_cast<uint64_t>(finalized)));
+  StampCommitTime(&batch, NowMicros());
   CheckStatus(consensus_->Write(rocksdb::WriteOptions(), &batch), consensus_path());
 }
 
@@ -370,6 +413,24 @@ void Store::FlushAndSync() {
     CheckStatus(consensus_->Flush(fo), consensus_path());
     CheckStatus(consensus_->SyncWAL(), consensus_path());
   }
+}
+
+WalMarkResult Store::PutWalMark(const std::string& name) {
+  RequireDb(db_, "object");
+  RequireWritable(options_);
+  WalMarkResult r;
+  r.time_us = NowMicros();
+  rocksdb::WriteBatch batch;
+  // A real key with the marker: recovery skips LogData, and a log iterator
+  // misses a LogData-only batch at the very end of the log.
+  batch.Put(cfs_[kMeta], kWalMarkKeyPrefix + name, EncodeCount(r.time_us));
+  StampCommitTime(&batch, r.time_us);
+  batch.PutLogData(std::string(kWalMarkTag, 2) + name);
+  CheckStatus(db_->Write(rocksdb::WriteOptions(), &batch), db_path());
+  // The write path stores the assigned sequence in the batch header.
+  r.seq = 0;
+  for (int i = 7; i >= 0; i--) r.seq = (r.seq << 8) | static_cast<uint8_t>(batch.Data()[i]);
+  return r;
 }
 
 uint64_t Store::DbSequence() const { return db_ ? db_->GetLatestSequenceNumber() : 0; }

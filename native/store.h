@@ -4,6 +4,8 @@
 // Kept separate so a consensus-only backup can take consensus/ alone.
 #pragma once
 #include <rocksdb/db.h>
+#include <rocksdb/transaction_log.h>
+#include <rocksdb/write_batch.h>
 
 #include <cstdint>
 #include <memory>
@@ -33,6 +35,20 @@ struct RefUpdate {
 
 struct RefValue {
   std::string name, target, symbolic;
+};
+
+// Every committed batch carries its commit wall time as a LogData blob
+// kWalTimeTag + 8 bytes little-endian microseconds since the epoch; a named
+// restore point (wal mark) adds kWalMarkTag + the name (docs/FORMAT.md).
+constexpr const char* kWalTimeTag = "GT";
+constexpr const char* kWalMarkTag = "GM";
+constexpr const char* kWalMarkKeyPrefix = "wal/mark/";  // meta column family
+
+uint64_t NowMicros();
+void StampCommitTime(rocksdb::WriteBatch* batch, uint64_t time_us);
+
+struct WalMarkResult {
+  uint64_t seq = 0, time_us = 0;
 };
 
 struct StoredObject {
@@ -83,9 +99,23 @@ class Store {
   uint64_t FinalizedHeight();
   uint64_t BlockCount();
 
+  // Named restore point: one db batch (a meta key + the mark LogData).
+  WalMarkResult PutWalMark(const std::string& name);
+
   // Flush memtables and sync the WAL of both stores (maintenance mode).
   void FlushAndSync();
   uint64_t DbSequence() const;
+
+  // Log iterators kept between WAL tail calls (native/wal_reader.cc): a new
+  // iterator re-reads its first log file from the start to find a sequence,
+  // which costs up to a whole memtable's worth of log per call. Closed first.
+  struct WalCursor {
+    std::unique_ptr<rocksdb::TransactionLogIterator> it;
+    uint64_t next = 0;     // the sequence the cursor's owner expects next
+    bool pending = false;  // `it` holds a valid batch not yet returned
+  };
+  std::mutex wal_mu;
+  WalCursor wal_cursor[2];  // db, consensus
   uint64_t ConsensusSequence() const;
 
  private:

@@ -66,6 +66,16 @@ bool ChecksumOk(const uint8_t* h) {
 
 bool LooksLikeHeader(const uint8_t* h) { return std::memcmp(h + 257, "ustar", 5) == 0 && ChecksumOk(h); }
 
+// The boundary between "a damaged backup" and "not a backup at all"
+// (docs/FORMAT.md): the first block of a backup is the tar header of
+// GUTS-INDEX, so it carries that name or at least the ustar magic. `n` bytes
+// of it are known (fewer when the stream ends inside it).
+bool CouldBeFirstHeader(const uint8_t* h, size_t n) {
+  static const char kName[] = "GUTS-INDEX";
+  if (n >= sizeof kName - 1 && std::memcmp(h, kName, sizeof kName - 1) == 0) return true;
+  return n >= 262 && std::memcmp(h + 257, "ustar", 5) == 0;
+}
+
 bool ParseDecimal(const std::string& s, uint64_t* out) {
   if (s.empty() || s.size() > 19) return false;
   uint64_t v = 0;
@@ -184,6 +194,11 @@ void TarParser::ProcessHeader() {
     return;
   }
   zero_blocks_ = 0;
+  if (hoff == 0 && !damaged_ && !CouldBeFirstHeader(hdr_, 512)) {
+    h_->Problem("", Code::NotArchive, "its data does not start with a tar header");
+    state_ = kStopped;
+    return;
+  }
   if (std::memcmp(hdr_ + 257, "ustar", 5) != 0 || !ChecksumOk(hdr_)) {
     damaged_ = true;
     h_->Problem("", Code::Corrupt, "invalid tar header at offset " + Off(hoff) + " (bad magic or checksum)");
@@ -246,7 +261,7 @@ void TarParser::ProcessHeader() {
   if (const std::string* v = pax("size")) {
     if (!ParseDecimal(*v, &e.size)) {
       damaged_ = true;
-      h_->Problem(e.path, Code::Corrupt, "invalid pax size \"" + v->substr(0, 40) + "\" at offset " + Off(hoff));
+      h_->Problem(e.path, Code::Corrupt, "invalid pax size \"" + EscapeName(v->substr(0, 40)) + "\" at offset " + Off(hoff));
       state_ = kStopped;
       return;
     }
@@ -395,6 +410,11 @@ void TarParser::Fail(const std::string& why) {
 }
 
 void TarParser::Finish() {
+  if (state_ != kStopped && !damaged_ && offset_ == hdr_fill_ && !CouldBeFirstHeader(hdr_, hdr_fill_)) {
+    h_->Problem("", Code::NotArchive, offset_ == 0 ? "it holds no data" : "it is too short to be a tar archive");
+    state_ = kStopped;
+    return;
+  }
   switch (state_) {
     case kHeader:
       if (hdr_fill_ > 0) Fail("archive truncated inside a tar header at offset " + Off(offset_ - hdr_fill_));

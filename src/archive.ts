@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { checkLayout, checkManifestFields, layoutPatterns } from './archive-layout';
 import { GutsError, fsError } from './errors';
 import { ArchiveProblem, native, ReadArchiveOptions, ReadArchiveResult, TaskHandle } from './native';
 
@@ -70,6 +71,8 @@ function isCount(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+const FILE_KEYS = ['path', 'size', 'mode', 'mtime', 'xxh3'];
+
 /** MANIFEST.json text -> manifest, or the problems that make it unusable. */
 export function parseManifest(text: string): { manifest: Manifest | null; problems: ArchiveProblem[] } {
   const problems: ArchiveProblem[] = [];
@@ -86,24 +89,25 @@ export function parseManifest(text: string): { manifest: Manifest | null; proble
     return { manifest: null, problems };
   }
   const m = raw as Record<string, unknown>;
-  if (m.format !== 'guts-backup') bad(`format is ${JSON.stringify(m.format)}, expected "guts-backup"`);
-  if (m.format_version !== 1) bad(`unsupported format_version ${JSON.stringify(m.format_version)}`);
-  if (typeof m.created !== 'string' || Number.isNaN(Date.parse(m.created))) bad('created is missing or not a date');
-  if (!['full', 'hot', 'consensus-only'].includes(m.kind as string)) bad(`kind ${JSON.stringify(m.kind)} is not full, hot or consensus-only`);
-  const objects = m.objects as Record<string, unknown> | undefined;
-  if (!objects || typeof objects !== 'object') bad('objects counts are missing');
-  else for (const k of ['commit', 'tree', 'blob', 'tag']) if (!isCount(objects[k])) bad(`objects.${k} is missing or not a count`);
-  if (!isCount(m.repositories)) bad('repositories count is missing');
-  if (!Array.isArray(m.files)) {
-    bad('files list is missing');
-    return { manifest: null, problems };
-  }
+  for (const why of checkManifestFields(m)) bad(why);
+  if (!Array.isArray(m.files)) return { manifest: null, problems };
   let sum = 0;
   const seen = new Set<string>();
   m.files.forEach((f: unknown, i: number) => {
     const e = f as Record<string, unknown>;
     const where = typeof e?.path === 'string' ? e.path : `files[${i}]`;
-    if (typeof e?.path !== 'string' || !isCount(e.size) || !isCount(e.mode) || typeof e.mtime !== 'number' || typeof e.xxh3 !== 'string' || !/^[0-9a-f]{32}$/.test(e.xxh3)) {
+    if (
+      !e ||
+      typeof e !== 'object' ||
+      Object.keys(e).some((k) => !FILE_KEYS.includes(k)) ||
+      typeof e.path !== 'string' ||
+      !isCount(e.size) ||
+      !isCount(e.mode) ||
+      e.mode > 0o7777 ||
+      !Number.isSafeInteger(e.mtime) ||
+      typeof e.xxh3 !== 'string' ||
+      !/^[0-9a-f]{32}$/.test(e.xxh3)
+    ) {
       problems.push({ path: MANIFEST_NAME, code: 'GUTS_CORRUPT', message: `files entry for ${where} is malformed` });
       return;
     }
@@ -111,8 +115,7 @@ export function parseManifest(text: string): { manifest: Manifest | null; proble
     seen.add(e.path);
     sum += e.size;
   });
-  if (!isCount(m.total_bytes)) bad('total_bytes is missing');
-  else if (m.total_bytes !== sum) bad(`total_bytes ${m.total_bytes} differs from the sum of file sizes ${sum}`);
+  if (isCount(m.total_bytes) && m.total_bytes !== sum) bad(`total_bytes ${m.total_bytes} differs from the sum of file sizes ${sum}`);
   return { manifest: problems.length ? null : (m as unknown as Manifest), problems };
 }
 
@@ -156,6 +159,9 @@ export function checkArchive(r: ReadArchiveResult): { manifest: Manifest | null;
     });
     for (const l of index) if (!inManifest.has(l.path)) problems.push({ path: l.path, code: 'GUTS_CORRUPT', message: 'listed in GUTS-INDEX but not in MANIFEST.json' });
   }
+  // The reader refused what is in no kind's layout; what this kind may and must hold is known only now.
+  const named2 = new Set(problems.map((p) => p.path));
+  for (const p of checkLayout(manifest.kind, r.entries)) if (!named2.has(p.path)) problems.push(p);
   const entries = new Map(r.entries.filter((e) => e.type === 'file').map((e) => [e.path, e]));
   for (const f of manifest.files) {
     const e = entries.get(f.path);
@@ -166,9 +172,9 @@ export function checkArchive(r: ReadArchiveResult): { manifest: Manifest | null;
   return { manifest, problems };
 }
 
-/** Runs the native reader; `onTask` gets the handle (progress bar, cancel). */
+/** Runs the native reader (held to the backup layout unless `layout` says otherwise); `onTask` gets the handle (progress bar, cancel). */
 export async function readArchive(options: ReadArchiveOptions, onTask?: (h: TaskHandle<ReadArchiveResult>) => void): Promise<ReadArchiveResult> {
-  const h = native.readArchive(options);
+  const h = native.readArchive({ layout: layoutPatterns(), ...options });
   onTask?.(h);
   return h.promise;
 }
@@ -192,6 +198,19 @@ export function readSidecar(archive: string): Sidecar | null {
   const m = /^([0-9a-fA-F]{64})[ \t]+\*?(.+)$/m.exec(text);
   if (!m) return { file, sha256: null, problem: `${path.basename(file)} is not "<sha256>  <name>"` };
   return { file, sha256: m[1].toLowerCase() };
+}
+
+/**
+ * The error for a file the reader found not to be a backup at all
+ * (GUTS_NOT_ARCHIVE, exit 2) - unless its sidecar names other bytes: then a
+ * backup was written under this name and this is what is left of it
+ * (GUTS_CORRUPT, exit 1; e.g. truncated to nothing).
+ */
+export function notArchiveError(file: string, reason: string, sidecar: Sidecar | null, sha256: string | undefined): GutsError {
+  if (sidecar?.sha256 && sha256 && sidecar.sha256 !== sha256) {
+    return new GutsError('GUTS_CORRUPT', `SHA-256 of ${file} is ${sha256}, ${path.basename(sidecar.file)} says ${sidecar.sha256}; it no longer reads as a backup (${reason})`, file);
+  }
+  return new GutsError('GUTS_NOT_ARCHIVE', `${file} is not a guts-node backup archive: ${reason}`, file);
 }
 
 /** The stat of an archive that must exist and be a regular file. */

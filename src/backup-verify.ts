@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, ObjectCounts, readArchive, readSidecar, statArchive } from './archive';
-import { GutsError } from './errors';
+import { checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, notArchiveError, ObjectCounts, readArchive, readSidecar, statArchive } from './archive';
+import { escapeControls, GutsError } from './errors';
 import type { ArchiveSource } from './location/backup-stream';
 import { ArchiveProblem, Counts, ReadArchiveResult, TaskHandle } from './native';
 import { formatBytes } from './progress';
@@ -37,9 +37,14 @@ export interface BackupVerifyReport {
   repositories: number | null;
   files: number;
   total_bytes: number | null;
+  /** keys/node.key is in the archive: whoever holds the file can act as the node */
+  contains_private_key: boolean;
+  /** config/config.yaml is in the archive */
+  contains_config: boolean;
   status: 'VALID' | 'INVALID';
   problems: ArchiveProblem[];
-  deep?: { checked: boolean; counts?: Counts; note?: string };
+  /** --deep: what the object check of the extracted store covered */
+  deep?: { checked: boolean; counts?: Counts; objects_rehashed?: number; bytes_rehashed?: number; refs_checked?: number | null; note?: string };
   elapsed_ms: number;
 }
 
@@ -48,6 +53,10 @@ export interface DataDirCheck {
   ok: boolean;
   counts: Counts;
   problems: string[];
+  /** objects re-hashed, their bytes, refs checked against objects */
+  objects?: number;
+  bytes?: number;
+  refs?: number | null;
 }
 type VerifyDataDir = (dir: string, opts: { full: boolean; threads?: number }) => Promise<DataDirCheck>;
 
@@ -64,7 +73,7 @@ export async function loadVerifyDataDir(): Promise<VerifyDataDir | null> {
 }
 
 /** Runs the full object check on an extracted data dir and compares its counts with the manifest. */
-export async function checkExtractedObjects(dir: string, manifest: Manifest, threads?: number): Promise<{ counts: Counts; problems: ArchiveProblem[] }> {
+export async function checkExtractedObjects(dir: string, manifest: Manifest, threads?: number): Promise<{ counts: Counts; problems: ArchiveProblem[]; check: DataDirCheck }> {
   const verifyDataDir = await loadVerifyDataDir();
   if (!verifyDataDir) throw new GutsError('GUTS_INTERNAL', 'the full object check (verifyDataDir) is not available in this build');
   const r = await verifyDataDir(dir, { full: true, threads });
@@ -76,7 +85,7 @@ export async function checkExtractedObjects(dir: string, manifest: Manifest, thr
   if (r.counts.repositories !== manifest.repositories)
     problems.push({ path: 'objects', code: 'GUTS_CORRUPT', message: `MISMATCH repositories: extracted store has ${r.counts.repositories}, MANIFEST.json says ${manifest.repositories}` });
   if (!r.ok && problems.length === 0) problems.push({ path: 'objects', code: 'GUTS_CORRUPT', message: 'the full object check failed' });
-  return { counts: r.counts, problems };
+  return { counts: r.counts, problems, check: r };
 }
 
 function tempDirFor(file: string): string {
@@ -102,6 +111,14 @@ export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVer
     const options = { path: file, threads: opts.threads, sha256: true, skipFrameChecksums: Boolean(sidecar?.sha256), extractTo: tmp, inMemory: [KEY_ENTRY, CONFIG_ENTRY] };
     const onTask = (h: TaskHandle<ReadArchiveResult>) => opts.onTask?.(h, 'verify');
     r = src ? await src.read((input) => readArchive({ ...options, ...input }, onTask)) : await readArchive(options, onTask);
+    const notArchive = r.problems.find((p) => p.code === 'GUTS_NOT_ARCHIVE');
+    if (notArchive) {
+      const e = notArchiveError(file, notArchive.message, sidecar, r.sha256);
+      if (e.code === 'GUTS_NOT_ARCHIVE') throw e;
+      // the sidecar says a backup was written here: report what is left of it as damaged
+      notArchive.code = 'GUTS_CORRUPT';
+      notArchive.message = `not readable as a backup: ${notArchive.message}`;
+    }
     const { manifest, problems } = checkArchive(r);
     let sidecarState: BackupVerifyReport['sidecar'] = 'missing';
     if (sidecar) {
@@ -123,7 +140,7 @@ export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVer
       else {
         const c = await checkExtractedObjects(tmp, manifest, opts.threads);
         problems.push(...c.problems);
-        deep = { checked: true, counts: c.counts };
+        deep = { checked: true, counts: c.counts, objects_rehashed: c.check.objects ?? 0, bytes_rehashed: c.check.bytes ?? 0, refs_checked: c.check.refs ?? null };
       }
     }
     const valid = problems.length === 0;
@@ -140,6 +157,8 @@ export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVer
       repositories: typeof manifest?.repositories === 'number' ? manifest.repositories : null,
       files: r.entries.filter((e) => e.type === 'file').length,
       total_bytes: typeof manifest?.total_bytes === 'number' ? manifest.total_bytes : null,
+      contains_private_key: r.entries.some((e) => e.type === 'file' && e.path === KEY_ENTRY),
+      contains_config: r.entries.some((e) => e.type === 'file' && e.path === CONFIG_ENTRY),
       status: valid ? 'VALID' : 'INVALID',
       problems,
       ...(deep ? { deep } : {}),
@@ -167,6 +186,13 @@ function problemLine(p: ArchiveProblem, archive: string): string {
   return `${what}${p.path || archive}: ${p.message}`;
 }
 
+/** "Deep: re-hashed N objects ..." or why the deep check did not run. */
+function deepLine(d: NonNullable<BackupVerifyReport['deep']>): string {
+  if (!d.checked) return `Deep: not run (${(d.note ?? 'skipped').replace(/^skipped: /, '')})`;
+  const refs = d.refs_checked === null || d.refs_checked === undefined ? 'checked refs' : `checked ${n(d.refs_checked)} refs`;
+  return `Deep: re-hashed ${n(d.objects_rehashed ?? 0)} objects (${formatBytes(d.bytes_rehashed ?? 0)}) in db/, recounted types and repositories against MANIFEST.json, ${refs} against objects`;
+}
+
 /** The guide's block: Backup file / Created / Size / Checksum / Objects / Repositories / Status (+ problems). */
 export function formatVerifyReport(r: BackupVerifyReport): string {
   const lines = [
@@ -176,8 +202,12 @@ export function formatVerifyReport(r: BackupVerifyReport): string {
     `Checksum: ${r.checksum}`,
     `Objects: ${formatObjects(r.objects)}`,
     `Repositories: ${r.repositories === null ? 'unknown' : n(r.repositories)}`,
-    `Status: ${r.status}`,
   ];
+  // The key gives whoever holds the file the node's identity: say so where the operator looks.
+  if (r.contains_private_key) lines.push('Private key: included (keys/node.key; keep this file as secret as the key)');
+  if (r.deep) lines.push(deepLine(r.deep));
+  lines.push(`Status: ${r.status}`);
   for (const p of r.problems) lines.push(problemLine(p, r.file));
-  return lines.join('\n') + '\n';
+  // Names in the report come from the archive: no control character reaches the terminal.
+  return lines.map(escapeControls).join('\n') + '\n';
 }

@@ -11,13 +11,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { checkOutput } from './backup-output';
 import { errorCode, fsError, GutsError } from './errors';
-import { isProcessAlive, writeFileAtomic } from './fsutil';
+import { isProcessAlive } from './fsutil';
+import { writeLastBackup } from './metrics';
 import { ArchiveEntrySpec, ArchiveFormat, CheckpointInfo, Counts, CreateArchiveResult, native, TaskHandle } from './native';
 import { describeCheckpoint } from './daemon/checkpoints';
 import { connectNode, NodeClient } from './node-client';
 import { dataDirLayout, GutsStore, storeLockHolder } from './store';
 import { VERSION } from './version';
+import { readWalState, writeWalState } from './wal/state';
 
 export type BackupKind = 'full' | 'hot' | 'consensus-only';
 
@@ -36,7 +39,7 @@ export interface CreateBackupOptions {
   level?: number;
   /** compression threads (default: number of cores) */
   threads?: number;
-  /** replace an existing output file */
+  /** replace an existing output file that is not a guts-node archive (one that is, is replaced anyway: rotation by name) */
   force?: boolean;
   /**
    * Stream the archive into this descriptor (the write end of a pipe to an
@@ -94,6 +97,10 @@ export interface BackupResult {
   cpu_share: number;
   /** MANIFEST.json as stored in the archive */
   manifest: string;
+  /** an existing archive (or, with force, file) of that name was replaced */
+  replaced_existing: boolean;
+  /** the WAL timeline of the checkpoint, for the last-backup record of a streamed backup (recordLastBackup) */
+  wal_timeline: { timeline: number } | null;
 }
 
 /** Contents of <dataDir>/last-backup.json (the node's metrics read it). */
@@ -138,32 +145,6 @@ export function removeStaleCheckpoints(dataDir: string): string[] {
   return removed;
 }
 
-function checkOutput(output: string, force: boolean): void {
-  const dir = path.dirname(output);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(dir);
-  } catch (e) {
-    throw fsError(e, 'output directory', dir);
-  }
-  if (!st.isDirectory()) throw new GutsError('GUTS_NOT_FOUND', `output directory ${dir} is not a directory`, dir);
-  try {
-    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
-  } catch {
-    throw new GutsError('GUTS_PERMISSION', `output directory ${dir} is not writable`, dir);
-  }
-  let existing: fs.Stats | null = null;
-  try {
-    existing = fs.lstatSync(output);
-  } catch {
-    /* absent: fine */
-  }
-  if (existing) {
-    if (existing.isDirectory()) throw new GutsError('GUTS_EXISTS', `${output} is a directory`, output);
-    if (!force) throw new GutsError('GUTS_EXISTS', `${output} already exists (use --force to overwrite)`, output);
-  }
-}
-
 function checkLevel(format: ArchiveFormat, level: number): void {
   const [min, max] = format === 'tar.gz' ? [1, 9] : [1, 19];
   if (format !== 'tar' && (!Number.isInteger(level) || level < min || level > max)) {
@@ -175,21 +156,21 @@ function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new GutsError('GUTS_CANCELLED', 'backup interrupted; no archive was written and the checkpoint was removed');
 }
 
-/** Archive entries for a checkpoint dir: db/ and consensus/ (0700) and their files, sorted. */
+/** Archive entries for a checkpoint dir: db/ and consensus/ and their files, sorted; recorded owner-only (dirs 0700, files 0600) whatever a lax umask made of the store, so that stock tar extracts a private store too. */
 function checkpointEntries(cpDir: string, subdirs: string[]): ArchiveEntrySpec[] {
   const entries: ArchiveEntrySpec[] = [];
-  const walk = (rel: string, top: boolean) => {
+  const walk = (rel: string) => {
     const abs = path.join(cpDir, rel);
-    entries.push({ path: rel, source: abs, type: 'dir', ...(top ? { mode: 0o700 } : {}) });
+    entries.push({ path: rel, source: abs, type: 'dir', mode: 0o700 });
     const children = fs.readdirSync(abs, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const c of children) {
       const childRel = `${rel}/${c.name}`;
-      if (c.isDirectory()) walk(childRel, false);
-      else if (c.isFile()) entries.push({ path: childRel, source: path.join(cpDir, childRel), type: 'file' });
+      if (c.isDirectory()) walk(childRel);
+      else if (c.isFile()) entries.push({ path: childRel, source: path.join(cpDir, childRel), type: 'file', mode: 0o600 });
       else throw new GutsError('GUTS_INVALID_ARGUMENT', `checkpoint holds ${path.join(cpDir, childRel)}, which is not a regular file`, path.join(cpDir, childRel));
     }
   };
-  for (const sub of subdirs) if (fs.existsSync(path.join(cpDir, sub))) walk(sub, true);
+  for (const sub of subdirs) if (fs.existsSync(path.join(cpDir, sub))) walk(sub);
   return entries;
 }
 
@@ -216,6 +197,8 @@ interface Checkpoint {
   consensus: { blocks: number; finalizedHeight: number };
   source: 'node' | 'store';
   release: () => Promise<void>;
+  /** MANIFEST.json `wal`: timeline + first segment of replay (absent without WAL archiving) */
+  wal?: { timeline: number; segment: number };
 }
 
 /**
@@ -242,7 +225,7 @@ async function nodeCheckpoint(
       throw e;
     }
   }
-  return { dir: cp.dir, info: cp.info, counts: figures.counts!, consensus: figures.consensus!, source: 'node', release, priority };
+  return { dir: cp.dir, info: cp.info, counts: figures.counts!, consensus: figures.consensus!, source: 'node', release, priority, ...(cp.wal ? { wal: cp.wal } : {}) };
 }
 
 /** A checkpoint taken through a store this process opens (or already holds). */
@@ -270,10 +253,12 @@ async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus:
   const dir = path.join(layout.checkpoints, `cli-${process.pid}-${Date.now()}`);
   const release = async () => fs.rmSync(dir, { recursive: true, force: true });
   try {
+    // No node: the archiver's position is its state.json (the next node start tails on from there).
+    const walState = readWalState(dataDir);
     const info = await store.native.checkpoint(dir, which);
     const counts = await store.counts();
     const consensus = await store.consensusInfo();
-    return { dir, info, counts, consensus, source: 'store', release };
+    return { dir, info, counts, consensus, source: 'store', release, ...(walState ? { wal: { timeline: walState.timeline, segment: walState.next_segment } } : {}) };
   } catch (e) {
     await release();
     throw e;
@@ -284,17 +269,20 @@ async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus:
   }
 }
 
-/** The running node records it (its metrics); without a node, last-backup.json is written here. */
-export async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null): Promise<void> {
+/** The running node records it (its metrics); without a node, last-backup.json (its kind's slot) is written here. */
+export async function recordLastBackup(dataDir: string, record: LastBackup, client: NodeClient | null, wal: { timeline: number } | null): Promise<void> {
   if (client) {
     try {
-      await client.recordBackup(record);
+      await client.recordBackup(record, wal);
       return;
     } catch {
       /* the node went away: record it in the file ourselves */
     }
   }
-  writeFileAtomic(dataDirLayout(dataDir).lastBackup, JSON.stringify(record, null, 2) + '\n', 0o600);
+  writeLastBackup(dataDir, record);
+  // No node: a base backup of the archiver's timeline clears its note in state.json.
+  const s = wal ? readWalState(dataDir) : null;
+  if (s && s.timeline === wal!.timeline && s.needs_base_backup) writeWalState(dataDir, { ...s, needs_base_backup: false });
 }
 
 export async function createBackup(opts: CreateBackupOptions): Promise<BackupResult> {
@@ -309,7 +297,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const frameSize = opts.frameSize ?? DEFAULT_FRAME_SIZE;
   checkLevel(format, level);
   if (!Number.isInteger(threads) || threads < 1) throw new GutsError('GUTS_INVALID_ARGUMENT', '--threads must be a positive integer');
-  if (!streamed) checkOutput(output, Boolean(opts.force));
+  const { replaces } = streamed ? { replaces: Boolean(opts.force) } : checkOutput(output, Boolean(opts.force));
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
 
   // Optional extra files are checked before any checkpoint is taken.
@@ -358,12 +346,19 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       repositories: c.repositories,
       consensus: { blocks: cp.consensus.blocks, finalized_height: cp.consensus.finalizedHeight },
       compression,
+      ...(cp.wal
+        ? { wal: { timeline: cp.wal.timeline, segment: cp.wal.segment, db_seq: cp.info.db?.sequence ?? null, consensus_seq: cp.info.consensus?.sequence ?? null } }
+        : {}),
     };
     const entries = [...checkpointEntries(cp.dir, which.db ? ['db', 'consensus'] : ['consensus']), ...extras];
 
     const task = native.createArchive({
       output,
-      overwrite: Boolean(opts.force),
+      // an existing guts-node archive (or anything, with --force) is replaced
+      // once the new one is complete; else the commit refuses to replace
+      overwrite: replaces,
+      // the sidecar is committed with the archive, under its lock (rotation order: native/archive_writer.cc)
+      sidecar: !streamed,
       ...(streamed ? { outputFd: opts.outputFd } : {}),
       format,
       level,
@@ -388,16 +383,8 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
     }
 
     const checksum = `sha256:${result.sha256}`;
-    if (!streamed) try {
-      writeFileAtomic(`${output}.sha256`, `${result.sha256}  ${path.basename(output)}\n`, 0o600);
-    } catch (e) {
-      // No archive without its sidecar (a full disk has room for the one,
-      // not the other): the archive is ours, just renamed into place.
-      fs.rmSync(output, { force: true });
-      throw e;
-    }
     const record: LastBackup = { file: output, size_bytes: result.archiveBytes, created, kind, checksum };
-    if (!streamed) await recordLastBackup(dataDir, record, client);
+    if (!streamed) await recordLastBackup(dataDir, record, client, cp.wal ?? null);
 
     return {
       file: output,
@@ -417,6 +404,8 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       priority,
       cpu_share: cpuShare,
       manifest: result.manifest,
+      replaced_existing: replaces,
+      wal_timeline: cp.wal ?? null,
     };
   } finally {
     try {

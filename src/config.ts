@@ -8,6 +8,7 @@ import type * as YAMLTypes from 'yaml';
 
 import { GutsError } from './errors';
 import { writeFileAtomic } from './fsutil';
+import { checkWalCommandTemplate } from './wal/command';
 
 // yaml costs ~25 ms to load: only when a config file is actually parsed
 // (every CLI call loads the config; most have none).
@@ -17,7 +18,7 @@ function yaml(): typeof YAMLTypes {
 
 export const DEFAULT_CONFIG_PATH = '/etc/guts/config.yaml';
 
-type Kind = 'string' | 'addr' | 'bool' | 'int' | 'duration' | 'strings' | 'enum';
+type Kind = 'string' | 'addr' | 'bool' | 'int' | 'duration' | 'size' | 'strings' | 'enum';
 interface KeySpec {
   kind: Kind;
   default: unknown;
@@ -25,7 +26,11 @@ interface KeySpec {
   help: string;
   /** never printed (config get/set show *** when it is set) */
   secret?: boolean;
+  /** extra check of a well-typed value: throws, or returns why it is refused */
+  check?: (value: never) => string | void;
 }
+
+const MiB = 1024 * 1024;
 
 /** Every known key, with its type and default. Unknown keys are rejected. */
 export const CONFIG_KEYS: Record<string, KeySpec> = {
@@ -39,9 +44,32 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
   'metrics.textfile': { kind: 'string', default: '', help: 'node_exporter textfile path written after each backup' },
   'logging.level': { kind: 'enum', default: 'info', values: ['trace', 'debug', 'info', 'warn', 'error'], help: 'log level' },
   'logging.format': { kind: 'enum', default: 'text', values: ['text', 'json'], help: 'log format' },
-  'wal.archive_command': { kind: 'string', default: '', help: 'shell command archiving one WAL file (%f = file path, %p = archive name)' },
-  'wal.restore_command': { kind: 'string', default: '', help: 'shell command fetching one archived WAL file (%f = archive name, %p = destination path)' },
-  'wal.archive_timeout': { kind: 'duration', default: '60s', help: 'force a WAL segment switch at least this often' },
+  'wal.archive_command': {
+    kind: 'string',
+    default: '',
+    help: 'shell command archiving one WAL segment, run in its dir (%p = its absolute path, %f = its name, %% = %)',
+    check: (v: string) => checkWalCommandTemplate(v),
+  },
+  'wal.restore_command': { kind: 'string', default: '', help: 'shell command fetching one archived WAL file (%f = archived name, %p = destination path; exit 1 = not archived)' },
+  'wal.archive_dir': { kind: 'string', default: '', help: 'built-in WAL archive: a local directory (guts-node wal push/fetch; used when the commands are empty)' },
+  'wal.archive_timeout': {
+    kind: 'duration',
+    default: '5s',
+    help: 'close the open WAL segment this long after its first write (no segment without writes)',
+    check: (v: string) => (parseDuration(v) < 100 || parseDuration(v) > 86_400_000 ? 'must be between 100ms and 24h' : undefined),
+  },
+  'wal.segment_size': {
+    kind: 'size',
+    default: '16MiB',
+    help: 'close the open WAL segment once its batches reach this many bytes',
+    check: (v: string) => (parseSize(v) < 64 * 1024 || parseSize(v) > 1024 * MiB ? 'must be between 64KiB and 1GiB' : undefined),
+  },
+  'wal.max_pending': {
+    kind: 'size',
+    default: '1GiB',
+    help: 'refuse writes (503 GUTS_WAL_BACKLOG) while closed segments not yet archived exceed this many bytes',
+    check: (v: string) => (parseSize(v) < 1 ? 'must be at least 1 byte' : undefined),
+  },
   'backup.dir': { kind: 'string', default: '/var/backups/guts', help: 'default backup directory' },
   'backup.retention_days': { kind: 'int', default: 7, help: 'days to keep scheduled backups' },
   'backup.level': { kind: 'int', default: 3, help: 'zstd level for backups' },
@@ -69,7 +97,8 @@ export interface GutsConfig {
   storage: { data_dir: string };
   metrics: { enabled: boolean; addr: string; textfile: string };
   logging: { level: string; format: string };
-  wal: { archive_command: string; restore_command: string; archive_timeout: string };
+  /** sizes as written (parseSize), durations as written (parseDuration) */
+  wal: { archive_command: string; restore_command: string; archive_dir: string; archive_timeout: string; segment_size: string; max_pending: string };
   backup: {
     dir: string;
     retention_days: number;
@@ -104,8 +133,30 @@ export function parseDuration(s: string): number {
   return Math.round(Number(m[1]) * mult);
 }
 
+/** Bytes from `1048576`, `512KiB`, `16MiB`, `1GiB` (binary units; KB/MB/GB are decimal). */
+export function parseSize(s: string | number): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)?$/.exec(String(s).trim());
+  if (!m) throw new GutsError('GUTS_INVALID_ARGUMENT', `invalid size "${s}" (use e.g. 16MiB, 1GiB or bytes)`);
+  const mult = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB, TiB: 1024 * 1024 * MiB, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12 }[m[2] ?? 'B']!;
+  return Math.floor(Number(m[1]) * mult);
+}
+
 function coerce(key: string, spec: KeySpec, value: unknown, file: string): unknown {
   const bad = (why: string) => new GutsError('GUTS_INVALID_CONFIG', `${file}: ${key}: ${why}`, file);
+  const v = coerceKind(spec, value, bad);
+  if (spec.check) {
+    let why: string | void;
+    try {
+      why = spec.check(v as never);
+    } catch (e) {
+      why = (e as Error).message;
+    }
+    if (why) throw bad(why);
+  }
+  return v;
+}
+
+function coerceKind(spec: KeySpec, value: unknown, bad: (why: string) => GutsError): unknown {
   switch (spec.kind) {
     case 'string':
       if (typeof value !== 'string') throw bad(`expected a string, got ${JSON.stringify(value)}`);
@@ -129,6 +180,14 @@ function coerce(key: string, spec: KeySpec, value: unknown, file: string): unkno
         parseDuration(String(value));
       } catch {
         throw bad(`invalid duration ${JSON.stringify(value)} (use e.g. 30s, 10m, 1h)`);
+      }
+      return String(value);
+    case 'size':
+      if (typeof value !== 'string' && typeof value !== 'number') throw bad('expected a size like 16MiB');
+      try {
+        parseSize(value);
+      } catch {
+        throw bad(`invalid size ${JSON.stringify(value)} (use e.g. 16MiB, 1GiB or bytes)`);
       }
       return String(value);
     case 'strings':

@@ -19,6 +19,16 @@ export const ErrorCodes = [
   'GUTS_NOT_RUNNING',
   'GUTS_MAINTENANCE',
   'GUTS_TIMEOUT',
+  /** the file is not a guts-node backup at all (docs/FORMAT.md "Reader rules"): exit 2, not "corrupt" */
+  'GUTS_NOT_ARCHIVE',
+  /** the command line itself is wrong (unknown option or command, missing argument, bad option value) */
+  'GUTS_USAGE',
+  /** the WAL archive misses a segment (or a segment does not chain) before the restore target */
+  'GUTS_WAL_GAP',
+  /** the WAL archive ends before the restore target (--until …) */
+  'GUTS_WAL_TARGET',
+  /** writes refused: WAL segments not yet archived exceed wal.max_pending */
+  'GUTS_WAL_BACKLOG',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
@@ -50,7 +60,7 @@ export const ExitCode = {
 export function exitCodeFor(err: unknown): number {
   const code = errorCode(err);
   if (code === 'GUTS_LOCKED') return ExitCode.LOCKED;
-  if (code === 'GUTS_CORRUPT') return ExitCode.INVALID;
+  if (code === 'GUTS_CORRUPT' || code === 'GUTS_WAL_GAP' || code === 'GUTS_WAL_TARGET') return ExitCode.INVALID;
   if (code === 'GUTS_CANCELLED') return ExitCode.INTERRUPTED;
   return ExitCode.ERROR;
 }
@@ -82,10 +92,34 @@ export function errorCode(err: unknown): ErrorCode {
   return err instanceof GutsError ? err.code : 'GUTS_IO';
 }
 
+/**
+ * Text that quotes a path or an archive entry name, safe for a terminal and
+ * one line: C0/C1 controls and DEL become \xNN, bidi overrides and line/paragraph
+ * separators \uNNNN; printable text (any script) is kept. native/errors.cc
+ * EscapeName() does the same for native messages (already-escaped text passes
+ * through unchanged).
+ */
+export function escapeControls(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).toUpperCase().padStart(4, '0')}`;
+  });
+}
+
+/** The message of the one-line error, without the "guts-node: GUTS_X: " prefix (control characters escaped). */
+export function errorMessage(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return escapeControls(msg.replace(/\n+$/, ''));
+}
+
 /** One line for stderr: "guts-node: GUTS_X: message". */
 export function formatError(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return `guts-node: ${errorCode(err)}: ${msg.split('\n')[0]}`;
+  return `guts-node: ${errorCode(err)}: ${errorMessage(err)}`;
+}
+
+/** What --json prints on stdout on failure (docs/JSON.md "Errors"). */
+export function errorJson(err: unknown): { error: { code: ErrorCode; message: string; exit_code: number } } {
+  return { error: { code: errorCode(err), message: errorMessage(err), exit_code: exitCodeFor(err) } };
 }
 
 /** Wrap a Node fs error so the message names the file and the cause. */

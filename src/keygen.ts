@@ -38,6 +38,30 @@ export function parseKey(text: string, file = 'node key'): NodeKey {
   return { privateHex, publicHex };
 }
 
+/**
+ * `keygen > /etc/guts/node.key` (the guide's way): when standard output is a
+ * regular file, make it 0600 before the private key goes into it (the shell
+ * created it 0644 & ~umask). Returns the file's path (for the operator's
+ * note), or null when stdout is not a regular file (a pipe, a terminal).
+ * GUTS_PERMISSION, before anything is written, when the mode cannot be set.
+ */
+export function makeStdoutFilePrivate(fd = 1): string | null {
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) return null;
+  let file = `file descriptor ${fd}`;
+  try {
+    file = fs.readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    /* no /proc: name the fd */
+  }
+  try {
+    fs.fchmodSync(fd, 0o600);
+  } catch (e) {
+    throw new GutsError('GUTS_PERMISSION', `cannot make ${file} private (mode 0600): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; the private key was not written`, file);
+  }
+  return file;
+}
+
 /** Writes a new key with mode 0600; never overwrites. */
 export function writeKeyFile(file: string, key: NodeKey): void {
   if (fs.existsSync(file)) throw new GutsError('GUTS_EXISTS', `key file ${file} already exists; refusing to overwrite a node identity`, file);

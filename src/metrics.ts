@@ -1,12 +1,13 @@
-// Prometheus text exposition of the node's figures, and the last-backup record
-// (<data_dir>/last-backup.json, written by `backup create` or by the node on
-// recordBackup) that feeds the guide's alert
+// Prometheus text exposition of the node's figures, and the last-backup records
+// (<data_dir>/last-backup.json, one per kind, written by `backup create` or by
+// the node on recordBackup) that feed the guide's alert
 //   time() - guts_last_backup_timestamp > 86400
 import * as fs from 'node:fs';
 
-import { writeFileAtomicAsync } from './fsutil';
+import { writeFileAtomic, writeFileAtomicAsync } from './fsutil';
 import { Counts } from './native';
 import { dataDirLayout } from './store';
+import type { WalStatus } from './wal/archiver';
 
 export interface LastBackup {
   file: string;
@@ -17,25 +18,83 @@ export interface LastBackup {
   checksum?: string;
 }
 
-/** The last-backup record, or null when there is none (or it is unreadable). */
-export function readLastBackup(dataDir: string): LastBackup | null {
-  try {
-    const v = JSON.parse(fs.readFileSync(dataDirLayout(dataDir).lastBackup, 'utf8')) as Partial<LastBackup>;
-    if (typeof v.file !== 'string' || typeof v.size_bytes !== 'number' || typeof v.created !== 'string' || Number.isNaN(Date.parse(v.created))) return null;
-    return { file: v.file, size_bytes: v.size_bytes, created: v.created, kind: String(v.kind ?? 'full'), ...(v.checksum ? { checksum: String(v.checksum) } : {}) };
-  } catch {
-    return null;
-  }
+/**
+ * <dataDir>/last-backup.json: the last successful backup of each kind,
+ * `{"full": {...}, "hot": {...}, "consensus_only": {...}}` (each slot optional).
+ * Kept per kind so that the hourly consensus-only backups of the guide do not
+ * hide a missing full backup: the unlabelled guts_last_backup_timestamp is the
+ * newest full or hot one, consensus-only ones have their own series.
+ */
+export type BackupRecords = Partial<Record<BackupSlot, LastBackup>>;
+export type BackupSlot = 'full' | 'hot' | 'consensus_only';
+
+/** The record slot of a backup kind ("consensus-only" -> consensus_only; anything unknown counts as full). */
+export function backupSlot(kind: string): BackupSlot {
+  return kind === 'consensus-only' ? 'consensus_only' : kind === 'hot' ? 'hot' : 'full';
 }
 
-/** <dataDir>/last-backup.json, written off the event loop (the node). */
+function parseRecord(v: unknown): LastBackup | null {
+  const r = v as Partial<LastBackup> | null;
+  if (!r || typeof r !== 'object') return null;
+  if (typeof r.file !== 'string' || typeof r.size_bytes !== 'number' || typeof r.created !== 'string' || Number.isNaN(Date.parse(r.created))) return null;
+  return { file: r.file, size_bytes: r.size_bytes, created: r.created, kind: String(r.kind ?? 'full'), ...(r.checksum ? { checksum: String(r.checksum) } : {}) };
+}
+
+/** Every recorded kind (unreadable or invalid records are left out). Reads the older one-record file too. */
+export function readBackupRecords(dataDir: string): BackupRecords {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(fs.readFileSync(dataDirLayout(dataDir).lastBackup, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+  if (!v || typeof v !== 'object') return {};
+  if (typeof v.file === 'string') {
+    // before per-kind records: one record, of whatever kind it says
+    const one = parseRecord(v);
+    return one ? { [backupSlot(one.kind)]: one } : {};
+  }
+  const out: BackupRecords = {};
+  for (const slot of ['full', 'hot', 'consensus_only'] as const) {
+    const r = parseRecord(v[slot]);
+    if (r) out[slot] = r;
+  }
+  return out;
+}
+
+/** The newest full or hot backup: what the unlabelled guts_last_backup_timestamp and "Last backup" mean. */
+export function lastFullBackup(records: BackupRecords): LastBackup | null {
+  const c = [records.full, records.hot].filter((r): r is LastBackup => Boolean(r));
+  c.sort((a, b) => Date.parse(b.created) - Date.parse(a.created));
+  return c[0] ?? null;
+}
+
+/** The newest full or hot backup record, or null when there is none. */
+export function readLastBackup(dataDir: string): LastBackup | null {
+  return lastFullBackup(readBackupRecords(dataDir));
+}
+
+function withRecord(dataDir: string, info: LastBackup): string {
+  const records = { ...readBackupRecords(dataDir), [backupSlot(info.kind)]: info };
+  return JSON.stringify(records, null, 2) + '\n';
+}
+
+/** Records a backup in <dataDir>/last-backup.json (its kind's slot; the others are kept). */
+export function writeLastBackup(dataDir: string, info: LastBackup): void {
+  writeFileAtomic(dataDirLayout(dataDir).lastBackup, withRecord(dataDir, info), 0o600);
+}
+
+/** writeLastBackup off the event loop (the node; its callers serialize the calls). */
 export function writeLastBackupAsync(dataDir: string, info: LastBackup): Promise<void> {
-  return writeFileAtomicAsync(dataDirLayout(dataDir).lastBackup, JSON.stringify(info, null, 2) + '\n', 0o644);
+  return writeFileAtomicAsync(dataDirLayout(dataDir).lastBackup, withRecord(dataDir, info), 0o600);
 }
 
 /** node_exporter textfile-collector file (config metrics.textfile), written off the event loop. */
-export function writeBackupTextfileAsync(file: string, info: LastBackup): Promise<void> {
-  const text = renderMetrics({ lastBackup: info }, { only: ['guts_last_backup_timestamp', 'guts_backup_size_bytes'] });
+export function writeBackupTextfileAsync(file: string, records: BackupRecords): Promise<void> {
+  const text = renderMetrics(
+    { lastBackup: lastFullBackup(records), consensusBackup: records.consensus_only ?? null },
+    { only: ['guts_last_backup_timestamp', 'guts_backup_size_bytes'] },
+  );
   return writeFileAtomicAsync(file, text, 0o644);
 }
 
@@ -45,7 +104,10 @@ export interface MetricsSnapshot {
   counts?: Counts | null;
   consensus?: { blocks: number; finalizedHeight: number } | null;
   storeBytes?: { db: number; consensus: number; checkpoints: number };
+  /** the newest full or hot backup: the unlabelled backup series */
   lastBackup?: LastBackup | null;
+  /** the last consensus-only backup: the {kind="consensus-only"} series (left out when none) */
+  consensusBackup?: LastBackup | null;
   maintenance?: boolean;
   checkpointsActive?: number;
   checkpointsTotal?: number;
@@ -53,6 +115,8 @@ export interface MetricsSnapshot {
   writesInFlight?: number;
   httpRequests?: Map<string, number>;
   startedAt?: number;
+  /** present when WAL archiving is on */
+  wal?: WalStatus;
 }
 
 interface Family {
@@ -89,9 +153,20 @@ export function renderMetrics(s: MetricsSnapshot, opts: { only?: string[] } = {}
   }
   if (s.lastBackup !== undefined || opts.only) {
     const b = s.lastBackup;
-    // 0 when there never was a backup: the "backup missing" alert then fires, as it should.
-    g('guts_last_backup_timestamp', 'Unix time of the last successful backup (0 = none recorded).', [{ value: b ? Math.floor(Date.parse(b.created) / 1000) : 0 }]);
-    g('guts_backup_size_bytes', 'Size of the last successful backup archive.', [{ value: b ? b.size_bytes : 0 }]);
+    const c = s.consensusBackup;
+    // Unlabelled: the last full or hot backup, 0 when there never was one (the
+    // "backup missing" alert then fires, as it should). Consensus-only backups
+    // have their own series, so hourly ones cannot keep that alert quiet.
+    const ts = (r: LastBackup) => Math.floor(Date.parse(r.created) / 1000);
+    const kindLabel = { kind: 'consensus-only' };
+    g('guts_last_backup_timestamp', 'Unix time of the last successful full or hot backup (0 = none recorded); kind="consensus-only": of the last consensus-only backup.', [
+      { value: b ? ts(b) : 0 },
+      ...(c ? [{ labels: kindLabel, value: ts(c) }] : []),
+    ]);
+    g('guts_backup_size_bytes', 'Size of the last successful full or hot backup archive; kind="consensus-only": of the last consensus-only one.', [
+      { value: b ? b.size_bytes : 0 },
+      ...(c ? [{ labels: kindLabel, value: c.size_bytes }] : []),
+    ]);
   }
   if (s.maintenance !== undefined) g('guts_maintenance', 'Whether the node is in maintenance mode (writes paused).', [{ value: s.maintenance ? 1 : 0 }]);
   if (s.checkpointsActive !== undefined) g('guts_checkpoints_active', 'Hot-backup checkpoints currently held.', [{ value: s.checkpointsActive }]);
@@ -107,6 +182,20 @@ export function renderMetrics(s: MetricsSnapshot, opts: { only?: string[] } = {}
       [...s.httpRequests.entries()].sort().map(([code, value]) => ({ labels: { code }, value })),
       'counter',
     );
+  }
+  if (s.wal) {
+    const w = s.wal;
+    g('guts_wal_archived_segments_total', 'WAL segments the archive command (or archive dir) accepted.', [{ value: w.archived_segments_total }], 'counter');
+    g('guts_wal_archive_failures_total', 'Failed WAL archive attempts (each retried with backoff).', [{ value: w.archive_failures_total }], 'counter');
+    g('guts_wal_pending_segments', 'Closed WAL segments waiting to be archived.', [{ value: w.pending_segments }]);
+    g('guts_wal_pending_bytes', 'Bytes of WAL segments and history files waiting to be archived.', [{ value: w.pending_bytes }]);
+    g('guts_wal_last_archived_timestamp', 'Unix time the last WAL segment was archived (0 = none yet).', [
+      { value: w.last_archived ? Math.floor(Date.parse(w.last_archived.archived_at) / 1000) : 0 },
+    ]);
+    g('guts_wal_archive_lag_seconds', 'Age of the oldest committed write not yet archived (0 = all archived).', [{ value: Math.round(w.archive_lag_seconds * 1000) / 1000 }]);
+    g('guts_wal_timeline_switches_total', 'New WAL timelines started after a continuity gap (a new base backup is needed).', [{ value: w.timeline_switches_total }], 'counter');
+    g('guts_wal_timeline', 'Current WAL timeline.', [{ value: w.timeline }]);
+    g('guts_wal_backlog', 'Whether writes are refused because the WAL archive backlog exceeds wal.max_pending.', [{ value: w.backlog ? 1 : 0 }]);
   }
   if (s.startedAt !== undefined) g('guts_start_time_seconds', 'Unix time the node started.', [{ value: Math.floor(s.startedAt / 1000) }]);
 

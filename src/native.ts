@@ -108,6 +108,12 @@ export interface CreateArchiveOptions {
   overwrite?: boolean;
   /** write to this descriptor (a pipe to an upload; owned and closed by the writer) instead of a file; `output` only names it */
   outputFd?: number;
+  /**
+   * also commit `${output}.sha256` ("<sha256>  <basename>\n", 0600) under the
+   * partial's lock, in an order where a crash leaves the old pair, the new pair
+   * or an archive without a sidecar, never a mismatched pair (PartialFile::Commit)
+   */
+  sidecar?: boolean;
   format: ArchiveFormat;
   /** requested level (zstd -7..22, gzip 1..9; ignored for tar); zstd 1-3 are tuned for SSTs, gzip chunks that barely compress get a faster one */
   level: number;
@@ -164,6 +170,8 @@ export interface ReadArchiveOptions {
   failFast?: boolean;
   /** archive paths (<= 1 MiB each) returned in `memory` instead of being written */
   inMemory?: string[];
+  /** file patterns a backup may hold ('#' = digits; src/archive-layout.ts); [] = no layout check */
+  layout?: string[];
 }
 
 export interface ArchiveProblem {
@@ -218,6 +226,8 @@ export interface ObjectProblem {
   id?: string;
   /** repositories holding the object / owning the ref (may be empty) */
   repositories: string[];
+  /** the repositories concerned cannot be told (e.g. the membership index is unreadable): every one may be affected */
+  repositoriesUnknown?: boolean;
   /** the problem line without its kind and repositories */
   message: string;
 }
@@ -245,6 +255,30 @@ export interface VerifyChecksumsResult {
   problems: ObjectProblem[];
 }
 
+// ---- WAL archiving (native/wal_reader.cc, native/wal_codec.cc) — docs/FORMAT.md "WAL segments" ----
+export type WalDbName = 'db' | 'consensus';
+
+export interface WalTailBatch {
+  /** sequence of the batch's first key */
+  seq: number;
+  /** keys in the batch (sequences used) */
+  count: number;
+  /** commit wall time, microseconds since the epoch (0: the batch carries none) */
+  timeUs: number;
+  /** restore-point name when the batch is a `wal mark` */
+  mark?: string;
+  /** the RocksDB WriteBatch representation (header: fixed64 seq, fixed32 count) */
+  data: Buffer;
+}
+
+export interface WalTailResult {
+  batches: WalTailBatch[];
+  /** the store's last committed sequence when asked */
+  latest: number;
+  /** continuity broken: `expected` is gone; the log continues at `found` (0: nothing) */
+  gap: { expected: number; found: number } | null;
+}
+
 export type RawColumnFamily = 'objects' | 'refs' | 'repos' | 'meta' | 'consensus';
 
 export interface NativeAddon {
@@ -267,12 +301,26 @@ export interface NativeAddon {
    * cpuShare in (0, 1) also paces the archiver threads to run at most that share of the time (native/priority.cc)
    */
   enterBackgroundPriority(cpuShare?: number): BackgroundPriority;
+  /** committed batches from `from` on, checked for continuity (never skips silently) */
+  walTail(store: NativeStore, which: WalDbName, from: number, limits?: { maxBytes?: number; maxBatches?: number }): Promise<WalTailResult>;
+  /** the store's WAL files, oldest first (live ones in the store dir, obsolete ones kept in its archive/) */
+  walFiles(store: NativeStore, which: WalDbName): Promise<Array<{ path: string; logNumber: number; startSeq: number; bytes: number; archived: boolean }>>;
+  /** replays archived batches in order; skips those already in the store, GUTS_CORRUPT on a gap; syncs the WAL */
+  walApply(store: NativeStore, which: WalDbName, batches: Buffer[]): Promise<{ applied: number; skipped: number; latest: number }>;
+  /** named restore point: one db batch (meta key wal/mark/NAME + mark LogData) */
+  walMark(store: NativeStore, name: string): Promise<{ seq: number; timeUs: number }>;
+  /** one zstd frame (content size + checksum) on a worker thread */
+  walCompress(raw: Buffer, level: number): Promise<Buffer>;
+  /** GUTS_CORRUPT unless exactly one valid frame of at most maxBytes */
+  walDecompress(compressed: Buffer, maxBytes: number): Promise<Buffer>;
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
   debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
 }
 
 function load(): NativeAddon {
-  const file = path.join(PACKAGE_ROOT, 'build', 'Release', 'guts_native.node');
+  // GUTS_NATIVE_ADDON: a developer's instrumented build of the same addon
+  // (fuzz/sanitize.sh builds one with ASan or TSan).
+  const file = process.env.GUTS_NATIVE_ADDON || path.join(PACKAGE_ROOT, 'build', 'Release', 'guts_native.node');
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require(file) as NativeAddon;

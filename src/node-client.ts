@@ -9,6 +9,7 @@ import { errorFromPayload, LineSplitter, Response, withSocketPath } from './daem
 import { GutsError } from './errors';
 import { Counts, CheckpointInfo } from './native';
 import { dataDirLayout, GitObject } from './store';
+import type { WalStatus } from './wal/archiver';
 
 /** What import / dev seed write into: a GutsStore or a running node. */
 export interface ObjectSink {
@@ -32,6 +33,8 @@ export interface NodeCheckpoint {
   expires?: string;
   /** how long the node took (writes are never paused for a checkpoint) */
   createdMs?: number;
+  /** with WAL archiving on: timeline and first segment a replay onto this checkpoint needs */
+  wal?: { timeline: number; segment: number };
 }
 
 export interface NodeStatus {
@@ -69,7 +72,12 @@ export interface NodeClient extends ObjectSink {
   releaseCheckpoint(id: string): Promise<void>;
   maintenanceEnter(timeoutMs: number): Promise<{ until: string; alreadyActive?: boolean; flushMs?: number }>;
   maintenanceExit(): Promise<{ wasActive: boolean }>;
-  recordBackup(info: BackupRecord): Promise<void>;
+  /** wal: the backup's MANIFEST `wal` position (clears the node's "needs a base backup" note for that timeline) */
+  recordBackup(info: BackupRecord, wal?: { timeline: number } | null): Promise<void>;
+  /** `wal status` of the running node (src/wal/archiver.ts WalStatus) */
+  walStatus(): Promise<WalStatus>;
+  /** `wal mark NAME`: restore point written and its segment closed */
+  walMark(name: string): Promise<{ name: string; seq: number; time: string; segment: string }>;
   close(): void;
 }
 
@@ -210,8 +218,16 @@ class AdminClient implements NodeClient {
     return (await this.call('maintenance.exit')) as { wasActive: boolean };
   }
 
-  async recordBackup(info: BackupRecord): Promise<void> {
-    await this.call('recordBackup', { info });
+  async recordBackup(info: BackupRecord, wal?: { timeline: number } | null): Promise<void> {
+    await this.call('recordBackup', wal ? { info, wal } : { info });
+  }
+
+  async walStatus(): Promise<WalStatus> {
+    return (await this.call('wal.status')) as WalStatus;
+  }
+
+  async walMark(name: string): Promise<{ name: string; seq: number; time: string; segment: string }> {
+    return (await this.call('wal.mark', { name }, Math.max(this.timeoutMs, 60_000))) as { name: string; seq: number; time: string; segment: string };
   }
 
   async putObjects(repo: string | null, objects: GitObject[]): Promise<{ ids: string[]; added: number }> {

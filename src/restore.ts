@@ -12,14 +12,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { BackupKind, checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, ObjectCounts, readArchive, readSidecar, statArchive } from './archive';
+import { BackupKind, checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, notArchiveError, ObjectCounts, readArchive, readSidecar, statArchive } from './archive';
 import { checkExtractedObjects } from './backup-verify';
 import { fsError, GutsError } from './errors';
 import { fsyncDir, isProcessAlive, writeFileAtomic } from './fsutil';
 import type { ArchiveSource } from './location/backup-stream';
 import { native, ReadArchiveResult, TaskHandle } from './native';
-import { connectNode } from './node-client';
-import { storeLockHolder } from './store';
+import { checkReplaceable, refuseLiveStoreTarget, resolveStorePath } from './restore-guard';
 
 export interface RestoreOptions {
   file: string;
@@ -28,14 +27,29 @@ export interface RestoreOptions {
   target: string;
   /** run the full object check on the staged store before putting it in place */
   verify?: boolean;
-  /** replace a non-empty target */
+  /** replace a non-empty target that looks like a data dir (restore-guard.ts checkReplaceable) */
   force?: boolean;
+  /** replace a non-empty target whatever it holds */
+  forceAny?: boolean;
   keyTo?: string;
   configTo?: string;
   threads?: number;
   /** notes for the operator (stderr) */
   log?: (line: string) => void;
   onTask?: (h: TaskHandle<unknown>, label: string) => void;
+  /**
+   * A step on the staged data dir after the base is extracted and checked,
+   * before --verify, the final checks and the swap (point-in-time restore
+   * replays archived WAL here). It may return the object counts the staged
+   * store now holds, which --verify then expects instead of the manifest's.
+   * A throw removes the staging dir: the target stays untouched.
+   */
+  afterExtract?: (staging: string, manifest: Manifest) => Promise<StagedCounts | void>;
+}
+
+export interface StagedCounts {
+  objects: ObjectCounts;
+  repositories: number;
 }
 
 export interface RestoreReport {
@@ -67,17 +81,6 @@ const IGNORED = new Set(['lost+found']);
 export function stagingDirFor(target: string, pid = process.pid, mountPoint = false): string {
   if (mountPoint) return path.join(target, `.guts-restore-${pid}.staging`);
   return path.join(path.dirname(target), `.${path.basename(target)}.restore-${pid}.staging`);
-}
-
-/** GUTS_LOCKED when a node (RocksDB lock or live daemon) holds dir. */
-export async function refuseIfLive(dir: string): Promise<void> {
-  const holder = storeLockHolder(dir);
-  if (holder) throw new GutsError('GUTS_LOCKED', `${dir} is in use by process ${holder > 0 ? holder : '(unknown)'} (stop the node before restoring)`, dir);
-  const client = await connectNode(dir);
-  if (client) {
-    client.close();
-    throw new GutsError('GUTS_LOCKED', `a running node serves ${dir} (stop it before restoring)`, dir);
-  }
 }
 
 /** Removes staging dirs of dead restores into `target`; refuses while another restore runs. */
@@ -174,14 +177,16 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   const src = opts.source;
   const file = src ? src.url : path.resolve(opts.file);
   if (!src) statArchive(file);
-  let target = path.resolve(opts.target);
-  // /var/lib/guts -> /data/guts: restore into the directory the link points to.
-  if (lstatOrNull(target)?.isSymbolicLink()) target = fs.realpathSync(target);
+  // The physical path: "..", symlinks and /var/lib/guts -> /data/guts all
+  // restore into (and are checked as) the directory the kernel would write to.
+  const target = resolveStorePath(opts.target);
+  if (lstatOrNull(target)?.isSymbolicLink()) throw new GutsError('GUTS_NOT_FOUND', `target ${opts.target} is a symbolic link to a missing directory`, opts.target);
   const parent = path.dirname(target);
   if (target === parent) throw new GutsError('GUTS_INVALID_ARGUMENT', `cannot restore into ${target}`);
 
-  await refuseIfLive(target);
-  fs.mkdirSync(parent, { recursive: true });
+  // Before anything is created or removed (staging dir, leftovers, parents).
+  await refuseLiveStoreTarget(target);
+  fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
   const removed = cleanLeftoverStaging(target, opts.log);
 
   const tst = lstatOrNull(target);
@@ -190,9 +195,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   // be renamed: stage inside it and move entries one by one instead.
   const mountPoint = Boolean(tst && tst.dev !== fs.statSync(parent).dev);
   const targetEntries = tst ? fs.readdirSync(target).filter((n) => !IGNORED.has(n) && !STAGING_INSIDE.test(n)) : [];
-  if (targetEntries.length && !opts.force) {
-    throw new GutsError('GUTS_EXISTS', `target ${target} is not empty (use --force to replace its data)`, target);
-  }
+  checkReplaceable(target, targetEntries, { force: opts.force, forceAny: opts.forceAny });
   const keyTo = opts.keyTo ? path.resolve(opts.keyTo) : undefined;
   const configTo = opts.configTo ? path.resolve(opts.configTo) : undefined;
   for (const p of [keyTo, configTo]) {
@@ -212,7 +215,13 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     const sidecar = src ? src.sidecar : readSidecar(file);
     const options = { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), skipFrameChecksums: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] };
     const onTask = (h: TaskHandle<ReadArchiveResult>) => opts.onTask?.(h, 'restore');
-    const r = src ? await src.read((input) => readArchive({ ...options, ...input }, onTask)) : await readArchive(options, onTask);
+    const read = (o: Parameters<typeof readArchive>[0], t?: typeof onTask) => (src ? src.read((input) => readArchive({ ...o, ...input }, t)) : readArchive(o, t));
+    const r = await read(options, onTask).catch(async (e: GutsError) => {
+      if (e?.code !== 'GUTS_NOT_ARCHIVE' || !sidecar?.sha256) throw e;
+      // Fail-fast stopped before the digest: take it, to tell "not a backup" from "what is left of one".
+      const whole = await read({ path: file, threads: opts.threads, sha256: true, layout: [] });
+      throw notArchiveError(file, e.message.replace(/^.* is not a guts-node backup archive: /, ''), sidecar, whole.sha256);
+    });
     if (sidecar && !sidecar.sha256) throw new GutsError('GUTS_CORRUPT', `${sidecar.file}: ${sidecar.problem}`, sidecar.file);
     if (sidecar && sidecar.sha256 !== r.sha256) {
       throw new GutsError('GUTS_CORRUPT', `SHA-256 of ${file} is ${r.sha256}, ${path.basename(sidecar.file)} says ${sidecar.sha256}`, file);
@@ -232,10 +241,13 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       }
     }
 
+    const staged = (await opts.afterExtract?.(staging, manifest)) ?? undefined;
+    const expected: Manifest = staged ? { ...manifest, objects: staged.objects, repositories: staged.repositories } : manifest;
+
     if (opts.verify) {
       if (manifest.kind === 'consensus-only') opts.log?.('--verify: consensus-only archive holds no git objects; object check skipped');
       else {
-        const c = await checkExtractedObjects(staging, manifest, opts.threads);
+        const c = await checkExtractedObjects(staging, expected, opts.threads);
         if (c.problems.length) throw new GutsError('GUTS_CORRUPT', `staged store failed the object check: ${c.problems[0].message}`, staging);
       }
     }
@@ -256,7 +268,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     }
     fsyncDir(staging);
 
-    await refuseIfLive(target); // a node may have started meanwhile
+    await refuseLiveStoreTarget(target); // a node may have started meanwhile
     for (const s of secrets) {
       if (s.action !== 'write') continue;
       fs.mkdirSync(path.dirname(s.dest), { recursive: true, mode: 0o700 });
@@ -264,6 +276,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     }
     if (mountPoint) {
       swapEntries(staging, target, manifest.kind !== 'consensus-only');
+      fs.chmodSync(target, 0o700); // renamed targets are the 0700 staging dir; a mount point keeps its own mode
       stagingHoldsOldData = true;
     } else if (tst) {
       native.renameExchange(staging, target);
@@ -290,8 +303,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       files: files.length,
       bytes: files.reduce((s, e) => s + e.size, 0),
       archive_bytes: r.archiveBytes,
-      objects: manifest.objects,
-      repositories: manifest.repositories,
+      objects: expected.objects,
+      repositories: expected.repositories,
       verified: Boolean(opts.verify),
       replaced_existing: Boolean(tst) && targetEntries.length > 0,
       removed_leftovers: removed,

@@ -14,7 +14,8 @@ import * as path from 'node:path';
 import { errorCode, GutsError } from './errors';
 import { Counts, native, NativeStore, ObjectProblem, Progress } from './native';
 import { formatBytes } from './progress';
-import { dataDirLayout, GutsStore, storeLockHolder } from './store';
+import { dataDirLayout, storeLockHolder } from './store';
+import { storePermissionWarnings } from './store-permissions';
 
 export interface VerifyOptions {
   /** re-hash every object, recount, check refs (otherwise checksums + metadata) */
@@ -47,21 +48,29 @@ export interface VerifyReport {
   refs: number | null;
   sstFiles: number;
   sstBytes: number;
-  /** repositories named by any problem, sorted */
+  /**
+   * repositories named by any problem, sorted; when a problem cannot tell
+   * which repositories it touches (affectedUnknown), every repository
+   */
   affected: string[];
+  /** some problem's repositories cannot be told: `affected` lists every repository that may be affected */
+  affectedUnknown: boolean;
   /** the consensus store's block count and finalized height (null when absent or undecodable) */
   consensus: { blocks: number; finalizedHeight: number } | null;
   /** false for a consensus-only data dir (e.g. an extracted --consensus-only backup) */
   hasObjectStore: boolean;
   durationS: number;
+  /** not problems of the data: e.g. a store readable by group/other users (src/store-permissions.ts) */
+  warnings: string[];
 }
 
 const ZERO: Counts = { commit: 0, tree: 0, blob: 0, tag: 0, repositories: 0 };
 
 export function problemLine(p: ObjectProblem): string {
   let line = `${p.kind} ${p.message}`;
-  if (p.repositories.length) line += ` (repositories: ${p.repositories.join(', ')})`;
-  else if (p.kind === 'CORRUPT' && p.id) line += ' (in no repository)';
+  if (p.repositoriesUnknown) line += ' (repositories: cannot tell, every repository may be affected)';
+  else if (p.repositories.length) line += ` (repositories: ${p.repositories.join(', ')})`;
+  else if (p.kind === 'CORRUPT' && (p.id || p.message.startsWith('objects key range'))) line += ' (in no repository)';
   return line;
 }
 
@@ -69,25 +78,72 @@ function exists(p: string): boolean {
   return fs.existsSync(p);
 }
 
-/** Opens what the data dir holds, read-only; a store that cannot even open as corrupt is a problem, not an exception. */
-async function openReadOnly(dir: string): Promise<{ store: NativeStore; close: () => Promise<void> } | { problem: string }> {
-  const l = dataDirLayout(dir);
-  const hasDb = exists(path.join(l.db, 'CURRENT'));
-  const hasConsensus = exists(path.join(l.consensus, 'CURRENT'));
+function isDir(p: string): boolean {
   try {
-    if (hasDb) {
-      const s = await GutsStore.open(dir, { readOnly: true, create: false, consensus: hasConsensus });
-      return { store: s.native, close: () => s.close() };
-    }
-    if (!hasConsensus) throw new GutsError('GUTS_NOT_FOUND', `no store in ${dir} (missing db/CURRENT and consensus/CURRENT)`, dir);
-    // consensus-only data (e.g. an extracted --consensus-only backup)
-    const holder = storeLockHolder(dir);
-    if (holder) throw new GutsError('GUTS_LOCKED', `store ${dir} is locked by process ${holder} (is the node running?)`, dir);
-    const n = new native.Store(dir, { readOnly: true, create: false, db: false });
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Why one RocksDB instance of the data dir (db/ or consensus/) cannot be
+ * opened, or null when it looks openable. Called only when the data dir is a
+ * store (it has db/ or consensus/): from then on anything missing is damage,
+ * not "no store here".
+ */
+function instanceDamage(dir: string, name: 'db' | 'consensus'): string | null {
+  const d = path.join(dir, name);
+  if (!exists(d)) return `${name}/ is missing`;
+  if (!isDir(d)) return `${d} is not a directory`;
+  if (!exists(path.join(d, 'CURRENT'))) {
+    const files = fs.readdirSync(d).length;
+    return files ? `${d}/CURRENT is missing (${files} other file(s) left in ${name}/)` : `${d} is empty`;
+  }
+  return null;
+}
+
+type Opened = { store: NativeStore; close: () => Promise<void>; hasDb: boolean; hasConsensus: boolean; problems: string[] };
+
+/**
+ * Opens what the data dir holds, read-only. A directory with neither db/ nor
+ * consensus/ is not a store (GUTS_NOT_FOUND, exit 2). Otherwise a store that
+ * cannot be opened is damage: CORRUPT problems (exit 1), never an exception
+ * and never OK. Layouts: db/ and consensus/ (a node's data dir, a full
+ * backup), or consensus/ alone (a --consensus-only backup). db/ without
+ * consensus/, a missing CURRENT, an empty db/, a MANIFEST RocksDB refuses:
+ * CORRUPT. Whatever still opens is checked as well.
+ */
+async function openReadOnly(dir: string): Promise<Opened | { failed: string[] }> {
+  const l = dataDirLayout(dir);
+  if (!exists(l.db) && !exists(l.consensus)) {
+    throw new GutsError('GUTS_NOT_FOUND', `${dir} is not a guts-node data dir (no db/ or consensus/)`, dir);
+  }
+  const holder = storeLockHolder(dir);
+  if (holder && holder !== process.pid) throw new GutsError('GUTS_LOCKED', `store ${dir} is locked by process ${holder} (is the node running?)`, dir);
+  const problems: string[] = [];
+  // consensus/ alone is a consensus-only backup; db/ is never optional beside it otherwise
+  const consensusOnly = !exists(l.db);
+  let hasDb = !consensusOnly;
+  let hasConsensus = true;
+  for (const name of consensusOnly ? (['consensus'] as const) : (['db', 'consensus'] as const)) {
+    const why = instanceDamage(dir, name);
+    if (!why) continue;
+    problems.push(`CORRUPT store ${dir} cannot be opened: ${why}`);
+    if (name === 'db') hasDb = false;
+    else hasConsensus = false;
+  }
+  if (!hasDb && !hasConsensus) return { failed: problems };
+  try {
+    const n = new native.Store(dir, { readOnly: true, create: false, db: hasDb, consensus: hasConsensus });
     await n.open();
-    return { store: n, close: () => n.close() };
+    return { store: n, close: () => n.close(), hasDb, hasConsensus, problems };
   } catch (err) {
-    if (errorCode(err) === 'GUTS_CORRUPT') return { problem: `CORRUPT store ${dir} cannot be opened: ${(err as Error).message}` };
+    // CURRENT is there but RocksDB refuses the rest (MANIFEST missing or damaged, a listed file gone).
+    if (['GUTS_CORRUPT', 'GUTS_NOT_FOUND', 'GUTS_IO', 'GUTS_INVALID_ARGUMENT'].includes(errorCode(err))) {
+      problems.push(`CORRUPT store ${dir} cannot be opened: ${(err as Error).message}`);
+      return { failed: problems };
+    }
     throw err;
   }
 }
@@ -110,9 +166,11 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
     sstFiles: 0,
     sstBytes: 0,
     affected: [],
+    affectedUnknown: false,
     consensus: null,
     hasObjectStore: true,
     durationS: 0,
+    warnings: [],
   };
   const finish = () => {
     report.ok = report.problems.length === 0;
@@ -120,22 +178,26 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
     return report;
   };
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
+  report.warnings = storePermissionWarnings(dataDir);
 
   const opened = await openReadOnly(dataDir);
-  if ('problem' in opened) {
-    report.problems.push(opened.problem);
+  if ('failed' in opened) {
+    report.problems.push(...opened.failed);
+    report.hasObjectStore = exists(dataDirLayout(dataDir).db);
     return finish();
   }
-  const { store } = opened;
+  const { store, hasDb } = opened;
+  report.problems.push(...opened.problems);
+  let unknown = false;
   try {
-    const hasDb = exists(path.join(dataDirLayout(dataDir).db, 'CURRENT'));
     // With `full` the object scan verifies the block checksums of the objects CF itself.
     const sums = await native.verifyChecksums(store, { threads, skipObjects: opts.full && hasDb });
     report.sstFiles = sums.files;
     report.sstBytes = sums.bytes;
     report.problems.push(...sums.problems.map(problemLine));
-    report.hasObjectStore = hasDb;
-    if (exists(path.join(dataDirLayout(dataDir).consensus, 'CURRENT'))) {
+    unknown = sums.problems.some((p) => p.repositoriesUnknown);
+    report.hasObjectStore = exists(dataDirLayout(dataDir).db);
+    if (opened.hasConsensus) {
       try {
         report.consensus = await store.consensusInfo();
       } catch (err) {
@@ -181,6 +243,17 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
     report.problems.push(...r.problems.map(problemLine));
     if (r.problemsDropped) report.problems.push(`ERROR ${r.problemsDropped} more problems not listed (only the first 10,000 are kept)`);
     report.affected = r.affected;
+    if (unknown || r.problems.some((p) => p.repositoriesUnknown)) {
+      // Cannot tell which: every repository may be affected (never an empty list that reads as "none").
+      report.affectedUnknown = true;
+      try {
+        const all = (await store.listRepos()).map((x) => x.name);
+        report.affected = [...new Set([...report.affected, ...all])].sort();
+      } catch (err) {
+        if (errorCode(err) !== 'GUTS_CORRUPT' && errorCode(err) !== 'GUTS_IO') throw err;
+        report.problems.push(`ERROR repository records unreadable: ${(err as Error).message}`);
+      }
+    }
     return finish();
   } finally {
     await opened.close();

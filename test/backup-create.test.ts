@@ -235,7 +235,7 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
       } finally {
         await s.close();
       }
-      t.same(JSON.parse(fs.readFileSync(path.join(dataDir, 'last-backup.json'), 'utf8')), {
+      t.same(JSON.parse(fs.readFileSync(path.join(dataDir, 'last-backup.json'), 'utf8')).full, {
         file: out,
         size_bytes: res.size_bytes,
         created: res.created,
@@ -245,17 +245,18 @@ t.test('create .tar.zst / .tar.gz / .tar: stock tools extract the checkpoint', a
     });
   }
 
-  await t.test('existing output needs --force', async (t) => {
-    const out = path.join(dir, 'out', 'guts.tar.zst');
+  await t.test('an existing non-archive output needs --force (an archive is rotated: test/rotation.test.ts)', async (t) => {
+    const out = path.join(dir, 'out', 'notes.tar.zst');
+    fs.writeFileSync(out, 'not a backup\n');
     const old = sha256(out);
     const r = cli(dataDir, ['backup', 'create', '--output', out]);
     t.equal(r.status, 2);
-    t.match(r.stderr, /GUTS_EXISTS: .*guts\.tar\.zst already exists/);
+    t.match(r.stderr, /GUTS_EXISTS: .*notes\.tar\.zst already exists/);
     t.equal(sha256(out), old, 'untouched');
     const f = cli(dataDir, ['backup', 'create', '--output', out, '--force', '--level', '5']);
     t.equal(f.status, 0, f.stderr);
     t.match(f.stderr, /Backup created: /);
-    t.match(execFileSync('sha256sum', ['-c', 'guts.tar.zst.sha256'], { cwd: path.dirname(out), encoding: 'utf8' }), /: OK/);
+    t.match(execFileSync('sha256sum', ['-c', 'notes.tar.zst.sha256'], { cwd: path.dirname(out), encoding: 'utf8' }), /: OK/);
   });
 
   await t.test('consensus-only holds only consensus/', async (t) => {

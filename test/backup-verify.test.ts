@@ -166,9 +166,10 @@ t.test('sidecar mismatch, garbage and usage errors', async (t) => {
 
   const junk = path.join(dir, 'junk.tar.zst');
   fs.writeFileSync(junk, 'this is not an archive at all\n');
+  // not a backup at all: its own code and exit 2, not "corrupt" (test/not-archive.test.ts has the boundary)
   const rj = await cli(['backup', 'verify', junk]);
-  t.equal(rj.code, 1);
-  t.match(rj.stdout, /Status: INVALID/);
+  t.equal(rj.code, 2);
+  t.match(rj.stderr, /^guts-node: GUTS_NOT_ARCHIVE: /);
 
   const missing = await cli(['backup', 'verify', path.join(dir, 'nope.tar.zst')]);
   t.equal(missing.code, 2);

@@ -76,7 +76,7 @@ t.test('serve: health, object API, metrics, status, 0600 socket, second serve lo
   t.equal(c.node.pid, node.child.pid);
   const created = '2026-01-02T03:04:05.000Z';
   await c.recordBackup({ file: '/backup/guts-1.tar.zst', size_bytes: 12345, created, kind: 'hot', checksum: 'abc' });
-  t.same(JSON.parse(fs.readFileSync(l.lastBackup, 'utf8')), { file: '/backup/guts-1.tar.zst', size_bytes: 12345, created, kind: 'hot', checksum: 'abc' });
+  t.same(JSON.parse(fs.readFileSync(l.lastBackup, 'utf8')), { hot: { file: '/backup/guts-1.tar.zst', size_bytes: 12345, created, kind: 'hot', checksum: 'abc' } });
   m = (await request(node.url + '/metrics')).body.toString();
   t.equal(metric(m, 'guts_last_backup_timestamp'), Date.parse(created) / 1000);
   t.equal(metric(m, 'guts_backup_size_bytes'), 12345);

@@ -30,6 +30,12 @@ async function storeCheckpoint(dir: string) {
   return { ck: path.join(dir, 'ck'), counts };
 }
 
+/** What a db/ needs besides its SSTs (src/archive-layout.ts: CURRENT and a MANIFEST). */
+const DB_HEAD: SrcFile[] = [
+  { path: 'db/CURRENT', data: Buffer.from('MANIFEST-000001\n') },
+  { path: 'db/MANIFEST-000001', data: Buffer.from('manifest') },
+];
+
 function archiveFrom(dir: string, name: string, files: SrcFile[], counts: { commit: number; tree: number; blob: number; tag: number; repositories: number }, compression: Compression, kind: 'full' | 'consensus-only' = 'full') {
   return buildArchive(dir, name, { files, compression, kind, objects: { commit: counts.commit, tree: counts.tree, blob: counts.blob, tag: counts.tag }, repositories: counts.repositories });
 }
@@ -67,7 +73,7 @@ t.test('round trip: checkpoint -> archive (all three formats) -> restore -> byte
     // byte-identical db/ and consensus/; no keys/, config/ or metadata files in the data dir
     t.same(snapshot(target), snapshot(ck), `${compression}: files identical`);
     t.same(fs.readdirSync(target).sort(), ['consensus', 'db']);
-    t.equal(fs.statSync(path.join(target, 'db', 'CURRENT')).mode & 0o777, fs.statSync(path.join(ck, 'db', 'CURRENT')).mode & 0o777, 'mode kept');
+    t.equal(fs.statSync(path.join(target, 'db', 'CURRENT')).mode & 0o777, fs.statSync(path.join(ck, 'db', 'CURRENT')).mode & 0o700, 'owner bits kept, group/other cleared');
     const s = await GutsStore.open(target, { readOnly: true });
     t.same(await s.counts(), counts, `${compression}: counts equal`);
     t.same((await s.getRefs('alice/one')).map((x) => x.name), ['refs/heads/main']);
@@ -95,12 +101,12 @@ t.test('default target is the configured data dir; non-empty target needs --forc
   const dir = t.testdir();
   const a = buildArchive(dir, 'a.tar.zst', { files: sampleFiles() });
   const data = path.join(dir, 'data');
-  fs.mkdirSync(data);
-  fs.writeFileSync(path.join(data, 'old-marker'), 'old');
+  fs.mkdirSync(path.join(data, 'db'), { recursive: true });
+  fs.writeFileSync(path.join(data, 'db', 'old-marker'), 'old');
   const r = await cli(['--data-dir', data, 'backup', 'restore', a.path]);
   t.equal(r.code, 2);
   t.match(r.stderr, /GUTS_EXISTS: target .*data is not empty \(use --force/);
-  t.same(fs.readdirSync(data), ['old-marker'], 'target untouched');
+  t.same(fs.readdirSync(path.join(data, 'db')), ['old-marker'], 'target untouched');
 
   const f = await cli(['--data-dir', data, 'backup', 'restore', a.path, '--force']);
   t.equal(f.code, 0, f.stderr);
@@ -186,19 +192,20 @@ t.test('consensus-only archive replaces consensus/ and keeps db/', async (t) => 
   const dbBefore = snapshot(path.join(target, 'db'));
   const consensusFiles: SrcFile[] = [
     { path: 'consensus/CURRENT', data: Buffer.from('MANIFEST-000009\n') },
+    { path: 'consensus/MANIFEST-000009', data: noise(200, 5) },
     { path: 'consensus/000010.sst', data: noise(20000, 4) },
   ];
   const c = buildArchive(dir, 'consensus-13.tar.zst', { files: consensusFiles, kind: 'consensus-only' });
   const r = await restoreBackup({ file: c.path, target, force: true });
   t.equal(r.kind, 'consensus-only');
   t.same(snapshot(path.join(target, 'db')), dbBefore, 'db/ carried over unchanged');
-  t.same(fs.readdirSync(path.join(target, 'consensus')).sort(), ['000010.sst', 'CURRENT']);
+  t.same(fs.readdirSync(path.join(target, 'consensus')).sort(), ['000010.sst', 'CURRENT', 'MANIFEST-000009']);
 });
 
 t.test('kill -9 mid-restore leaves the target untouched; the next run removes the leftover staging dir', async (t) => {
   const dir = t.testdir();
   // ~24 MB of incompressible data in many files, so there is time to kill
-  const files: SrcFile[] = Array.from({ length: 24 }, (_, i) => ({ path: `db/${String(100 + i).padStart(6, '0')}.sst`, data: noise(1_000_000, i + 1) }));
+  const files: SrcFile[] = Array.from({ length: 24 }, (_, i) => ({ path: `db/${String(100 + i).padStart(6, '0')}.sst`, data: noise(1_000_000, i + 1) })).concat(DB_HEAD);
   const a = buildArchive(dir, 'big.tar.zst', { files, frameSize: 1 << 20 });
   const target = path.join(dir, 'data');
   fs.mkdirSync(path.join(target, 'db'), { recursive: true });
@@ -252,7 +259,7 @@ t.test('kill -9 mid-restore leaves the target untouched; the next run removes th
 
 t.test('SIGINT cancels cleanly: exit 130, no staging dir, target untouched', async (t) => {
   const dir = t.testdir();
-  const files: SrcFile[] = Array.from({ length: 16 }, (_, i) => ({ path: `db/${String(200 + i).padStart(6, '0')}.sst`, data: noise(1_000_000, i + 7) }));
+  const files: SrcFile[] = Array.from({ length: 16 }, (_, i) => ({ path: `db/${String(200 + i).padStart(6, '0')}.sst`, data: noise(1_000_000, i + 7) })).concat(DB_HEAD);
   const a = buildArchive(dir, 'big.tar.zst', { files, frameSize: 1 << 20 });
   const target = path.join(dir, 'data');
   const child = spawn(process.execPath, [CLI, 'backup', 'restore', a.path, '--target', target, '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -292,7 +299,7 @@ t.test('a damaged archive is refused before the target is touched', async (t) =>
   const target = path.join(dir, 'data');
   fs.mkdirSync(target);
   fs.writeFileSync(path.join(target, 'keep'), 'x');
-  const r = await cli(['backup', 'restore', a.path, '--target', target, '--force']);
+  const r = await cli(['backup', 'restore', a.path, '--target', target, '--force-any']);
   t.equal(r.code, 1);
   t.match(r.stderr, /GUTS_CORRUPT: .*archive truncated/);
   t.same(fs.readdirSync(target), ['keep']);

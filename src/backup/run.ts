@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { createBackup, isoSeconds } from '../backup';
+import type { GutsConfig } from '../config';
 import { verifyBackup } from '../backup-verify';
 import { errorCode, exitCodeFor, GutsError } from '../errors';
 import { Location } from '../location';
@@ -34,6 +35,9 @@ export interface RunOptions {
   policy: KeepPolicy;
   /** skip the prune step */
   noPrune?: boolean;
+  /** WAL archive pruned with the backups (wal.archive_dir) */
+  walArchive?: string;
+  config?: GutsConfig;
   pushgateway?: string;
   textfile?: string;
   notifyUrl?: string;
@@ -157,7 +161,7 @@ export async function runBackup(opts: RunOptions): Promise<{ result: RunResult; 
     (await step('upload', async () => (loc.kind === 's3' ? `${result.file} (streamed by create: multipart upload completed)` : `skipped: ${loc.url} is local`))) &&
     (opts.noPrune ||
       (await step('prune', async () => {
-        const r: PruneResult = await pruneBackups(loc, opts.policy);
+        const r: PruneResult = await pruneBackups(loc, opts.policy, { walArchive: opts.walArchive, config: opts.config });
         result.prune = { kept: r.kept.length, removed: r.removed.map((x) => x.url), wal: r.wal.note };
         return `kept ${r.kept.length}, removed ${r.removed.length}${r.removed.length ? ` (${r.removed.map((x) => path.posix.basename(x.url)).join(', ')})` : ''}`;
       })));

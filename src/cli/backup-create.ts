@@ -33,7 +33,7 @@ export function registerBackupCreate(backup: Command): void {
     .option('--include-config', 'also store the config file as config/config.yaml, mode 0600')
     .option('--level <n>', 'compression level: zstd 1-19, gzip 1-9 (default: backup.level, 3); zstd 1-3 are tuned for snappy-compressed SSTs (docs/FORMAT.md)', intOption('--level', 1, 19))
     .option('--threads <n>', `compression threads (default: number of cores, here ${os.availableParallelism()})`, intOption('--threads', 1, 256))
-    .option('--force', 'overwrite an existing output file')
+    .option('--force', 'replace an existing output file that is not a guts-node archive (an existing archive is always replaced, once the new one is complete)')
     .option('--foreground', 'beside a running node, keep normal CPU and I/O priority and do not pace (faster backup, slower node writes)')
     .option(
       '--cpu-share <percent>',
@@ -45,12 +45,14 @@ export function registerBackupCreate(backup: Command): void {
       'after',
       `
 The archive is written to FILE.partial (mode 0600), fsynced and renamed; FILE.sha256
-holds "<sha256>  <name>" for sha256sum -c. With s3://bucket/prefix/NAME the archive
-is streamed into a multipart upload (no local copy, bounded memory), completed
-only once the whole archive was written; NAME.sha256 and NAME.manifest.json are
-uploaded after it. Endpoint and credentials: AWS_* environment, AWS_PROFILE, or
-backup.s3.* in config.yaml. On an error or SIGINT/SIGTERM nothing is
-left behind (exit 130 when interrupted). The data dir's live files are never read:
+holds "<sha256>  <name>" for sha256sum -c. An existing guts-node archive FILE (and
+its sidecar) stays until the new one is complete, then is replaced (rotation by
+name); any other file under that name needs --force. With s3://bucket/prefix/NAME
+the archive is streamed into a multipart upload (no local copy, bounded memory),
+completed only once the whole archive was written; NAME.sha256 and
+NAME.manifest.json are uploaded after it. Endpoint and credentials: AWS_*
+environment, AWS_PROFILE, or backup.s3.* in config.yaml. On an error or
+SIGINT/SIGTERM nothing is left behind (exit 130 when interrupted). The data dir's live files are never read:
 a RocksDB checkpoint (hard links) is archived and removed afterwards. Beside a
 running node (--hot), the archive is written at idle CPU and I/O priority and
 paced (--cpu-share) so the node's requests keep their latency; such a backup
@@ -59,7 +61,7 @@ takes about twice as long as a cold one (--foreground: normal priority, no pacin
 Examples:
   guts-node backup create --output /backup/guts-$(date +%Y%m%d-%H%M%S).tar.zst
   guts-node backup create --hot --output /backup/guts-hot-$(date +%Y%m%d).tar.gz
-  guts-node backup create --consensus-only --output /var/backups/guts/consensus-$(date +%H).tar.gz --force`,
+  guts-node backup create --consensus-only --output /var/backups/guts/consensus-$(date +%H).tar.gz`,
     )
     .action(
       run(async (opts: CreateOpts, cmd: Command) => {
@@ -97,8 +99,8 @@ Examples:
           (bar as ProgressBar | null)?.stop();
           bar = null;
           if (opts.json) {
-            const { file, size_bytes, checksum, duration_s, objects, repositories, created, source, priority, cpu_share } = r;
-            printJson({ file, size_bytes, checksum, duration_s, objects, repositories, kind: r.kind, created, source, priority, cpu_share });
+            const { file, size_bytes, checksum, duration_s, objects, repositories, created, source, priority, cpu_share, replaced_existing } = r;
+            printJson({ file, size_bytes, checksum, duration_s, objects, repositories, kind: r.kind, created, source, priority, cpu_share, replaced_existing });
           } else {
             const objects = r.objects.commit + r.objects.tree + r.objects.blob + r.objects.tag;
             process.stderr.write(

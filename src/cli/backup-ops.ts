@@ -53,7 +53,7 @@ export function registerBackupOps(backup: Command): void {
             const objects = e.objects ? (e.objects.commit + e.objects.tree + e.objects.blob + e.objects.tag).toLocaleString('en-US') : '-';
             process.stdout.write(
               `${e.created}  ${e.kind.padEnd(14)} ${formatBytes(e.size_bytes).padStart(9)}  objects ${objects.padStart(9)}  repos ${String(e.repositories ?? '-').padStart(4)}  ` +
-                `wal ${String(e.wal_position ?? '-').padStart(8)}  sidecar ${e.sidecar ? 'yes' : 'NO '}  manifest ${e.manifest ? 'yes' : 'no '}  ${e.key}\n`,
+                `wal ${(e.wal_position?.segment != null ? `${e.wal_position.timeline}/${e.wal_position.segment}` : '-').padStart(8)}  sidecar ${e.sidecar ? 'yes' : 'NO '}  manifest ${e.manifest ? 'yes' : 'no '}  ${e.key}\n`,
             );
           }
         } finally {
@@ -69,23 +69,32 @@ export function registerBackupOps(backup: Command): void {
       .argument('[location]', 'directory or s3://bucket/prefix (default: backup.to, else backup.dir)'),
   )
     .option('--dry-run', 'print what would be removed, remove nothing')
+    .option('--archive-dir <dir|url>', 'WAL archive whose segments older than every kept backup are removed (default: wal.archive_dir)')
     .option('--json', 'print one JSON object: kept (with reasons), removed, wal')
     .addHelpText(
       'after',
       `
 Rules apply to full/hot backups and to consensus-only backups separately. With
 no keep flag, backup.keep_* from config.yaml apply, else --keep-within
-<backup.retention_days>d. Every kept backup is printed with the rules that keep it.`,
+<backup.retention_days>d. Every kept backup is printed with the rules that keep it.
+WAL segments in the WAL archive (wal.archive_dir or --archive-dir) numbered below
+the oldest kept backup's WAL position are removed with them; nothing is removed
+from the WAL archive when no kept backup has a WAL position.`,
     )
     .action(
-      run(async (arg: string | undefined, opts: KeepFlags & { dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      run(async (arg: string | undefined, opts: KeepFlags & { dryRun?: boolean; archiveDir?: string; json?: boolean }, cmd: Command) => {
         const cfg = context(cmd).loaded.config;
         const policy = policyFrom(opts, cfg.backup);
         const location = openLocation(defaultLocation(cfg, arg), cfg);
         try {
-          const r = await pruneBackups(location, policy, { dryRun: opts.dryRun, log: opts.json ? undefined : (l) => process.stderr.write(l + '\n') });
+          const r = await pruneBackups(location, policy, {
+            dryRun: opts.dryRun,
+            walArchive: opts.archiveDir ?? cfg.wal.archive_dir,
+            config: cfg,
+            log: opts.json ? undefined : (l) => process.stderr.write(l + '\n'),
+          });
           if (opts.json) printJson(r);
-          else process.stderr.write(`${r.dry_run ? 'would remove' : 'removed'} ${r.removed.length}, kept ${r.kept.length} at ${r.location}; WAL: ${r.wal.note || `${r.wal.removed.length} segments removed`}\n`);
+          else process.stderr.write(`${r.dry_run ? 'would remove' : 'removed'} ${r.removed.length}, kept ${r.kept.length} at ${r.location}\n`);
         } finally {
           location.close();
         }
@@ -159,6 +168,8 @@ Notification / --json: {"status":"success"|"failure","timestamp","file","size_by
             consensusOnly: opts.consensusOnly || cfg.backup.kind === 'consensus-only',
             policy,
             noPrune: opts.prune === false,
+            walArchive: cfg.wal.archive_dir,
+            config: cfg,
             pushgateway: opts.pushgateway ?? (cfg.backup.pushgateway || undefined),
             textfile: opts.textfile ?? (cfg.backup.textfile || undefined),
             notifyUrl: opts.notifyUrl ?? (cfg.backup.notify_url || undefined),

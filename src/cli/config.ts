@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import * as path from 'node:path';
 
 import { CONFIG_KEYS, getConfigValue, loadConfig, maskSecrets, setConfigValue } from '../config';
-import { formatKey, generateKey, writeKeyFile } from '../keygen';
+import { formatKey, generateKey, makeStdoutFilePrivate, writeKeyFile } from '../keygen';
 import { globals, printJson, run } from './context';
 
 export function registerConfig(program: Command): void {
@@ -44,6 +44,14 @@ export function registerConfig(program: Command): void {
     .command('keygen')
     .description('generate an ed25519 node key: "<private hex>\\n<public hex>\\n"')
     .option('-o, --output <path>', 'write to this file with mode 0600 (refuses to overwrite)')
+    .addHelpText(
+      'after',
+      `
+Without --output the key goes to standard output. When that is a regular file
+(the guide's "guts-node keygen > /etc/guts/node.key"), its mode is set to 0600
+before the key is written, and stderr says so; if it cannot be, nothing is
+written (GUTS_PERMISSION, exit 2).`,
+    )
     .action(
       run(async (opts: { output?: string }) => {
         const key = generateKey();
@@ -51,7 +59,9 @@ export function registerConfig(program: Command): void {
           writeKeyFile(path.resolve(opts.output), key);
           process.stderr.write(`wrote ${path.resolve(opts.output)} (public key ${key.publicHex})\n`);
         } else {
+          const file = makeStdoutFilePrivate();
           process.stdout.write(formatKey(key));
+          if (file) process.stderr.write(`wrote the node key to ${file}, set to mode 0600 (public key ${key.publicHex})\n`);
         }
       }),
     );

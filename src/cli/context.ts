@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 
 import { loadConfig, LoadedConfig, resolveDataDir } from '../config';
-import { exitCodeFor, formatError } from '../errors';
+import { errorJson, exitCodeFor, formatError } from '../errors';
 
 export interface GlobalOptions {
   config?: string;
@@ -27,16 +27,30 @@ export function context(cmd: Command, dataDirOverride?: string): CliContext {
   return { loaded, dataDir: resolveDataDir(loaded.config, dataDirOverride || g.dataDir) };
 }
 
-/** Wraps an async action: one-line error on stderr, documented exit code. */
+/**
+ * Reports a failed command: the one-line error (and a hint line for usage
+ * errors) on stderr, and with --json also the JSON error object on stdout,
+ * so a script reading stdout always gets one JSON document. Returns the exit code.
+ */
+export function reportError(err: unknown, json: boolean): number {
+  const hint = (err as { hint?: unknown } | null)?.hint;
+  process.stderr.write(formatError(err) + '\n' + (typeof hint === 'string' ? hint + '\n' : ''));
+  if (process.env.GUTS_DEBUG) process.stderr.write(String((err as Error)?.stack) + '\n');
+  if (json) printJson(errorJson(err));
+  return exitCodeFor(err);
+}
+
+/** Wraps an async action: one-line error on stderr (JSON error on stdout with --json), documented exit code. */
 export function run<A extends unknown[]>(fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     try {
       const code = await fn(...args);
       process.exitCode = typeof code === 'number' ? code : 0;
     } catch (err) {
-      process.stderr.write(formatError(err) + '\n');
-      if (process.env.GUTS_DEBUG) process.stderr.write(String((err as Error)?.stack) + '\n');
-      process.exitCode = exitCodeFor(err);
+      // commander passes (...arguments, options, command): the command's own --json decides.
+      const cmd = args[args.length - 1];
+      const json = cmd instanceof Command && Boolean(cmd.opts().json);
+      process.exitCode = reportError(err, json);
     }
   };
 }

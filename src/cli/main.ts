@@ -1,8 +1,9 @@
 // guts-node: a thin commander layer over the library API (src/*.ts).
 import { Command } from 'commander';
 
-import { ExitCode } from '../errors';
 import { VERSION } from '../version';
+import { reportError } from './context';
+import { installUsageErrors, jsonRequested, UsageError } from './usage';
 
 // Each group of commands lives in its own module with its library code; only
 // the group the command line names is loaded (all of them for help or an
@@ -16,6 +17,7 @@ const GROUPS: Array<[string[], () => Register]> = [
   [['config', 'keygen'], () => (require('./config') as typeof import('./config')).registerConfig],
   [['import', 'export', 'dev'], () => (require('./data') as typeof import('./data')).registerData],
   [['demo'], () => (require('./demo') as typeof import('./demo')).registerDemo],
+  [['wal'], () => (require('./wal') as typeof import('./wal')).registerWal],
 ];
 
 // Global options that take a value (the command name comes after them).
@@ -40,7 +42,6 @@ export function buildProgram(only?: string): Command {
     .version(VERSION)
     .option('-c, --config <path>', 'config file (env GUTS_CONFIG)', undefined)
     .option('-d, --data-dir <dir>', 'data directory (env GUTS_DATA_DIR; default storage.data_dir)')
-    .showHelpAfterError()
     .addHelpText(
       'after',
       `
@@ -51,20 +52,31 @@ Exit codes:
   3    the store is locked by a running node or another process
   130  interrupted (nothing half-written is left)`,
     );
-  program.exitOverride((err) => {
-    // commander's own usage errors: exit 2 like every other usage error.
-    process.exit(err.exitCode === 0 ? 0 : ExitCode.ERROR);
-  });
   const group = only === undefined ? undefined : GROUPS.find(([names]) => names.includes(only));
   for (const g of group ? [group] : GROUPS) g[1]()(program);
+  installUsageErrors(program);
   return program;
 }
 
 export async function main(argv = process.argv): Promise<void> {
+  // Every command runs under umask 077. RocksDB creates its files 0644 & ~umask
+  // and its dirs 0755 & ~umask whatever it is asked, even in a read-only open
+  // (LOG, LOG.old.*: verify, status, export), so the umask is what keeps a
+  // store owner-only (dirs 0700, files 0600): any local user could otherwise
+  // copy db/ and export private repositories. `export` writes private
+  // repositories too.
+  process.umask(0o077);
+  const name = commandName(argv.slice(2));
   // A write past RLIMIT_FSIZE must fail with EFBIG (GUTS_NO_SPACE, cleanup,
   // exit 2), not kill the process. The addon ignores SIGXFSZ when nothing
   // handles it; this listener also covers a preloaded handler that would
   // re-raise it (signal-exit, as test runners and some tools preload).
   process.on('SIGXFSZ', () => {});
-  await buildProgram(commandName(argv.slice(2))).parseAsync(argv);
+  try {
+    await buildProgram(name).parseAsync(argv);
+  } catch (err) {
+    // Actions report their own errors (run()); what arrives here is a usage error.
+    if (!(err instanceof UsageError)) throw err;
+    process.exitCode = reportError(err, jsonRequested(argv.slice(2)));
+  }
 }

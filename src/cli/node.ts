@@ -67,6 +67,7 @@ GUTS_LOCKED (exit 3).`,
         const ctx = context(cmd);
         if (opts.waitSync) await waitForNode(ctx.dataDir, parseDuration(opts.timeout));
         const r = await collectStatus(ctx.dataDir);
+        for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`);
         if (opts.json) printJson(r);
         else process.stdout.write(formatStatus(r));
       }),
@@ -137,12 +138,13 @@ export function formatStatus(r: StatusReport): string {
   if (r.consensus) lines.push(`Consensus: ${n(r.consensus.blocks)} blocks, finalized height ${n(r.consensus.finalizedHeight)}`);
   if (r.maintenance) lines.push(`Maintenance: ${r.maintenance.active ? `ON (writes paused until ${r.maintenance.until})` : 'off'}`);
   if (r.checkpoints?.length) lines.push(`Checkpoints held: ${r.checkpoints.map((c) => `${c.id} (expires ${c.expires})`).join(', ')}`);
-  if (r.lastBackup) {
-    const b = r.lastBackup;
+  const describe = (b: NonNullable<StatusReport['lastBackup']>) => {
     const ageH = (Date.now() - Date.parse(b.created)) / 3_600_000;
     const age = ageH < 1 ? `${Math.round(ageH * 60)} min ago` : ageH < 48 ? `${ageH.toFixed(1)} h ago` : `${(ageH / 24).toFixed(1)} days ago`;
-    lines.push(`Last backup: ${b.created} (${age}), ${b.kind}, ${formatBytes(b.size_bytes)}, ${b.file}`);
-  } else lines.push('Last backup: none recorded');
+    return `${b.created} (${age}), ${b.kind}, ${formatBytes(b.size_bytes)}, ${b.file}`;
+  };
+  lines.push(`Last backup: ${r.lastBackup ? describe(r.lastBackup) : 'none recorded (full or hot)'}`);
+  if (r.lastConsensusBackup) lines.push(`Last consensus-only backup: ${describe(r.lastConsensusBackup)}`);
   for (const note of r.notes) lines.push(`Note: ${note}`);
   return lines.join('\n') + '\n';
 }

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 
 import { ExitCode } from '../errors';
 import { ProgressBar } from '../progress';
-import { formatCount, formatSummary, verifyDataDir } from '../verify';
+import { formatCount, formatSummary, verifyDataDir, VerifyReport } from '../verify';
 import { context, intOption, printJson, run } from './context';
 
 interface VerifyCliOptions {
@@ -12,6 +12,15 @@ interface VerifyCliOptions {
   listAffected?: boolean;
   json?: boolean;
   threads?: number;
+}
+
+/** The --list-affected block: never an empty list that reads as "none" while something is wrong. */
+export function affectedBlock(r: VerifyReport): string {
+  const n = formatCount(r.affected.length);
+  let head = `Affected repositories (${n}):`;
+  if (r.affectedUnknown) head = `Affected repositories (${n}, cannot tell which: every repository that may be affected):`;
+  else if (!r.affected.length && !r.ok) head = 'Affected repositories (0): no repository owns the damaged objects or refs';
+  return [head, ...r.affected.map((repo) => `  ${repo}`)].join('\n') + '\n';
 }
 
 export function registerVerify(program: Command): void {
@@ -57,14 +66,12 @@ Example:
                   return () => bar.stop();
                 },
           });
+          for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
           if (opts.json) {
             printJson(report);
           } else {
             for (const line of report.problems) process.stdout.write(line + '\n');
-            if (opts.listAffected) {
-              process.stdout.write(`Affected repositories (${formatCount(report.affected.length)}):\n`);
-              for (const repo of report.affected) process.stdout.write(`  ${repo}\n`);
-            }
+            if (opts.listAffected) process.stdout.write(affectedBlock(report));
             if (report.ok) process.stdout.write(formatSummary(report) + '\n');
             else process.stdout.write(`FAILED: ${formatCount(report.problems.length)} problem(s) in ${report.dataDir}\n`);
             if (!full && report.ok) process.stderr.write('(quick check; add --full to re-hash every object)\n');

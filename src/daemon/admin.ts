@@ -167,8 +167,12 @@ class Session {
         return n.maintenance.enter(Number(a.timeoutMs));
       case 'maintenance.exit':
         return { wasActive: n.maintenance.exit() };
+      case 'wal.status':
+        return n.walStatus();
+      case 'wal.mark':
+        return n.walMark(str(a.name, 'name'));
       case 'recordBackup':
-        await n.recordBackup(a.info as Parameters<GutsNode['recordBackup']>[0]);
+        await n.recordBackup(a.info as Parameters<GutsNode['recordBackup']>[0], a.wal as Parameters<GutsNode['recordBackup']>[1]);
         return {};
       case 'putObjects':
         return n.putObjects(a.repo ? str(a.repo, 'repo') : null, decodeObjects(a.objects));

@@ -27,6 +27,8 @@ export interface CheckpointResult {
   /** absent when the client asked to read them from the checkpoint itself (describe: false) */
   counts?: Counts;
   consensus?: { blocks: number; finalizedHeight: number };
+  /** with WAL archiving on: the timeline and the first segment a replay onto this checkpoint needs */
+  wal?: { timeline: number; segment: number };
   /** lease length; the client renews well before it ends */
   leaseMs: number;
   expires: string;
@@ -51,6 +53,8 @@ export class CheckpointManager {
   /** latency of the last checkpoint, for metrics */
   last: { createdMs: number } | null = null;
   total = 0;
+  /** set by the node when WAL archiving is on (MANIFEST.json `wal`) */
+  walPosition: (() => { timeline: number; segment: number }) | null = null;
 
   constructor(
     dataDir: string,
@@ -106,6 +110,8 @@ export class CheckpointManager {
     const dir = path.join(this.root, NODE_CHECKPOINT_PREFIX + id);
 
     const t0 = performance.now();
+    // Read before the checkpoint: replay from this segment covers every batch after the checkpoint's sequences.
+    const walAt = this.walPosition?.();
     const info = await store.native.checkpoint(dir, which);
     let taken: { counts?: Counts; consensus?: { blocks: number; finalizedHeight: number } } = {};
     try {
@@ -146,6 +152,7 @@ export class CheckpointManager {
       dir,
       info,
       ...taken,
+      ...(walAt ? { wal: { timeline: walAt.timeline, segment: walAt.segment } } : {}),
       leaseMs,
       expires: new Date(lease.expiresAt).toISOString(),
       createdMs: round(createdMs),

@@ -151,6 +151,20 @@ export class ApiServer {
       maintenance: { status: 'up', active: m.active, ...(m.until ? { until: m.until } : {}) },
       writes: { status: ready && !m.active ? 'up' : 'down', ...(m.active ? { reason: 'maintenance' } : {}) },
     };
+    const wal = this.node.wal?.status();
+    if (wal) {
+      if (wal.backlog) checks.writes = { status: 'down', reason: 'wal_backlog', message: this.node.gate.walBacklogReason };
+      checks.wal = {
+        status: wal.backlog ? 'down' : 'up',
+        timeline: wal.timeline,
+        pending_segments: wal.pending_segments,
+        pending_bytes: wal.pending_bytes,
+        max_pending_bytes: wal.max_pending_bytes,
+        archive_lag_seconds: wal.archive_lag_seconds,
+        last_error: wal.last_error,
+        ...(wal.needs_base_backup ? { note: `no base backup covers WAL timeline ${wal.timeline} yet: run guts-node backup create` } : {}),
+      };
+    }
     if (p === '/health') {
       checks.checkpoints = { status: 'up', active: this.node.checkpoints.active };
       checks.process = { status: 'up', pid: process.pid, uptime_s: uptime };
@@ -184,6 +198,9 @@ export class ApiServer {
     else if (code === 'GUTS_MAINTENANCE') {
       status = 503;
       res.setHeader('Retry-After', String(this.node.maintenance.retryAfterSeconds()));
+    } else if (code === 'GUTS_WAL_BACKLOG') {
+      status = 503;
+      res.setHeader('Retry-After', '5');
     } else if (code === 'GUTS_CLOSED') {
       status = 503;
       res.setHeader('Retry-After', '5');

@@ -6,10 +6,14 @@ import * as fs from 'node:fs';
 import { GutsConfig } from '../config';
 import { GutsError } from '../errors';
 import { dirSize } from '../fsutil';
-import { LastBackup, MetricsSnapshot, readLastBackup, renderMetrics, writeBackupTextfileAsync, writeLastBackupAsync } from '../metrics';
+import { LastBackup, MetricsSnapshot, readBackupRecords, readLastBackup, renderMetrics, writeBackupTextfileAsync, writeLastBackupAsync } from '../metrics';
 import { Counts } from '../native';
 import { checkRepoName, dataDirLayout, GitObject, GutsStore, storeLockHolder } from '../store';
+import { storePermissionWarnings } from '../store-permissions';
 import { VERSION } from '../version';
+import { WalArchiver, walSettings, WalStatus } from '../wal/archiver';
+import { offlineWalStatus } from '../wal/status';
+import { walLayout } from '../wal/state';
 import { AdminServer } from './admin';
 import { CheckpointManager, DEFAULT_LEASE_MS } from './checkpoints';
 import { ApiServer, formatAddr, parseAddr } from './http';
@@ -63,6 +67,8 @@ export class GutsNode {
   private api: ApiServer | null = null;
   private metricsApi: ApiServer | null = null;
   private admin: AdminServer | null = null;
+  /** recordBackup calls, one after the other (last-backup.json is read, merged and rewritten) */
+  private recordQueue: Promise<void> = Promise.resolve();
   private state: 'new' | 'starting' | 'ready' | 'stopping' | 'stopped' = 'new';
   private stopping: Promise<void> | null = null;
   private stoppedSettle!: (err?: unknown) => void;
@@ -70,6 +76,8 @@ export class GutsNode {
   private knownRepos = new Set<string>();
   private repoCreates = new Map<string, Promise<void>>();
   private sizeCache: { at: number; value: { db: number; consensus: number; checkpoints: number } } | null = null;
+  /** continuous WAL archiving (wal.archive_command / wal.archive_dir), null when off */
+  wal: WalArchiver | null = null;
   apiAddr = '';
 
   constructor(private readonly opts: NodeOptions) {
@@ -122,9 +130,17 @@ export class GutsNode {
         this.log.info('metrics listening', { metrics: `http://${formatAddr(m)}/metrics` });
       }
 
+      // DATA_DIR/wal/ must exist before the store opens: RocksDB then keeps every WAL file for the archiver.
+      const walOn = walSettings(cfg);
+      if (walOn) WalArchiver.prepare(this.dataDir);
+      else if (fs.existsSync(walLayout(this.dataDir).dir)) {
+        this.log.warn('WAL archiving is off but DATA_DIR/wal exists: obsolete WAL files are kept in db/archive until archiving is configured again (or wal/ is removed)', { dir: walLayout(this.dataDir).dir });
+      }
+
       const t0 = performance.now();
       this.store = await GutsStore.open(this.dataDir);
       this.log.info('store open', { data_dir: this.dataDir, ms: Math.round(performance.now() - t0) });
+      for (const w of storePermissionWarnings(this.dataDir)) this.log.warn(w);
 
       // We hold the store lock now, so a pid file or socket found here is a crashed node's.
       const oldPid = readPidFile(this.dataDir);
@@ -136,6 +152,12 @@ export class GutsNode {
       writePidFile(this.dataDir);
       await this.checkpoints.removeLeftovers();
       for (const r of await this.store.listRepos()) this.knownRepos.add(r.name);
+
+      if (walOn) {
+        this.wal = new WalArchiver(this.dataDir, walOn, () => this.store, this.log, this.gate, cfg);
+        await this.wal.start();
+        this.checkpoints.walPosition = () => this.wal!.position();
+      }
 
       this.admin = new AdminServer(this, layout.socket);
       await this.admin.listen();
@@ -180,12 +202,15 @@ export class GutsNode {
     await closing;
     this.gate.close('node is shutting down');
     await this.gate.drained();
+    // Every acknowledged write is in the WAL: the archiver closes its open segment into wal/pending/.
+    await this.wal?.stop();
     await this.teardown();
     this.state = 'stopped';
     this.log.info('stopped');
   }
 
   private async teardown(): Promise<void> {
+    await this.wal?.stop().catch(() => undefined);
     this.maintenance.stop();
     this.checkpoints.stop();
     await Promise.all([this.api?.close(0), this.metricsApi?.close(0), this.admin?.close(0)]);
@@ -309,11 +334,23 @@ export class GutsNode {
     };
   }
 
+  /** `wal status`: the archiver's view, or state.json + pending/ when archiving is off. */
+  walStatus(): WalStatus {
+    return this.wal ? this.wal.status() : offlineWalStatus(this.dataDir);
+  }
+
+  /** `wal mark NAME`. */
+  walMark(name: string) {
+    if (!this.wal) throw new GutsError('GUTS_INVALID_ARGUMENT', 'WAL archiving is off (set wal.archive_command or wal.archive_dir and restart the node)');
+    return this.wal.mark(name);
+  }
+
   async metricsText(): Promise<string> {
     const s: MetricsSnapshot = {
       up: this.ready,
       maintenance: this.maintenance.active,
       lastBackup: readLastBackup(this.dataDir),
+      consensusBackup: readBackupRecords(this.dataDir).consensus_only ?? null,
       checkpointsActive: this.checkpoints.active,
       checkpointsTotal: this.checkpoints.total,
       lastCheckpoint: this.checkpoints.last,
@@ -321,6 +358,7 @@ export class GutsNode {
       httpRequests: this.httpRequests,
       startedAt: this.startedAt,
       storeBytes: this.storeBytes(),
+      ...(this.wal ? { wal: this.wal.status() } : {}),
     };
     if (this.store && this.ready) {
       [s.counts, s.consensus] = await Promise.all([this.store.counts(), this.store.consensusInfo()]);
@@ -329,7 +367,8 @@ export class GutsNode {
   }
 
   /** The files are written off the event loop: their fsyncs must not stall requests (hot backups record every run). */
-  async recordBackup(info: LastBackup): Promise<void> {
+  async recordBackup(info: LastBackup, wal?: { timeline?: unknown } | null): Promise<void> {
+    if (wal && Number.isSafeInteger(wal.timeline)) await this.wal?.noteBaseBackup(wal.timeline as number);
     if (typeof info?.file !== 'string' || !Number.isFinite(info.size_bytes) || Number.isNaN(Date.parse(info.created))) {
       throw new GutsError('GUTS_INVALID_ARGUMENT', 'recordBackup needs {file, size_bytes, created (ISO time), kind}');
     }
@@ -340,11 +379,14 @@ export class GutsNode {
       kind: String(info.kind ?? 'full'),
       ...(info.checksum ? { checksum: String(info.checksum) } : {}),
     };
-    await writeLastBackupAsync(this.dataDir, rec);
+    // read-modify-write of the per-kind records: one at a time
+    const write = this.recordQueue.then(() => writeLastBackupAsync(this.dataDir, rec));
+    this.recordQueue = write.catch(() => undefined);
+    await write;
     const textfile = this.opts.config.metrics.textfile;
     if (textfile) {
       try {
-        await writeBackupTextfileAsync(textfile, rec);
+        await writeBackupTextfileAsync(textfile, readBackupRecords(this.dataDir));
       } catch (e) {
         this.log.warn('cannot write metrics textfile', { file: textfile, error: (e as Error).message });
       }

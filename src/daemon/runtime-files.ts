@@ -17,7 +17,7 @@ export function readPidFile(dataDir: string): number {
 }
 
 export function writePidFile(dataDir: string, pid = process.pid): void {
-  writeFileAtomic(dataDirLayout(dataDir).pidFile, `${pid}\n`, 0o644);
+  writeFileAtomic(dataDirLayout(dataDir).pidFile, `${pid}\n`, 0o600);
 }
 
 /** Removes node.pid only if it still names this process. */

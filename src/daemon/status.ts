@@ -4,10 +4,11 @@
 import * as fs from 'node:fs';
 
 import { dirSize } from '../fsutil';
-import { LastBackup, readLastBackup } from '../metrics';
+import { LastBackup, lastFullBackup, readBackupRecords } from '../metrics';
 import { Counts } from '../native';
 import { connectNode } from '../node-client';
 import { dataDirLayout, GutsStore, storeLockHolder } from '../store';
+import { storePermissionWarnings } from '../store-permissions';
 import { inspectRuntimeFiles } from './runtime-files';
 
 export interface StatusReport {
@@ -24,14 +25,20 @@ export interface StatusReport {
   counts: Counts | null;
   consensus: { blocks: number; finalizedHeight: number } | null;
   checkpoints?: Array<{ id: string; dir: string; created: string; expires: string }>;
+  /** the newest full or hot backup (the unlabelled guts_last_backup_timestamp) */
   lastBackup: LastBackup | null;
+  /** the last consensus-only backup ({kind="consensus-only"}) */
+  lastConsensusBackup: LastBackup | null;
   notes: string[];
+  /** e.g. a store readable by group/other users (src/store-permissions.ts) */
+  warnings: string[];
 }
 
 export async function collectStatus(dataDir: string): Promise<StatusReport> {
   const l = dataDirLayout(dataDir);
   const sizes = { db: dirSize(l.db), consensus: dirSize(l.consensus), checkpoints: dirSize(l.checkpoints), total: 0 };
   sizes.total = sizes.db + sizes.consensus + sizes.checkpoints;
+  const records = readBackupRecords(dataDir);
   const base: StatusReport = {
     dataDir,
     running: false,
@@ -40,8 +47,10 @@ export async function collectStatus(dataDir: string): Promise<StatusReport> {
     sizes,
     counts: null,
     consensus: null,
-    lastBackup: readLastBackup(dataDir),
+    lastBackup: lastFullBackup(records),
+    lastConsensusBackup: records.consensus_only ?? null,
     notes: [],
+    warnings: storePermissionWarnings(dataDir),
   };
 
   let client: Awaited<ReturnType<typeof connectNode>> = null;

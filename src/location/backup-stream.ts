@@ -45,7 +45,15 @@ export interface LocationBackupOptions extends Omit<CreateBackupOptions, 'output
 export async function createBackupAt(opts: LocationBackupOptions): Promise<BackupResult> {
   const { location, key } = opts;
   const url = location.urlOf(key);
-  if (!opts.force && (await location.stat(key))) throw new GutsError('GUTS_EXISTS', `${url} already exists (use --force to overwrite)`, url);
+  // Rotation by name, as for local files: a guts-node backup under that name
+  // (it has a sidecar or manifest beside it) is replaced once the new one is
+  // complete; anything else needs --force.
+  let replaces = Boolean(opts.force);
+  if (!replaces && (await location.stat(key))) {
+    const ours = (await location.stat(key + SIDECAR_SUFFIX)) || (await location.stat(key + MANIFEST_SUFFIX));
+    if (!ours) throw new GutsError('GUTS_EXISTS', `${url} already exists and is not a guts-node backup (use --force to overwrite)`, url);
+    replaces = true;
+  }
   const [rfd, wfd] = native.makePipe();
   const sock = new net.Socket({ fd: rfd, readable: true, writable: false });
   let writerOwnsFd = false;
@@ -57,13 +65,24 @@ export async function createBackupAt(opts: LocationBackupOptions): Promise<Backu
       cb(null, chunk);
     },
     flush(cb) {
-      // EOF on the pipe: the writer closed it, successfully or not
-      void archiveOutcome.then((err) => cb(err ?? null));
+      // EOF on the pipe: the writer closed it, successfully or not. On
+      // success, an old sidecar goes before the new archive completes: the
+      // pair is old/old, old/none, new/none or new/new, never mismatched.
+      void archiveOutcome.then(async (err) => {
+        if (!err && replaces) {
+          try {
+            await location.delete(key + SIDECAR_SUFFIX);
+          } catch (e) {
+            return cb(e as Error);
+          }
+        }
+        cb(err ?? null);
+      });
     },
   });
   sock.on('error', (e) => gate.destroy(e));
   sock.pipe(gate);
-  const upload = location.upload(key, gate, { signal: opts.signal, overwrite: opts.force, onProgress: opts.onUploadProgress });
+  const upload = location.upload(key, gate, { signal: opts.signal, overwrite: replaces, onProgress: opts.onUploadProgress });
   // a failed upload must not leave the writer blocked on a full pipe
   upload.catch(() => sock.destroy());
   let result: BackupResult | undefined;
@@ -98,11 +117,11 @@ export async function createBackupAt(opts: LocationBackupOptions): Promise<Backu
   const record: LastBackup = { file: url, size_bytes: r.size_bytes, created: r.created, kind: r.kind, checksum: r.checksum };
   const client = await connectNode(path.resolve(opts.dataDir)).catch(() => null);
   try {
-    await recordLastBackup(path.resolve(opts.dataDir), record, client);
+    await recordLastBackup(path.resolve(opts.dataDir), record, client, r.wal_timeline);
   } finally {
     client?.close();
   }
-  return { ...r, file: url };
+  return { ...r, file: url, replaced_existing: replaces };
 }
 
 /** An archive read from a location: verify and restore read it through `read`. */

@@ -72,9 +72,22 @@ t.test('s3:// round trips', async (t) => {
   fs.writeFileSync(localCopy, stored);
   t.equal(spawnSync('sh', ['-c', `zstd -dc ${localCopy} | tar -t | head -1`], { encoding: 'utf8' }).stdout.trim(), 'GUTS-INDEX', 'zstd | tar reads the uploaded object');
 
-  const again = cli(['backup', 'create', '--output', url], env);
-  t.equal(again.code, 2, 'no silent overwrite');
-  t.match(again.stderr, /GUTS_EXISTS: .*s3:\/\/guts-backups\/node-1\/guts-1\.tar\.zst/);
+  // rotation by name: a guts-node backup under the name is replaced once the new one is complete
+  const again = cli(['backup', 'create', '--output', url, '--json'], env);
+  t.equal(again.code, 0, again.stderr);
+  const rotated = JSON.parse(again.stdout);
+  const stored2 = fs.readFileSync(storedObjectPath(s3, 'guts-backups', 'node-1/guts-1.tar.zst'));
+  t.equal(rotated.checksum, `sha256:${crypto.createHash('sha256').update(stored2).digest('hex')}`, 'the new archive under the name');
+  t.match(fs.readFileSync(storedObjectPath(s3, 'guts-backups', 'node-1/guts-1.tar.zst.sha256'), 'utf8'), rotated.checksum.slice(7), 'with its own sidecar');
+  // anything else under a name is not replaced without --force
+  fs.writeFileSync(path.join(dir, 'foreign.bin'), 'not a backup');
+  const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: s3.keyId, secretAccessKey: s3.secret } });
+  await client.send(new PutObjectCommand({ Bucket: 'guts-backups', Key: 'node-1/foreign.tar.zst', Body: 'not a backup' }));
+  client.destroy();
+  const foreign = cli(['backup', 'create', '--output', 's3://guts-backups/node-1/foreign.tar.zst'], env);
+  t.equal(foreign.code, 2, 'a foreign object is not replaced');
+  t.match(foreign.stderr, /GUTS_EXISTS: .*s3:\/\/guts-backups\/node-1\/foreign\.tar\.zst/);
 
   const v = cli(['backup', 'verify', url, '--json'], env);
   t.equal(v.code, 0, v.stderr);

@@ -105,7 +105,7 @@ t.test('disk full during backup create and restore', async (t) => {
     fs.mkdirSync(mnt);
     const target = `${mnt}/data`;
     const r = inNamespace(
-      `mount -t tmpfs -o size=3m tmpfs ${mnt} && mkdir -p ${target}/db && head -c 100000 /dev/urandom > ${target}/db/OLD && echo keep > ${target}/marker && ` +
+      `mount -t tmpfs -o size=3m tmpfs ${mnt} && mkdir -p ${target}/db && head -c 100000 /dev/urandom > ${target}/db/OLD && echo keep > ${target}/db/marker && ` +
         `echo "BEFORE<<"; ${listing(mnt)}; echo ">>"; ${NODE} ${BIN} backup restore ${archive} --target ${target} --force; rc=$?; ` +
         `echo "AFTER<<"; ${listing(mnt)}; echo ">>"; exit $rc`,
     );

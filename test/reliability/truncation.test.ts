@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { verifyBackup } from '../../src/backup-verify';
+import { GutsError } from '../../src/errors';
 import { cli } from '../fixtures/cli';
 import { archiveRegions, createArchive, FORMATS, prng, runSeed, seedStore, stagingLeft, treeState } from './helpers';
 
@@ -59,7 +60,11 @@ t.test('truncated archives', async (t) => {
         if (v.status === 'INVALID') withSidecar++;
         else t.fail(`${format}: cut at ${len} of ${bytes.length} not detected with the sidecar`);
         fs.rmSync(`${cut}.sha256`);
-        const c = await verifyBackup({ file: cut, threads: 2 });
+        // without the sidecar, a cut inside the first bytes leaves no trace of a backup: GUTS_NOT_ARCHIVE
+        const c = await verifyBackup({ file: cut, threads: 2 }).catch((e: GutsError) => {
+          if (e.code !== 'GUTS_NOT_ARCHIVE') throw e;
+          return { status: 'INVALID' };
+        });
         if (c.status === 'INVALID') contentOnly++;
         else harmless.push(len);
       }

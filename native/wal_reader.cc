@@ -1,0 +1,320 @@
+#include "wal_reader.h"
+
+#include <rocksdb/transaction_log.h>
+#include <rocksdb/write_batch.h>
+
+#include <memory>
+
+#include "errors.h"
+#include "store_napi.h"
+
+namespace guts {
+
+static uint64_t Fixed64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+static uint32_t Fixed32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+static rocksdb::DB* WhichDb(Store& store, WalDb which, std::string* path) {
+  rocksdb::DB* db = which == WalDb::kDb ? store.db() : store.consensus();
+  *path = which == WalDb::kDb ? store.db_path() : store.consensus_path();
+  if (!db) throw GutsError(Code::Closed, "store " + *path + " is not open");
+  return db;
+}
+
+// Reads the commit time and restore-point name a batch carries (LogData).
+struct StampReader : public rocksdb::WriteBatch::Handler {
+  uint64_t time_us = 0;
+  bool has_mark = false;
+  std::string mark;
+  rocksdb::Status PutCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override { return rocksdb::Status::OK(); }
+  rocksdb::Status DeleteCF(uint32_t, const rocksdb::Slice&) override { return rocksdb::Status::OK(); }
+  rocksdb::Status SingleDeleteCF(uint32_t, const rocksdb::Slice&) override { return rocksdb::Status::OK(); }
+  rocksdb::Status DeleteRangeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override { return rocksdb::Status::OK(); }
+  rocksdb::Status MergeCF(uint32_t, const rocksdb::Slice&, const rocksdb::Slice&) override { return rocksdb::Status::OK(); }
+  void LogData(const rocksdb::Slice& blob) override {
+    if (blob.size() == 10 && memcmp(blob.data(), kWalTimeTag, 2) == 0) time_us = Fixed64(blob.data() + 2);
+    else if (blob.size() >= 2 && memcmp(blob.data(), kWalMarkTag, 2) == 0) {
+      has_mark = true;
+      mark.assign(blob.data() + 2, blob.size() - 2);
+    }
+  }
+};
+
+static void Recreate(rocksdb::DB* db, Store::WalCursor& c, uint64_t from, const std::string& path) {
+  c = Store::WalCursor();
+  rocksdb::Status st = db->GetUpdatesSince(from, &c.it);
+  if (st.IsNotFound()) {  // not written yet
+    c.it.reset();
+    return;
+  }
+  if (!st.ok()) throw StatusError(st, path);
+  c.next = from;
+  c.pending = c.it->Valid();
+}
+
+WalTailResult TailWal(Store& store, const WalTailInput& in) {
+  std::string path;
+  rocksdb::DB* db = WhichDb(store, in.which, &path);
+  std::lock_guard<std::mutex> lock(store.wal_mu);
+  Store::WalCursor& c = store.wal_cursor[static_cast<int>(in.which)];
+  WalTailResult r;
+  r.latest = db->GetLatestSequenceNumber();
+  if (in.from == 0) throw GutsError(Code::InvalidArgument, "walTail: sequences start at 1");
+  if (in.from > r.latest) {
+    // The store is behind the archive (restored or replaced under it).
+    if (in.from > r.latest + 1) r.gap = true, r.gap_expected = in.from, r.gap_found = r.latest + 1;
+    return r;
+  }
+  bool fresh = false;
+  if (!c.it || c.next != in.from) {
+    Recreate(db, c, in.from, path);
+    fresh = true;
+  } else if (!c.pending) {
+    c.it->Next();  // a kept iterator reads on past its last end of file
+    c.pending = c.it->Valid();
+  }
+  uint64_t expect = in.from;
+  size_t bytes = 0;
+  for (;;) {
+    if (!c.pending) {
+      // The iterator only knows the log files that existed when it was made:
+      // once it ran out before the latest sequence, start one at `expect`.
+      if (fresh || expect > r.latest) break;
+      Recreate(db, c, expect, path);
+      fresh = true;
+      continue;
+    }
+    rocksdb::BatchResult b = c.it->GetBatch();
+    c.pending = false;
+    uint32_t count = static_cast<uint32_t>(b.writeBatchPtr->Count());
+    if (count > 0 && b.sequence != expect) {
+      r.gap = true, r.gap_expected = expect, r.gap_found = b.sequence;
+      c = Store::WalCursor();
+      return r;
+    }
+    if (count > 0) {
+      WalBatch out;
+      StampReader stamps;
+      CheckStatus(b.writeBatchPtr->Iterate(&stamps), path);
+      out.seq = b.sequence;
+      out.count = count;
+      out.time_us = stamps.time_us;
+      out.has_mark = stamps.has_mark;
+      out.mark = std::move(stamps.mark);
+      out.data = b.writeBatchPtr->Data();
+      bytes += out.data.size();
+      expect = b.sequence + count;
+      r.batches.push_back(std::move(out));
+    }  // else LogData only: nothing to replay, no sequence used
+    c.next = expect;
+    if (bytes >= in.max_bytes || r.batches.size() >= in.max_batches) return r;
+    c.it->Next();
+    c.pending = c.it->Valid();
+  }
+  // `expect` <= latest means a batch holding it was committed: if the log
+  // gave nothing for it, the file that held it is gone.
+  if (r.batches.empty() && expect <= r.latest) {
+    rocksdb::Status its = c.it ? c.it->status() : rocksdb::Status::OK();
+    if (!its.IsTryAgain()) {
+      r.gap = true, r.gap_expected = expect, r.gap_found = 0;
+      c = Store::WalCursor();
+    }
+  }
+  return r;
+}
+
+WalApplyResult ApplyWal(Store& store, WalDb which, const std::vector<std::string>& batches) {
+  std::string path;
+  rocksdb::DB* db = WhichDb(store, which, &path);
+  WalApplyResult r;
+  rocksdb::WriteOptions wo;
+  for (const std::string& rep : batches) {
+    if (rep.size() < 12) throw GutsError(Code::Corrupt, "archived batch of " + std::to_string(rep.size()) + " bytes is too short", path);
+    uint64_t seq = Fixed64(rep.data());
+    uint32_t count = Fixed32(rep.data() + 8);
+    uint64_t latest = db->GetLatestSequenceNumber();
+    if (count == 0 || seq + count - 1 <= latest) {
+      r.skipped++;
+      continue;
+    }
+    if (seq != latest + 1)
+      throw GutsError(Code::Corrupt, "gap: " + path + " is at sequence " + std::to_string(latest) + ", next archived batch starts at " + std::to_string(seq), path);
+    rocksdb::WriteBatch batch(rep);
+    CheckStatus(db->Write(wo, &batch), path);
+    if (db->GetLatestSequenceNumber() != seq + count - 1)
+      throw GutsError(Code::Internal, "replayed batch at " + std::to_string(seq) + " did not land on its sequence", path);
+    r.applied++;
+  }
+  if (r.applied) CheckStatus(db->SyncWAL(), path);
+  r.latest = db->GetLatestSequenceNumber();
+  return r;
+}
+
+static WalDb WhichArg(Napi::Env env, Napi::Value v) {
+  std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (s == "db") return WalDb::kDb;
+  if (s == "consensus") return WalDb::kConsensus;
+  ThrowJs(env, Code::InvalidArgument, "expected 'db' or 'consensus'");
+}
+
+static uint64_t SeqArg(Napi::Env env, Napi::Value v, const char* name) {
+  if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 0) ThrowJs(env, Code::InvalidArgument, std::string(name) + " must be a non-negative number");
+  return static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+}
+
+static Napi::Number Num(Napi::Env e, uint64_t v) { return Napi::Number::New(e, static_cast<double>(v)); }
+
+// walTail(store, 'db'|'consensus', from, {maxBytes, maxBatches}?)
+//   -> Promise<{batches:[{seq,count,timeUs,mark?,data}], latest, gap: null|{expected, found}}>
+static Napi::Value WalTailJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  StoreWrap* wrap = StoreWrap::FromValue(info[0]);
+  WalTailInput in;
+  in.which = WhichArg(env, info[1]);
+  in.from = SeqArg(env, info[2], "from");
+  if (info.Length() > 3 && info[3].IsObject()) {
+    Napi::Object o = info[3].As<Napi::Object>();
+    if (o.Get("maxBytes").IsNumber()) in.max_bytes = static_cast<size_t>(o.Get("maxBytes").As<Napi::Number>().Int64Value());
+    if (o.Get("maxBatches").IsNumber()) in.max_batches = static_cast<size_t>(o.Get("maxBatches").As<Napi::Number>().Int64Value());
+  }
+  std::shared_ptr<Store> store = wrap->BeginOp(env);
+  auto out = std::make_shared<WalTailResult>();
+  auto* w = new LambdaWorker(
+      env, [store, in, out]() { *out = TailWal(*store, in); },
+      [out](Napi::Env e) -> Napi::Value {
+        Napi::Object r = Napi::Object::New(e);
+        Napi::Array arr = Napi::Array::New(e, out->batches.size());
+        for (size_t i = 0; i < out->batches.size(); i++) {
+          const WalBatch& b = out->batches[i];
+          Napi::Object o = Napi::Object::New(e);
+          o.Set("seq", Num(e, b.seq));
+          o.Set("count", Num(e, b.count));
+          o.Set("timeUs", Num(e, b.time_us));
+          if (b.has_mark) o.Set("mark", Napi::String::New(e, b.mark));
+          o.Set("data", Napi::Buffer<char>::Copy(e, b.data.data(), b.data.size()));
+          arr.Set(i, o);
+        }
+        r.Set("batches", arr);
+        r.Set("latest", Num(e, out->latest));
+        if (out->gap) {
+          Napi::Object g = Napi::Object::New(e);
+          g.Set("expected", Num(e, out->gap_expected));
+          g.Set("found", Num(e, out->gap_found));
+          r.Set("gap", g);
+        } else {
+          r.Set("gap", e.Null());
+        }
+        return r;
+      },
+      [wrap]() { wrap->EndOp(); });
+  return w->Start();
+}
+
+// walApply(store, 'db'|'consensus', batches: Buffer[]) -> Promise<{applied, skipped, latest}>
+static Napi::Value WalApplyJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  StoreWrap* wrap = StoreWrap::FromValue(info[0]);
+  WalDb which = WhichArg(env, info[1]);
+  if (!info[2].IsArray()) ThrowJs(env, Code::InvalidArgument, "walApply(store, which, batches: Buffer[])");
+  Napi::Array arr = info[2].As<Napi::Array>();
+  std::vector<std::string> batches;
+  batches.reserve(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsBuffer()) ThrowJs(env, Code::InvalidArgument, "batches[" + std::to_string(i) + "] must be a Buffer");
+    auto b = v.As<Napi::Buffer<char>>();
+    batches.emplace_back(b.Data(), b.Length());
+  }
+  std::shared_ptr<Store> store = wrap->BeginOp(env);
+  auto out = std::make_shared<WalApplyResult>();
+  auto in = std::make_shared<std::vector<std::string>>(std::move(batches));
+  auto* w = new LambdaWorker(
+      env, [store, which, in, out]() { *out = ApplyWal(*store, which, *in); },
+      [out](Napi::Env e) -> Napi::Value {
+        Napi::Object r = Napi::Object::New(e);
+        r.Set("applied", Num(e, out->applied));
+        r.Set("skipped", Num(e, out->skipped));
+        r.Set("latest", Num(e, out->latest));
+        return r;
+      },
+      [wrap]() { wrap->EndOp(); });
+  return w->Start();
+}
+
+// walMark(store, name) -> Promise<{seq, timeUs}>
+static Napi::Value WalMarkJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  StoreWrap* wrap = StoreWrap::FromValue(info[0]);
+  if (!info[1].IsString()) ThrowJs(env, Code::InvalidArgument, "walMark(store, name: string)");
+  std::string name = info[1].As<Napi::String>();
+  std::shared_ptr<Store> store = wrap->BeginOp(env);
+  auto out = std::make_shared<WalMarkResult>();
+  auto* w = new LambdaWorker(
+      env, [store, name, out]() { *out = store->PutWalMark(name); },
+      [out](Napi::Env e) -> Napi::Value {
+        Napi::Object r = Napi::Object::New(e);
+        r.Set("seq", Num(e, out->seq));
+        r.Set("timeUs", Num(e, out->time_us));
+        return r;
+      },
+      [wrap]() { wrap->EndOp(); });
+  return w->Start();
+}
+
+// walFiles(store, 'db'|'consensus') -> Promise<[{path, logNumber, startSeq, archived, bytes}]>, oldest first
+static Napi::Value WalFilesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  StoreWrap* wrap = StoreWrap::FromValue(info[0]);
+  WalDb which = WhichArg(env, info[1]);
+  std::shared_ptr<Store> store = wrap->BeginOp(env);
+  struct File {
+    std::string path;
+    uint64_t number, start, bytes;
+    bool archived;
+  };
+  auto out = std::make_shared<std::vector<File>>();
+  auto* w = new LambdaWorker(
+      env,
+      [store, which, out]() {
+        std::string path;
+        rocksdb::DB* db = WhichDb(*store, which, &path);
+        rocksdb::VectorLogPtr files;
+        CheckStatus(db->GetSortedWalFiles(files), path);
+        for (auto& f : files)
+          out->push_back(File{path + (f->Type() == rocksdb::kArchivedLogFile ? "/archive" : "") + "/" +
+                                  std::string(f->PathName()).substr(std::string(f->PathName()).rfind('/') + 1),
+                              f->LogNumber(), f->StartSequence(), f->SizeFileBytes(), f->Type() == rocksdb::kArchivedLogFile});
+      },
+      [out](Napi::Env e) -> Napi::Value {
+        Napi::Array arr = Napi::Array::New(e, out->size());
+        for (size_t i = 0; i < out->size(); i++) {
+          Napi::Object o = Napi::Object::New(e);
+          o.Set("path", (*out)[i].path);
+          o.Set("logNumber", Num(e, (*out)[i].number));
+          o.Set("startSeq", Num(e, (*out)[i].start));
+          o.Set("bytes", Num(e, (*out)[i].bytes));
+          o.Set("archived", Napi::Boolean::New(e, (*out)[i].archived));
+          arr.Set(i, o);
+        }
+        return arr;
+      },
+      [wrap]() { wrap->EndOp(); });
+  return w->Start();
+}
+
+void InitWalReader(Napi::Env env, Napi::Object exports) {
+  exports.Set("walFiles", Napi::Function::New(env, WalFilesJs));
+  exports.Set("walTail", Napi::Function::New(env, WalTailJs));
+  exports.Set("walApply", Napi::Function::New(env, WalApplyJs));
+  exports.Set("walMark", Napi::Function::New(env, WalMarkJs));
+}
+
+}  // namespace guts

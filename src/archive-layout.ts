@@ -156,6 +156,19 @@ export const MANIFEST_FIELDS: Record<string, { required: boolean; check: FieldCh
   },
   files: { required: true, check: (v) => (Array.isArray(v) ? null : 'is not a list') },
   total_bytes: { required: true, check: count },
+  // WAL position of the base (docs/FORMAT.md "Base backups"): where a point-in-time restore starts
+  wal: {
+    required: false,
+    check: shape(
+      {
+        timeline: (v) => (isCount(v) && v >= 1 && v <= 0xffffffff ? null : 'is not a timeline id'),
+        segment: count,
+        db_seq: (v) => (v === null || isCount(v) ? null : 'is not a sequence or null'),
+        consensus_seq: (v) => (v === null || isCount(v) ? null : 'is not a sequence or null'),
+      },
+      ['timeline', 'segment'],
+    ),
+  },
 };
 
 /** Problems of the manifest's fields: missing, unknown, wrong type or range, and counts the kind rules out. */

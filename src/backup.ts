@@ -95,12 +95,12 @@ export interface BackupResult {
   priority: string;
   /** share of the time each archiver thread could run: below 1 when paced beside a running node */
   cpu_share: number;
-  /** MANIFEST.json as stored in the archive */
-  manifest: string;
   /** an existing archive (or, with force, file) of that name was replaced */
   replaced_existing: boolean;
-  /** the WAL timeline of the checkpoint, for the last-backup record of a streamed backup (recordLastBackup) */
-  wal_timeline: { timeline: number } | null;
+  /** MANIFEST.json as stored in the archive */
+  manifest: string;
+  /** the base's WAL position (as in MANIFEST.json `wal`), when WAL archiving is on */
+  wal?: { timeline: number; segment: number };
 }
 
 /** Contents of <dataDir>/last-backup.json (the node's metrics read it). */
@@ -357,9 +357,9 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       // an existing guts-node archive (or anything, with --force) is replaced
       // once the new one is complete; else the commit refuses to replace
       overwrite: replaces,
-      // the sidecar is committed with the archive, under its lock (rotation order: native/archive_writer.cc)
-      sidecar: !streamed,
-      ...(streamed ? { outputFd: opts.outputFd } : {}),
+      // the sidecar is committed with the archive, under its lock (rotation order: native/archive_writer.cc);
+      // a streamed upload sends its sidecar object after the archive object instead
+      ...(streamed ? { outputFd: opts.outputFd } : { sidecar: true }),
       format,
       level,
       threads,
@@ -403,9 +403,9 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
       levels: result.levels,
       priority,
       cpu_share: cpuShare,
-      manifest: result.manifest,
       replaced_existing: replaces,
-      wal_timeline: cp.wal ?? null,
+      manifest: result.manifest,
+      ...(cp.wal ? { wal: cp.wal } : {}),
     };
   } finally {
     try {

@@ -24,10 +24,10 @@ interface KeySpec {
   default: unknown;
   values?: string[];
   help: string;
-  /** never printed (config get/set show *** when it is set) */
-  secret?: boolean;
   /** extra check of a well-typed value: throws, or returns why it is refused */
   check?: (value: never) => string | void;
+  /** never printed (config get/set show *** when it is set) */
+  secret?: boolean;
 }
 
 const MiB = 1024 * 1024;

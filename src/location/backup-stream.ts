@@ -117,7 +117,7 @@ export async function createBackupAt(opts: LocationBackupOptions): Promise<Backu
   const record: LastBackup = { file: url, size_bytes: r.size_bytes, created: r.created, kind: r.kind, checksum: r.checksum };
   const client = await connectNode(path.resolve(opts.dataDir)).catch(() => null);
   try {
-    await recordLastBackup(path.resolve(opts.dataDir), record, client, r.wal_timeline);
+    await recordLastBackup(path.resolve(opts.dataDir), record, client, r.wal ?? null);
   } finally {
     client?.close();
   }

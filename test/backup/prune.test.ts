@@ -60,7 +60,10 @@ t.test('policies', async (t) => {
 async function put(loc: ReturnType<typeof openLocation>, name: string, created: string, kind = 'full', withSidecar = true, segment?: number) {
   await loc.put(name, Buffer.alloc(100, 1));
   if (withSidecar) await loc.put(name + '.sha256', `${'b'.repeat(64)}  ${name}\n`);
-  const manifest = { format: 'guts-backup', format_version: 1, tool: 'guts-store test', source_data_dir: '/var/lib/guts', hostname: 'h', consensus: { blocks: 1, finalized_height: 0 }, compression: { format: 'zstd', level: 3 }, created, kind, objects: { commit: 1, tree: 2, blob: 3, tag: 0 }, repositories: 1, rocksdb: { db: { sequence: 42 } }, ...(segment ? { wal: { timeline: 1, segment, db_seq: 42, consensus_seq: 7 } } : {}), files: [], total_bytes: 0 };
+  const manifest = { format: 'guts-backup', format_version: 1, tool: 'guts-store test', source_data_dir: '/var/lib/guts', hostname: 'h', consensus: { blocks: 1, finalized_height: 0 }, compression: { format: 'zstd', level: 3 }, created, kind,
+    ...(kind === 'consensus-only'
+      ? { objects: { commit: 0, tree: 0, blob: 0, tag: 0 }, repositories: 0, rocksdb: { consensus: { sequence: 7 } } }
+      : { objects: { commit: 1, tree: 2, blob: 3, tag: 0 }, repositories: 1, rocksdb: { db: { sequence: 42 }, consensus: { sequence: 7 } } }), ...(segment ? { wal: { timeline: 1, segment, db_seq: 42, consensus_seq: 7 } } : {}), files: [], total_bytes: 0 };
   await loc.put(name + '.manifest.json', JSON.stringify(manifest));
 }
 

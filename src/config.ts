@@ -51,7 +51,7 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
     check: (v: string) => checkWalCommandTemplate(v),
   },
   'wal.restore_command': { kind: 'string', default: '', help: 'shell command fetching one archived WAL file (%f = archived name, %p = destination path; exit 1 = not archived)' },
-  'wal.archive_dir': { kind: 'string', default: '', help: 'built-in WAL archive: a local directory (guts-node wal push/fetch; used when the commands are empty)' },
+  'wal.archive_dir': { kind: 'string', default: '', help: 'built-in WAL archive: a local directory or s3://bucket/prefix (guts-node wal push/fetch; used when the commands are empty)' },
   'wal.archive_timeout': {
     kind: 'duration',
     default: '5s',

@@ -779,7 +779,7 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
   result.sha256 = ToHex(digest, sizeof digest);
   state.CheckCancelled();
   std::string sidecar_text;
-  if (o.sidecar && out) {
+  if (o.sidecar) {
     size_t slash = o.output.find_last_of('/');
     sidecar_text = result.sha256 + "  " + (slash == std::string::npos ? o.output : o.output.substr(slash + 1)) + "\n";
   }

@@ -297,7 +297,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const frameSize = opts.frameSize ?? DEFAULT_FRAME_SIZE;
   checkLevel(format, level);
   if (!Number.isInteger(threads) || threads < 1) throw new GutsError('GUTS_INVALID_ARGUMENT', '--threads must be a positive integer');
-  const { replaces } = streamed ? { replaces: Boolean(opts.force) } : checkOutput(output, Boolean(opts.force));
+  const { replaces } = streamed ? { replaces: false } : checkOutput(output, Boolean(opts.force));
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
 
   // Optional extra files are checked before any checkpoint is taken.

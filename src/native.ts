@@ -106,14 +106,14 @@ export interface CreateArchiveOptions {
   partial?: string;
   /** replace an existing output (else GUTS_EXISTS) */
   overwrite?: boolean;
-  /** write to this descriptor (a pipe to an upload; owned and closed by the writer) instead of a file; `output` only names it */
-  outputFd?: number;
   /**
    * also commit `${output}.sha256` ("<sha256>  <basename>\n", 0600) under the
    * partial's lock, in an order where a crash leaves the old pair, the new pair
    * or an archive without a sidecar, never a mismatched pair (PartialFile::Commit)
    */
   sidecar?: boolean;
+  /** write to this descriptor (a pipe to an upload; owned and closed by the writer) instead of a file; `output` only names it */
+  outputFd?: number;
   format: ArchiveFormat;
   /** requested level (zstd -7..22, gzip 1..9; ignored for tar); zstd 1-3 are tuned for SSTs, gzip chunks that barely compress get a faster one */
   level: number;

@@ -81,6 +81,9 @@ export async function createBackupAt(opts: LocationBackupOptions): Promise<Backu
     },
   });
   sock.on('error', (e) => gate.destroy(e));
+  // Its errors reach the caller through the upload's rejection; once the
+  // upload stopped reading (the store failed), nobody else listens.
+  gate.on('error', () => undefined);
   sock.pipe(gate);
   const upload = location.upload(key, gate, { signal: opts.signal, overwrite: replaces, onProgress: opts.onUploadProgress });
   // a failed upload must not leave the writer blocked on a full pipe

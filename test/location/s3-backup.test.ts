@@ -127,7 +127,7 @@ t.test('s3:// round trips', async (t) => {
   await sleep(2500);
   await s3.kill();
   const ke = await k.exited;
-  t.equal(ke.code, 2, 'server gone mid-upload: exit 2');
+  t.equal(ke.code, 2, 'server gone mid-upload: exit 2: ' + ke.out);
   t.match(ke.out, /guts-node: GUTS_IO: .*s3:\/\/guts-backups\/node-1\/killed\.tar\.zst/, 'a clear error naming the URL');
   await s3.restart();
   t.notOk(storedKeys(s3, 'guts-backups').some((k) => k.includes('killed')), 'no object under the final key');

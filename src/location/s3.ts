@@ -41,6 +41,9 @@ export interface S3Settings {
 }
 
 export const PART_SIZE = 8 * 1024 * 1024;
+/** S3's smallest part (all but the last) and largest part count */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+export const MAX_PARTS = 10_000;
 export const QUEUE_SIZE = 4;
 const RANGE_SIZE = 8 * 1024 * 1024;
 
@@ -140,8 +143,8 @@ export class S3Location implements Location {
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key, Body: source, ContentType: 'application/octet-stream' },
-      partSize: PART_SIZE,
-      queueSize: QUEUE_SIZE,
+      partSize: Math.max(MIN_PART_SIZE, opts.partSize ?? PART_SIZE),
+      queueSize: Math.max(1, opts.queueSize ?? QUEUE_SIZE),
       leavePartsOnError: false,
     });
     const onAbort = () => source.destroy(new GutsError('GUTS_CANCELLED', `upload to ${this.urlOf(key)} interrupted; the multipart upload was aborted`));

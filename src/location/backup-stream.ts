@@ -28,7 +28,7 @@ export const MANIFEST_SUFFIX = '.manifest.json';
 export const SIDECAR_SUFFIX = '.sha256';
 
 /**
- * Parts for a streamed archive of unknown final size: 2 in flight (memory:
+ * Parts for a streamed archive of unknown final size: 3 in flight (memory:
  * the peak RSS target of 200 MB holds with the compressor's ~130 MB), as small
  * as S3 allows (5 MiB) unless the data dir's size, an upper bound of the
  * archive, needs larger parts to stay under S3's 10,000 parts.
@@ -38,7 +38,7 @@ export function streamParts(dataDir: string): { partSize: number; queueSize: num
   const bound = dirSize(layout.db) + dirSize(layout.consensus) + (64 << 20);
   const MiB = 1 << 20;
   const partSize = Math.max(MIN_PART_SIZE, Math.ceil(bound / (MAX_PARTS - 500) / MiB) * MiB);
-  return { partSize, queueSize: 2 };
+  return { partSize, queueSize: 3 };
 }
 
 /** "<hex>  <name>\n", as sha256sum -c reads it. */

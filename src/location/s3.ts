@@ -6,8 +6,8 @@
 // and ~/.aws/{config,credentials}), then config.yaml backup.s3.*. A custom
 // endpoint (MinIO, Ceph, s3rver, ...) is addressed path-style.
 //
-// Uploads are multipart (lib-storage, 8 MiB parts, 4 in flight: at most
-// ~32 MiB buffered whatever the archive size); the object appears only when
+// Uploads are multipart (lib-storage, 8 MiB parts, 4 in flight by default;
+// a streamed archive uses 2 of at least 5 MiB: src/location/backup-stream.ts); the object appears only when
 // CompleteMultipartUpload succeeds, which happens only after the source
 // stream ended normally. Any error, a destroyed source or an aborted signal
 // aborts the multipart upload instead. Whole-object reads are ranged GETs,

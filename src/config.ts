@@ -58,7 +58,7 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
     check: (v: string) => checkWalCommandTemplate(v),
   },
   'wal.restore_command': { kind: 'string', default: '', help: 'shell command fetching one archived WAL file (%f = archived name, %p = destination path; exit 1 = not archived)' },
-  'wal.archive_dir': { kind: 'string', default: '', help: 'built-in WAL archive: a local directory (guts-node wal push/fetch; used when the commands are empty)' },
+  'wal.archive_dir': { kind: 'string', default: '', help: 'built-in WAL archive: a local directory or s3://bucket/prefix (guts-node wal push/fetch; used when the commands are empty)' },
   'wal.archive_timeout': {
     kind: 'duration',
     default: '5s',
@@ -88,7 +88,7 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
   'backup.keep_weekly': { kind: 'int', default: 0, help: 'prune: keep the newest backup of each of the last N ISO weeks' },
   'backup.keep_within': { kind: 'string', default: '', help: 'prune: keep every backup younger than this (e.g. 7d; empty = backup.retention_days when no keep rule is set)' },
   'backup.pushgateway': { kind: 'string', default: '', help: '`backup run`: Prometheus Pushgateway URL (job guts-backup)' },
-  'backup.textfile': { kind: 'string', default: '', help: '`backup run`: node_exporter textfile written atomically (empty = metrics.textfile)' },
+  'backup.textfile': { kind: 'string', default: '', help: '`backup run`: node_exporter textfile written atomically (a file of its own: the node writes metrics.textfile)' },
   'backup.notify_url': { kind: 'string', default: '', help: '`backup run`: URL the JSON result is POSTed to' },
   'backup.s3.endpoint': { kind: 'string', default: '', help: 'S3-compatible endpoint URL (path-style addressing); AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL override it' },
   'backup.s3.region': { kind: 'string', default: '', help: 'S3 region; AWS_REGION overrides it' },

@@ -224,10 +224,11 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
     const sidecar = src ? src.sidecar : readSidecar(file);
     const options = { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), skipFrameChecksums: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] };
     const onTask = (h: TaskHandle<ReadArchiveResult>) => opts.onTask?.(h, 'restore');
-    const r = await (src ? src.read((input) => readArchive({ ...options, ...input }, onTask)) : readArchive(options, onTask)).catch(async (e: GutsError) => {
-      if (src || e?.code !== 'GUTS_NOT_ARCHIVE' || !sidecar?.sha256) throw e;
+    const read = (o: Parameters<typeof readArchive>[0], t?: typeof onTask) => (src ? src.read((input) => readArchive({ ...o, ...input }, t)) : readArchive(o, t));
+    const r = await read(options, onTask).catch(async (e: GutsError) => {
+      if (e?.code !== 'GUTS_NOT_ARCHIVE' || !sidecar?.sha256) throw e;
       // Fail-fast stopped before the digest: take it, to tell "not a backup" from "what is left of one".
-      const whole = await readArchive({ path: file, threads: opts.threads, sha256: true, layout: [] });
+      const whole = await read({ path: file, threads: opts.threads, sha256: true, layout: [] });
       throw notArchiveError(file, e.message.replace(/^.* is not a guts-node backup archive: /, ''), sidecar, whole.sha256);
     });
     if (sidecar && !sidecar.sha256) throw new GutsError('GUTS_CORRUPT', `${sidecar.file}: ${sidecar.problem}`, sidecar.file);

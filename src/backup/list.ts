@@ -20,8 +20,12 @@ export interface BackupEntry {
   size_bytes: number;
   objects: { commit: number; tree: number; blob: number; tag: number } | null;
   repositories: number | null;
-  /** RocksDB sequence of the db store at the checkpoint: where WAL replay starts for point-in-time restore */
-  wal_position: number | null;
+  /**
+   * Where WAL replay starts for a point-in-time restore from this backup: the
+   * manifest's wal position (timeline, first segment needed) and the db
+   * store's RocksDB sequence at the checkpoint; null without a manifest.
+   */
+  wal_position: { timeline: number | null; segment: number | null; db_seq: number | null } | null;
   sidecar: boolean;
   manifest: boolean;
   /** lower-case hex from the sidecar */
@@ -96,7 +100,9 @@ export async function listBackups(location: Location): Promise<BackupEntry[]> {
         e.objects = m.objects;
         e.repositories = m.repositories;
         const seq = (m.rocksdb as { db?: { sequence?: unknown } } | undefined)?.db?.sequence;
-        e.wal_position = typeof seq === 'number' ? seq : null;
+        const wal = (m as unknown as { wal?: { timeline?: unknown; segment?: unknown; db_seq?: unknown } }).wal;
+        const num = (v: unknown) => (typeof v === 'number' ? v : null);
+        e.wal_position = { timeline: num(wal?.timeline), segment: num(wal?.segment), db_seq: num(wal?.db_seq) ?? num(seq) };
       } else {
         e.valid = false; // a manifest that does not parse: not trusted as "newest valid"
       }

@@ -10,11 +10,18 @@
 // Whatever the rules say, the newest valid backup of each group is kept.
 // A removed archive goes with its .sha256 and .manifest.json.
 //
-// WAL: removing archived WAL segments that no kept backup needs for
-// point-in-time restore belongs here, once the WAL archive has a layout
-// (`guts-node wal push`); walPrune() is the hook, and reports that it did
-// nothing until then.
-import { GutsError } from '../errors';
+// WAL (wal.archive_dir, a directory or s3://): a kept backup with a WAL
+// position needs every segment from its manifest's wal.segment on (segment
+// numbers continue across timelines) for point-in-time restore; segments
+// numbered below the oldest such position are removed. Timeline histories are
+// never removed. No kept backup with a WAL position: nothing is removed.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import type { GutsConfig } from '../config';
+import { fsError, GutsError } from '../errors';
+import { parseSegmentName } from '../wal/segment';
+import { DirLocation, openWalLocation } from '../wal/target';
 import { Location } from '../location';
 import { MANIFEST_SUFFIX, SIDECAR_SUFFIX } from '../location/backup-stream';
 import { BackupEntry, listBackups } from './list';
@@ -118,9 +125,29 @@ export interface PruneResult {
   wal: { pruned: boolean; removed: string[]; note: string };
 }
 
-/** The WAL half of prune: a hook until the WAL archive layout exists (see the header). */
-export async function walPrune(_location: Location, _kept: BackupEntry[], _dryRun: boolean): Promise<PruneResult['wal']> {
-  return { pruned: false, removed: [], note: 'archived WAL segments are not pruned by this build (no WAL archive layout yet)' };
+/** The WAL half of prune (see the header); `walSpec` is wal.archive_dir, '' when there is none. */
+export async function walPrune(walSpec: string, kept: BackupEntry[], dryRun: boolean, cfg?: GutsConfig): Promise<PruneResult['wal']> {
+  if (!walSpec) return { pruned: false, removed: [], note: 'no WAL archive (wal.archive_dir is not set)' };
+  const needed = kept.map((e) => e.wal_position?.segment).filter((s): s is number => typeof s === 'number');
+  if (!needed.length) return { pruned: false, removed: [], note: 'no kept backup has a WAL position: WAL segments kept' };
+  const oldest = Math.min(...needed);
+  const loc = openWalLocation(walSpec, cfg);
+  const names = loc.list ? await loc.list() : [];
+  const removed: string[] = [];
+  for (const name of names) {
+    const seg = parseSegmentName(name);
+    if (!seg || seg.segment >= oldest) continue;
+    if (!dryRun) {
+      if (loc instanceof DirLocation) await fs.promises.unlink(path.join(loc.dir, name)).catch((e) => {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, 'cannot remove', path.join(loc.dir, name));
+      });
+      else if ('delete' in loc) await (loc as unknown as { delete(n: string): Promise<void> }).delete(name);
+      else return { pruned: false, removed, note: `${loc.url} cannot remove files` };
+    }
+    removed.push(name);
+  }
+  (loc as unknown as { location?: Location }).location?.close();
+  return { pruned: true, removed, note: `${dryRun ? 'would remove' : 'removed'} ${removed.length} WAL segments below segment ${oldest} (the oldest kept backup's position) from ${loc.url}` };
 }
 
 /**
@@ -143,7 +170,11 @@ export function policyFrom(
   return { within: (backup.retention_days || 7) * UNITS.d };
 }
 
-export async function pruneBackups(location: Location, policy: KeepPolicy, opts: { dryRun?: boolean; log?: (line: string) => void } = {}): Promise<PruneResult> {
+export async function pruneBackups(
+  location: Location,
+  policy: KeepPolicy,
+  opts: { dryRun?: boolean; log?: (line: string) => void; walArchive?: string; config?: GutsConfig } = {},
+): Promise<PruneResult> {
   const entries = await listBackups(location);
   const decisions = decide(entries, policy);
   const result: PruneResult = { location: location.url, dry_run: Boolean(opts.dryRun), kept: [], removed: [], wal: { pruned: false, removed: [], note: '' } };
@@ -165,6 +196,7 @@ export async function pruneBackups(location: Location, policy: KeepPolicy, opts:
     result.removed.push({ url: e.url, created: e.created, kind: e.kind, files: removedFiles });
     opts.log?.(`${opts.dryRun ? 'would remove' : 'remove'} ${e.url} (${e.created})`);
   }
-  result.wal = await walPrune(location, decisions.filter((d) => d.keep).map((d) => d.entry), Boolean(opts.dryRun));
+  result.wal = await walPrune(opts.walArchive ?? '', decisions.filter((d) => d.keep).map((d) => d.entry), Boolean(opts.dryRun), opts.config);
+  opts.log?.(`WAL: ${result.wal.note}`);
   return result;
 }

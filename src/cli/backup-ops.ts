@@ -5,6 +5,9 @@ import { Command } from 'commander';
 import { GutsConfig } from '../config';
 import { listBackups } from '../backup/list';
 import { policyFrom, pruneBackups } from '../backup/prune';
+import { runBackup } from '../backup/run';
+import { isoSeconds } from '../backup';
+import { GutsError } from '../errors';
 import { openLocation } from '../location';
 import { formatBytes } from '../progress';
 import { context, intOption, printJson, run } from './context';
@@ -50,7 +53,7 @@ export function registerBackupOps(backup: Command): void {
             const objects = e.objects ? (e.objects.commit + e.objects.tree + e.objects.blob + e.objects.tag).toLocaleString('en-US') : '-';
             process.stdout.write(
               `${e.created}  ${e.kind.padEnd(14)} ${formatBytes(e.size_bytes).padStart(9)}  objects ${objects.padStart(9)}  repos ${String(e.repositories ?? '-').padStart(4)}  ` +
-                `wal ${String(e.wal_position ?? '-').padStart(8)}  sidecar ${e.sidecar ? 'yes' : 'NO '}  manifest ${e.manifest ? 'yes' : 'no '}  ${e.key}\n`,
+                `wal ${(e.wal_position?.segment != null ? `${e.wal_position.timeline}/${e.wal_position.segment}` : '-').padStart(8)}  sidecar ${e.sidecar ? 'yes' : 'NO '}  manifest ${e.manifest ? 'yes' : 'no '}  ${e.key}\n`,
             );
           }
         } finally {
@@ -66,25 +69,122 @@ export function registerBackupOps(backup: Command): void {
       .argument('[location]', 'directory or s3://bucket/prefix (default: backup.to, else backup.dir)'),
   )
     .option('--dry-run', 'print what would be removed, remove nothing')
+    .option('--archive-dir <dir|url>', 'WAL archive whose segments older than every kept backup are removed (default: wal.archive_dir)')
     .option('--json', 'print one JSON object: kept (with reasons), removed, wal')
     .addHelpText(
       'after',
       `
 Rules apply to full/hot backups and to consensus-only backups separately. With
 no keep flag, backup.keep_* from config.yaml apply, else --keep-within
-<backup.retention_days>d. Every kept backup is printed with the rules that keep it.`,
+<backup.retention_days>d. Every kept backup is printed with the rules that keep it.
+WAL segments in the WAL archive (wal.archive_dir or --archive-dir) numbered below
+the oldest kept backup's WAL position are removed with them; nothing is removed
+from the WAL archive when no kept backup has a WAL position.`,
     )
     .action(
-      run(async (arg: string | undefined, opts: KeepFlags & { dryRun?: boolean; json?: boolean }, cmd: Command) => {
+      run(async (arg: string | undefined, opts: KeepFlags & { dryRun?: boolean; archiveDir?: string; json?: boolean }, cmd: Command) => {
         const cfg = context(cmd).loaded.config;
         const policy = policyFrom(opts, cfg.backup);
         const location = openLocation(defaultLocation(cfg, arg), cfg);
         try {
-          const r = await pruneBackups(location, policy, { dryRun: opts.dryRun, log: opts.json ? undefined : (l) => process.stderr.write(l + '\n') });
+          const r = await pruneBackups(location, policy, {
+            dryRun: opts.dryRun,
+            walArchive: opts.archiveDir ?? cfg.wal.archive_dir,
+            config: cfg,
+            log: opts.json ? undefined : (l) => process.stderr.write(l + '\n'),
+          });
           if (opts.json) printJson(r);
-          else process.stderr.write(`${r.dry_run ? 'would remove' : 'removed'} ${r.removed.length}, kept ${r.kept.length} at ${r.location}; WAL: ${r.wal.note || `${r.wal.removed.length} segments removed`}\n`);
+          else process.stderr.write(`${r.dry_run ? 'would remove' : 'removed'} ${r.removed.length}, kept ${r.kept.length} at ${r.location}\n`);
         } finally {
           location.close();
+        }
+      }),
+    );
+}
+
+interface RunFlags extends KeepFlags {
+  outputDir?: string;
+  to?: string;
+  consensusOnly?: boolean;
+  prune?: boolean;
+  pushgateway?: string;
+  textfile?: string;
+  notifyUrl?: string;
+  level?: number;
+  threads?: number;
+  cpuShare?: number;
+  json?: boolean;
+}
+
+export function registerBackupRun(backup: Command): void {
+  addKeepOptions(
+    backup
+      .command('run')
+      .description('the whole scheduled job: hot backup if a node runs (else cold), verify, upload, prune, metrics, notify')
+      .option('--output-dir <dir>', 'store the backup in this directory (default: backup.to, else backup.dir)')
+      .option('--to <url>', 'store the backup at s3://bucket/prefix (streamed upload; default: backup.to)')
+      .option('--consensus-only', 'only the consensus store (kind consensus-only; metrics labelled kind="consensus-only")'),
+  )
+    .option('--no-prune', 'skip the prune step')
+    .option('--pushgateway <url>', 'push metrics to this Prometheus Pushgateway (job guts-backup; default: backup.pushgateway)')
+    .option('--textfile <path>', 'merge metrics into this node_exporter textfile, atomically (default: backup.textfile)')
+    .option('--notify-url <url>', 'POST the JSON result here, on success and on failure (default: backup.notify_url)')
+    .option('--level <n>', 'zstd level (default: backup.level)', intOption('--level', 1, 19))
+    .option('--threads <n>', 'compression / verify threads (default: CPUs)', intOption('--threads', 1, 256))
+    .option('--cpu-share <percent>', 'beside a running node, each archiver thread runs at most this share of the time (default 50)', intOption('--cpu-share', 5, 100))
+    .option('--json', 'print the result (the notification body) as one JSON object on stdout')
+    .addHelpText(
+      'after',
+      `
+One log line per step on stderr ("[time] step: ..."). A failed step stops the
+run: nothing is pruned after a failed backup or verify, the failure is pushed
+(guts_backup_last_success 0) and notified, and the exit code is the step's: 1
+invalid archive, 2 I/O / configuration, 3 locked, 130 interrupted. Failures to
+push metrics or to notify are reported and never change the exit code.
+Every flag has a backup.* key in config.yaml, so a systemd unit runs just
+"guts-node --config /etc/guts/config.yaml backup run".
+
+Notification / --json: {"status":"success"|"failure","timestamp","file","size_bytes",
+"checksum","kind","location","duration_seconds","failed_step","error","steps",
+"prune","metrics"}`,
+    )
+    .action(
+      run(async (opts: RunFlags, cmd: Command) => {
+        const ctx = context(cmd);
+        const cfg = ctx.loaded.config;
+        if (opts.outputDir && opts.to) throw new GutsError('GUTS_INVALID_ARGUMENT', 'give --output-dir or --to, not both');
+        if (opts.to && !/^s3:\/\//.test(opts.to)) throw new GutsError('GUTS_INVALID_ARGUMENT', `--to takes an s3://bucket/prefix URL, not ${opts.to} (use --output-dir for a directory)`);
+        const where = opts.to || opts.outputDir || cfg.backup.to || cfg.backup.dir;
+        const policy = policyFrom(opts, cfg.backup);
+        const location = openLocation(where, cfg);
+        const ac = new AbortController();
+        const onSignal = () => ac.abort();
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        try {
+          const { result, exitCode } = await runBackup({
+            dataDir: ctx.dataDir,
+            location,
+            consensusOnly: opts.consensusOnly || cfg.backup.kind === 'consensus-only',
+            policy,
+            noPrune: opts.prune === false,
+            walArchive: cfg.wal.archive_dir,
+            config: cfg,
+            pushgateway: opts.pushgateway ?? (cfg.backup.pushgateway || undefined),
+            textfile: opts.textfile ?? (cfg.backup.textfile || undefined),
+            notifyUrl: opts.notifyUrl ?? (cfg.backup.notify_url || undefined),
+            level: opts.level ?? cfg.backup.level,
+            threads: opts.threads,
+            cpuShare: opts.cpuShare !== undefined ? opts.cpuShare / 100 : undefined,
+            signal: ac.signal,
+            log: (line) => process.stderr.write(`[${isoSeconds()}] ${line}\n`),
+          });
+          if (opts.json) printJson(result);
+          return exitCode;
+        } finally {
+          location.close();
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
         }
       }),
     );

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 
 import { registerBackupCreate } from './backup-create';
-import { registerBackupOps } from './backup-ops';
+import { registerBackupOps, registerBackupRun } from './backup-ops';
 import { registerBackupRestore } from './backup-restore';
 import { registerBackupVerify } from './backup-verify';
 
@@ -11,4 +11,5 @@ export function registerBackup(program: Command): void {
   registerBackupVerify(backup);
   registerBackupRestore(backup);
   registerBackupOps(backup);
+  registerBackupRun(backup);
 }

@@ -19,7 +19,7 @@ export function registerWalArchive(wal: Command): void {
     .command('push')
     .description('archive one WAL file into wal.archive_dir (atomic; an identical re-push succeeds, a different file under an existing name fails)')
     .argument('<path>', 'the file to archive (%p); it is stored under its own name')
-    .option('--archive-dir <dir>', 'archive location (default: wal.archive_dir)')
+    .option('--archive-dir <dir>', 'archive location: a directory or s3://bucket/prefix (default: wal.archive_dir)')
     .option('--json', 'print one JSON object')
     .addHelpText(
       'after',
@@ -31,7 +31,7 @@ else (GUTS_EXISTS: a different file is archived under that name).`,
     .action(
       run(async (file: string, opts: TargetFlags, cmd: Command) => {
         const { loaded } = context(cmd);
-        const loc = openWalLocation(opts.archiveDir ?? loaded.config.wal.archive_dir);
+        const loc = openWalLocation(opts.archiveDir ?? loaded.config.wal.archive_dir, loaded.config);
         const src = path.resolve(file);
         const name = checkArchiveName(path.basename(src));
         const action = await loc.put(name, src);
@@ -43,7 +43,7 @@ else (GUTS_EXISTS: a different file is archived under that name).`,
     .description('copy one archived WAL file from wal.archive_dir to a path (exit 1, silently, when it is not archived)')
     .argument('<name>', 'archived file name (%f)')
     .argument('<path>', 'destination (%p), written atomically')
-    .option('--archive-dir <dir>', 'archive location (default: wal.archive_dir)')
+    .option('--archive-dir <dir>', 'archive location: a directory or s3://bucket/prefix (default: wal.archive_dir)')
     .option('--json', 'print one JSON object')
     .addHelpText(
       'after',
@@ -55,7 +55,7 @@ restore command reports the end of the archive), 2 any other error.`,
     .action(
       run(async (name: string, dest: string, opts: TargetFlags, cmd: Command) => {
         const { loaded } = context(cmd);
-        const loc = openWalLocation(opts.archiveDir ?? loaded.config.wal.archive_dir);
+        const loc = openWalLocation(opts.archiveDir ?? loaded.config.wal.archive_dir, loaded.config);
         const destPath = path.resolve(dest);
         const found = await loc.get(checkArchiveName(name), destPath);
         if (opts.json) printJson({ name, path: destPath, archive: loc.url, found, ...(found ? { size_bytes: fs.statSync(destPath).size } : {}) });

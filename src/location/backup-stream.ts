@@ -17,12 +17,29 @@ import { Readable, Transform } from 'node:stream';
 import { Sidecar } from '../archive';
 import { BackupResult, createBackup, CreateBackupOptions, LastBackup, recordLastBackup } from '../backup';
 import { errorCode, GutsError } from '../errors';
+import { dirSize } from '../fsutil';
 import { native } from '../native';
+import { dataDirLayout } from '../store';
+import { MAX_PARTS, MIN_PART_SIZE } from './s3';
 import { connectNode } from '../node-client';
 import { Location } from './types';
 
 export const MANIFEST_SUFFIX = '.manifest.json';
 export const SIDECAR_SUFFIX = '.sha256';
+
+/**
+ * Parts for a streamed archive of unknown final size: 3 in flight (memory:
+ * the peak RSS target of 200 MB holds with the compressor's ~130 MB), as small
+ * as S3 allows (5 MiB) unless the data dir's size, an upper bound of the
+ * archive, needs larger parts to stay under S3's 10,000 parts.
+ */
+export function streamParts(dataDir: string): { partSize: number; queueSize: number } {
+  const layout = dataDirLayout(path.resolve(dataDir));
+  const bound = dirSize(layout.db) + dirSize(layout.consensus) + (64 << 20);
+  const MiB = 1 << 20;
+  const partSize = Math.max(MIN_PART_SIZE, Math.ceil(bound / (MAX_PARTS - 500) / MiB) * MiB);
+  return { partSize, queueSize: 3 };
+}
 
 /** "<hex>  <name>\n", as sha256sum -c reads it. */
 export function sidecarText(sha256: string, key: string): string {
@@ -45,7 +62,15 @@ export interface LocationBackupOptions extends Omit<CreateBackupOptions, 'output
 export async function createBackupAt(opts: LocationBackupOptions): Promise<BackupResult> {
   const { location, key } = opts;
   const url = location.urlOf(key);
-  if (!opts.force && (await location.stat(key))) throw new GutsError('GUTS_EXISTS', `${url} already exists (use --force to overwrite)`, url);
+  // Rotation by name, as for local files: a guts-node backup under that name
+  // (it has a sidecar or manifest beside it) is replaced once the new one is
+  // complete; anything else needs --force.
+  let replaces = Boolean(opts.force);
+  if (!replaces && (await location.stat(key))) {
+    const ours = (await location.stat(key + SIDECAR_SUFFIX)) || (await location.stat(key + MANIFEST_SUFFIX));
+    if (!ours) throw new GutsError('GUTS_EXISTS', `${url} already exists and is not a guts-node backup (use --force to overwrite)`, url);
+    replaces = true;
+  }
   const [rfd, wfd] = native.makePipe();
   const sock = new net.Socket({ fd: rfd, readable: true, writable: false });
   let writerOwnsFd = false;
@@ -57,13 +82,27 @@ export async function createBackupAt(opts: LocationBackupOptions): Promise<Backu
       cb(null, chunk);
     },
     flush(cb) {
-      // EOF on the pipe: the writer closed it, successfully or not
-      void archiveOutcome.then((err) => cb(err ?? null));
+      // EOF on the pipe: the writer closed it, successfully or not. On
+      // success, an old sidecar goes before the new archive completes: the
+      // pair is old/old, old/none, new/none or new/new, never mismatched.
+      void archiveOutcome.then(async (err) => {
+        if (!err && replaces) {
+          try {
+            await location.delete(key + SIDECAR_SUFFIX);
+          } catch (e) {
+            return cb(e as Error);
+          }
+        }
+        cb(err ?? null);
+      });
     },
   });
   sock.on('error', (e) => gate.destroy(e));
+  // Its errors reach the caller through the upload's rejection; once the
+  // upload stopped reading (the store failed), nobody else listens.
+  gate.on('error', () => undefined);
   sock.pipe(gate);
-  const upload = location.upload(key, gate, { signal: opts.signal, overwrite: opts.force, onProgress: opts.onUploadProgress });
+  const upload = location.upload(key, gate, { signal: opts.signal, overwrite: replaces, onProgress: opts.onUploadProgress, ...streamParts(opts.dataDir) });
   // a failed upload must not leave the writer blocked on a full pipe
   upload.catch(() => sock.destroy());
   let result: BackupResult | undefined;
@@ -102,7 +141,7 @@ export async function createBackupAt(opts: LocationBackupOptions): Promise<Backu
   } finally {
     client?.close();
   }
-  return { ...r, file: url };
+  return { ...r, file: url, replaced_existing: replaces };
 }
 
 /** An archive read from a location: verify and restore read it through `read`. */

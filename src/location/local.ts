@@ -52,20 +52,25 @@ export class LocalLocation implements Location {
         cb(null, chunk);
       },
     });
-    const fh = await fs.promises.open(tmp, 'wx', 0o600).catch((e) => {
-      throw fsError(e, 'cannot create', tmp);
-    });
     let done = false;
     try {
       try {
-        await pipeline(source, count, fs.createWriteStream('', { fd: fh.fd, autoClose: false }), { signal: opts.signal });
+        await pipeline(source, count, fs.createWriteStream(tmp, { flags: 'wx', mode: 0o600 }), { signal: opts.signal });
       } catch (e) {
         if (opts.signal?.aborted) throw new GutsError('GUTS_CANCELLED', `upload to ${file} interrupted; nothing was written`, file);
         if ((e as NodeJS.ErrnoException).syscall) throw fsError(e, 'cannot write', tmp);
         throw e;
       }
-      await fh.sync();
-      await fh.close();
+      try {
+        const fd = fs.openSync(tmp, 'r+');
+        try {
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch (e) {
+        throw fsError(e, 'cannot fsync', tmp);
+      }
       try {
         if (opts.overwrite) fs.renameSync(tmp, file);
         else {
@@ -80,10 +85,7 @@ export class LocalLocation implements Location {
       done = true;
       return bytes;
     } finally {
-      if (!done) {
-        await fh.close().catch(() => undefined);
-        fs.rmSync(tmp, { force: true });
-      }
+      if (!done) fs.rmSync(tmp, { force: true });
     }
   }
 

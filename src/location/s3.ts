@@ -6,8 +6,8 @@
 // and ~/.aws/{config,credentials}), then config.yaml backup.s3.*. A custom
 // endpoint (MinIO, Ceph, s3rver, ...) is addressed path-style.
 //
-// Uploads are multipart (lib-storage, 8 MiB parts, 4 in flight: at most
-// ~32 MiB buffered whatever the archive size); the object appears only when
+// Uploads are multipart (lib-storage, 8 MiB parts, 4 in flight by default;
+// a streamed archive uses 2 of at least 5 MiB: src/location/backup-stream.ts); the object appears only when
 // CompleteMultipartUpload succeeds, which happens only after the source
 // stream ended normally. Any error, a destroyed source or an aborted signal
 // aborts the multipart upload instead. Whole-object reads are ranged GETs,
@@ -41,6 +41,9 @@ export interface S3Settings {
 }
 
 export const PART_SIZE = 8 * 1024 * 1024;
+/** S3's smallest part (all but the last) and largest part count */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+export const MAX_PARTS = 10_000;
 export const QUEUE_SIZE = 4;
 const RANGE_SIZE = 8 * 1024 * 1024;
 
@@ -140,8 +143,8 @@ export class S3Location implements Location {
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.bucket, Key, Body: source, ContentType: 'application/octet-stream' },
-      partSize: PART_SIZE,
-      queueSize: QUEUE_SIZE,
+      partSize: Math.max(MIN_PART_SIZE, opts.partSize ?? PART_SIZE),
+      queueSize: Math.max(1, opts.queueSize ?? QUEUE_SIZE),
       leavePartsOnError: false,
     });
     const onAbort = () => source.destroy(new GutsError('GUTS_CANCELLED', `upload to ${this.urlOf(key)} interrupted; the multipart upload was aborted`));

@@ -26,6 +26,9 @@ export interface UploadOptions {
   overwrite?: boolean;
   /** called with the number of bytes accepted so far */
   onProgress?: (bytes: number) => void;
+  /** S3: bytes per part (default 8 MiB, at least 5 MiB) and parts in flight (default 4): memory is about their product */
+  partSize?: number;
+  queueSize?: number;
 }
 
 export interface ReadOptions {

@@ -43,7 +43,7 @@ export interface WalLocation {
   list?(): Promise<string[]>;
 }
 
-type LocationFactory = (spec: string) => WalLocation;
+type LocationFactory = (spec: string, cfg?: GutsConfig) => WalLocation;
 const schemes = new Map<string, LocationFactory>();
 
 /** Plugs in a URL scheme for `wal.archive_dir` (e.g. 's3'). */
@@ -51,15 +51,17 @@ export function registerWalLocationScheme(scheme: string, factory: LocationFacto
   schemes.set(scheme.toLowerCase(), factory);
 }
 
-/** A location from `wal.archive_dir` / `--archive-dir`: a local directory, file://, or a registered scheme. */
-export function openWalLocation(spec: string): WalLocation {
+/** A location from `wal.archive_dir` / `--archive-dir`: a local directory, file://, s3:// (backup.s3.* and the AWS environment), or a registered scheme. */
+export function openWalLocation(spec: string, cfg?: GutsConfig): WalLocation {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(spec);
   if (m) {
     const scheme = m[1].toLowerCase();
     if (scheme === 'file') return new DirLocation(decodeURIComponent(spec.slice('file://'.length)));
+    // loaded on use: the SDK costs ~150 ms, and only an s3:// archive needs it
+    if (scheme === 's3' && !schemes.has('s3')) registerWalLocationScheme('s3', (require('../location/wal') as typeof import('../location/wal')).s3WalLocation);
     const factory = schemes.get(scheme);
     if (!factory) throw new GutsError('GUTS_INVALID_CONFIG', `wal.archive_dir ${spec}: unsupported scheme "${scheme}://"`);
-    return factory(spec);
+    return factory(spec, cfg);
   }
   if (!spec) throw new GutsError('GUTS_INVALID_CONFIG', 'wal.archive_dir is not set (set it, or pass --archive-dir)');
   return new DirLocation(spec);
@@ -218,7 +220,7 @@ export function walSource(cfg: GutsConfig, opts: WalEndpointOptions = {}): WalSo
   const dir = opts.archiveDir ?? wal.archive_dir;
   if (wal.restore_command && opts.archiveDir === undefined) {
     const template = wal.restore_command;
-    const listing = dir ? openWalLocation(dir) : undefined;
+    const listing = dir ? openWalLocation(dir, cfg) : undefined;
     return {
       describe: `wal.restore_command \`${template}\``,
       async fetch(name, destPath) {
@@ -235,7 +237,7 @@ export function walSource(cfg: GutsConfig, opts: WalEndpointOptions = {}): WalSo
       ...(listing?.list ? { list: () => listing.list!() } : {}),
     };
   }
-  const loc = openWalLocation(dir);
+  const loc = openWalLocation(dir, cfg);
   return { describe: loc.url, fetch: (name, destPath) => loc.get(name, destPath), ...(loc.list ? { list: () => loc.list!() } : {}) };
 }
 
@@ -252,7 +254,7 @@ export function walSink(cfg: GutsConfig, opts: WalEndpointOptions = {}): WalSink
       },
     };
   }
-  const loc = openWalLocation(opts.archiveDir ?? wal.archive_dir);
+  const loc = openWalLocation(opts.archiveDir ?? wal.archive_dir, cfg);
   return {
     describe: loc.url,
     async push(srcPath) {

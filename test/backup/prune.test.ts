@@ -57,10 +57,13 @@ t.test('policies', async (t) => {
 });
 
 /** A synthetic backup at a location: archive bytes, sidecar, manifest with the injected date. */
-async function put(loc: ReturnType<typeof openLocation>, name: string, created: string, kind = 'full', withSidecar = true) {
+async function put(loc: ReturnType<typeof openLocation>, name: string, created: string, kind = 'full', withSidecar = true, segment?: number) {
   await loc.put(name, Buffer.alloc(100, 1));
   if (withSidecar) await loc.put(name + '.sha256', `${'b'.repeat(64)}  ${name}\n`);
-  const manifest = { format: 'guts-backup', format_version: 1, created, kind, objects: { commit: 1, tree: 2, blob: 3, tag: 0 }, repositories: 1, rocksdb: { db: { sequence: 42 } }, files: [], total_bytes: 0 };
+  const manifest = { format: 'guts-backup', format_version: 1, tool: 'guts-store test', source_data_dir: '/var/lib/guts', hostname: 'h', consensus: { blocks: 1, finalized_height: 0 }, compression: { format: 'zstd', level: 3 }, created, kind,
+    ...(kind === 'consensus-only'
+      ? { objects: { commit: 0, tree: 0, blob: 0, tag: 0 }, repositories: 0, rocksdb: { consensus: { sequence: 7 } } }
+      : { objects: { commit: 1, tree: 2, blob: 3, tag: 0 }, repositories: 1, rocksdb: { db: { sequence: 42 }, consensus: { sequence: 7 } } }), ...(segment ? { wal: { timeline: 1, segment, db_seq: 42, consensus_seq: 7 } } : {}), files: [], total_bytes: 0 };
   await loc.put(name + '.manifest.json', JSON.stringify(manifest));
 }
 
@@ -69,27 +72,36 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-async function roundTrip(t: Test, where: string, env: NodeJS.ProcessEnv, keys: () => string[]) {
+const seg = (n: number) => `00000001-${n.toString(16).padStart(16, '0')}.gwal`;
+
+async function roundTrip(t: Test, where: string, walWhere: string, env: NodeJS.ProcessEnv, keys: () => string[], walKeys: () => string[]) {
   Object.assign(process.env, env);
   const loc = openLocation(where);
-  for (let d = 1; d <= 10; d++) await put(loc, `guts-202611${String(d).padStart(2, '0')}-020000.tar.zst`, `2026-11-${String(d).padStart(2, '0')}T02:00:00Z`);
+  const wal = openLocation(walWhere);
+  for (let d = 1; d <= 10; d++) await put(loc, `guts-202611${String(d).padStart(2, '0')}-020000.tar.zst`, `2026-11-${String(d).padStart(2, '0')}T02:00:00Z`, 'full', true, d);
   await put(loc, 'consensus-13.tar.gz', '2026-11-10T13:00:00Z', 'consensus-only');
-  await put(loc, 'guts-20261111-020000.tar.zst', '2026-11-11T02:00:00Z', 'full', false); // newest, but no sidecar
+  await put(loc, 'guts-20261111-020000.tar.zst', '2026-11-11T02:00:00Z', 'full', false, 11); // newest, but no sidecar
+  // the WAL archive: segments 1..12 and a timeline history
+  for (let n = 1; n <= 12; n++) await wal.put(seg(n), `segment ${n}`);
+  await wal.put('00000002.history', '{}');
   const list = cli(['backup', 'list', where, '--json'], env);
   t.equal(list.code, 0, list.stderr);
   const entries = JSON.parse(list.stdout);
   t.equal(entries.length, 12);
   t.same(Object.keys(entries[0]).sort(), ['created', 'described_by', 'key', 'kind', 'manifest', 'objects', 'repositories', 'sha256', 'sidecar', 'size_bytes', 'url', 'valid', 'wal_position'].sort());
-  t.equal(entries[0].wal_position, 42);
+  t.same(entries[0].wal_position, { timeline: 1, segment: 11, db_seq: 42 });
   t.equal(entries[0].sidecar, false, 'the sidecar-less one is listed as such');
   const text = cli(['backup', 'list', where], env);
   t.match(text.stdout, /consensus-only .*consensus-13\.tar\.gz/);
 
   const before = keys();
-  const dry = cli(['backup', 'prune', where, '--keep-last', '2', '--dry-run', '--json'], env);
+  const walBefore = walKeys();
+  const dry = cli(['backup', 'prune', where, '--keep-last', '2', '--archive-dir', walWhere, '--dry-run', '--json'], env);
   t.equal(dry.code, 0, dry.stderr);
   t.same(keys(), before, 'dry run removes nothing');
-  const r = cli(['backup', 'prune', where, '--keep-last', '2', '--json'], env);
+  t.same(walKeys(), walBefore, 'dry run removes no WAL');
+  t.equal(JSON.parse(dry.stdout).wal.removed.length, 9, 'dry run names the WAL segments it would remove');
+  const r = cli(['backup', 'prune', where, '--keep-last', '2', '--archive-dir', walWhere, '--json'], env);
   t.equal(r.code, 0, r.stderr);
   const res = JSON.parse(r.stdout);
   t.same(res.kept.map((k: { url: string; reasons: string[] }) => [path.posix.basename(k.url), k.reasons]).sort(), [
@@ -99,30 +111,35 @@ async function roundTrip(t: Test, where: string, env: NodeJS.ProcessEnv, keys: (
   ].sort());
   t.equal(res.removed.length, 9);
   t.same(res.removed[0].files.length, 3, 'archive, sidecar and manifest removed together');
-  t.match(res.wal.note, /WAL/);
+  t.same(res.wal.removed, [1, 2, 3, 4, 5, 6, 7, 8, 9].map(seg), 'WAL segments below the oldest kept backup position (10) removed');
+  t.same(walKeys(), ['00000002.history', seg(10), seg(11), seg(12)].sort(), 'every segment a kept backup needs for PITR kept, histories kept');
   t.same(keys().filter((k) => k.includes('20261109')), [], 'removed from the store');
   t.equal(keys().length, 8, 'three backups and their sidecars/manifests left');
   const human = cli(['backup', 'prune', where, '--keep-daily', '1'], env);
+  t.match(human.stderr, /WAL: no WAL archive/, 'no WAL archive configured: said so');
   t.match(human.stderr, /keep +.*guts-20261111-020000\.tar\.zst .*daily 2026-11-11/);
   t.match(human.stderr, /keep +.*guts-20261110-020000\.tar\.zst .*newest valid/, 'kept and why');
   const none = cli(['backup', 'prune', where, '--keep-within', 'soon'], env);
   t.equal(none.code, 2);
   t.match(none.stderr, /GUTS_INVALID_ARGUMENT/);
   loc.close();
+  wal.close();
 }
 
 t.test('local directory', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'guts-prune-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  await roundTrip(t, dir, {}, () => fs.readdirSync(dir).sort());
+  const backups = path.join(dir, 'backups');
+  const walDir = path.join(dir, 'wal');
+  await roundTrip(t, backups, walDir, {}, () => fs.readdirSync(backups).sort(), () => fs.readdirSync(walDir).sort());
 });
 
 t.test('S3', async (t) => {
-  const s3 = await startS3(['guts-backups']);
+  const s3 = await startS3(['guts-backups', 'guts-wal']);
   t.teardown(() => s3.stop());
   const saved = { ...process.env };
   t.teardown(() => {
     process.env = saved;
   });
-  await roundTrip(t, 's3://guts-backups/node-1', s3.env, () => storedKeys(s3, 'guts-backups'));
+  await roundTrip(t, 's3://guts-backups/node-1', 's3://guts-wal/node-1', s3.env, () => storedKeys(s3, 'guts-backups'), () => storedKeys(s3, 'guts-wal').map((k) => k.replace('node-1/', '')));
 });

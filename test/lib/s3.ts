@@ -15,8 +15,9 @@ export interface S3Server {
   keyId: string;
   secret: string;
   child: ChildProcess;
-  /** stops the server (SIGKILL: as if the machine went away) */
+  /** stops the server (SIGKILL: as if the machine went away); its data stays for restart() */
   kill(): Promise<void>;
+  /** stops the server and removes its data dir (unless the caller gave one) */
   stop(): Promise<void>;
   /** starts it again on the same port and directory */
   restart(): Promise<void>;
@@ -47,6 +48,7 @@ async function spawnServer(dir: string, buckets: string[], env: NodeJS.ProcessEn
 }
 
 export async function startS3(buckets: string[] = ['guts-backups'], opts: { dir?: string } = {}): Promise<S3Server> {
+  const ownDir = !opts.dir;
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'guts-s3rver-'));
   const keyId = 'GUTSTESTKEY' + Math.random().toString(36).slice(2, 8).toUpperCase();
   const secret = 'guts-secret-' + Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
@@ -77,7 +79,10 @@ export async function startS3(buckets: string[] = ['guts-backups'], opts: { dir?
       AWS_EC2_METADATA_DISABLED: 'true',
     },
     kill: () => exit(server.child, 'SIGKILL'),
-    stop: () => exit(server.child, 'SIGTERM'),
+    stop: async () => {
+      await exit(server.child, 'SIGTERM');
+      if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
+    },
     restart: async () => {
       ({ child } = await spawnServer(dir, [], { ...keyEnv, S3_TEST_PORT: String(port) }));
       server.child = child;

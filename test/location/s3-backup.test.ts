@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { readLastBackup } from '../../src/metrics';
 import { BIN } from '../lib/node-proc';
 import { startS3, storedKeys, storedObjectPath } from '../lib/s3';
 
@@ -66,22 +67,35 @@ t.test('s3:// round trips', async (t) => {
   t.equal(fs.readFileSync(storedObjectPath(s3, 'guts-backups', 'node-1/guts-1.tar.zst.sha256'), 'utf8'), `${sha}  guts-1.tar.zst\n`, 'sidecar for sha256sum -c');
   const manifest = JSON.parse(fs.readFileSync(storedObjectPath(s3, 'guts-backups', 'node-1/guts-1.tar.zst.manifest.json'), 'utf8'));
   t.equal(manifest.format, 'guts-backup');
-  t.equal(JSON.parse(fs.readFileSync(path.join(dataDir, 'last-backup.json'), 'utf8')).full.file, url, 'last-backup record (full slot) names the URL');
+  t.equal(readLastBackup(dataDir)?.file, url, 'last-backup record names the URL');
   // stock tools read it back
   const localCopy = path.join(dir, 'copy.tar.zst');
   fs.writeFileSync(localCopy, stored);
   t.equal(spawnSync('sh', ['-c', `zstd -dc ${localCopy} | tar -t | head -1`], { encoding: 'utf8' }).stdout.trim(), 'GUTS-INDEX', 'zstd | tar reads the uploaded object');
 
-  const again = cli(['backup', 'create', '--output', url], env);
-  t.equal(again.code, 2, 'no silent overwrite');
-  t.match(again.stderr, /GUTS_EXISTS: .*s3:\/\/guts-backups\/node-1\/guts-1\.tar\.zst/);
+  // rotation by name: a guts-node backup under the name is replaced once the new one is complete
+  const again = cli(['backup', 'create', '--output', url, '--json'], env);
+  t.equal(again.code, 0, again.stderr);
+  const rotated = JSON.parse(again.stdout);
+  const stored2 = fs.readFileSync(storedObjectPath(s3, 'guts-backups', 'node-1/guts-1.tar.zst'));
+  t.equal(rotated.checksum, `sha256:${crypto.createHash('sha256').update(stored2).digest('hex')}`, 'the new archive under the name');
+  t.match(fs.readFileSync(storedObjectPath(s3, 'guts-backups', 'node-1/guts-1.tar.zst.sha256'), 'utf8'), rotated.checksum.slice(7), 'with its own sidecar');
+  // anything else under a name is not replaced without --force
+  fs.writeFileSync(path.join(dir, 'foreign.bin'), 'not a backup');
+  const { S3Client, PutObjectCommand } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: s3.keyId, secretAccessKey: s3.secret } });
+  await client.send(new PutObjectCommand({ Bucket: 'guts-backups', Key: 'node-1/foreign.tar.zst', Body: 'not a backup' }));
+  client.destroy();
+  const foreign = cli(['backup', 'create', '--output', 's3://guts-backups/node-1/foreign.tar.zst'], env);
+  t.equal(foreign.code, 2, 'a foreign object is not replaced');
+  t.match(foreign.stderr, /GUTS_EXISTS: .*s3:\/\/guts-backups\/node-1\/foreign\.tar\.zst/);
 
   const v = cli(['backup', 'verify', url, '--json'], env);
   t.equal(v.code, 0, v.stderr);
   const report = JSON.parse(v.stdout);
   t.equal(report.status, 'VALID');
   t.equal(report.sidecar, 'ok', 'sidecar checked against the streamed SHA-256');
-  t.equal(report.size_bytes, stored.length);
+  t.equal(report.size_bytes, stored2.length);
 
   const target = path.join(dir, 'restored');
   const r = cli(['backup', 'restore', url, '--target', target, '--json'], env);
@@ -113,7 +127,7 @@ t.test('s3:// round trips', async (t) => {
   await sleep(2500);
   await s3.kill();
   const ke = await k.exited;
-  t.equal(ke.code, 2, 'server gone mid-upload: exit 2');
+  t.equal(ke.code, 2, 'server gone mid-upload: exit 2: ' + ke.out);
   t.match(ke.out, /guts-node: GUTS_IO: .*s3:\/\/guts-backups\/node-1\/killed\.tar\.zst/, 'a clear error naming the URL');
   await s3.restart();
   t.notOk(storedKeys(s3, 'guts-backups').some((k) => k.includes('killed')), 'no object under the final key');

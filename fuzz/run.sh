@@ -10,7 +10,10 @@ cd "$(dirname "$0")"
 MINUTES=${1:?usage: fuzz/run.sh MINUTES [libFuzzer flags]}
 shift
 BIN=out/archive_reader_fuzz
-[ "${FUZZ_SANITIZER:-address}" = thread ] && BIN=out/tsan/archive_reader_fuzz
+if [ "${FUZZ_SANITIZER:-address}" = thread ]; then
+  BIN=out/tsan/archive_reader_fuzz
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:suppressions=$PWD/tsan.supp}
+fi
 [ -x "$BIN" ] || ./build.sh
 mkdir -p out/corpus crashes
 exec "$BIN" out/corpus corpus \

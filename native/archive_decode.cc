@@ -497,7 +497,10 @@ class Pipeline {
       c->Reset();
       return ChunkPtr(c, ChunkReturn{this});
     }
-    owned_.emplace_back(new Chunk());
+    std::unique_ptr<Chunk> c(new Chunk());
+    // Allocated only when none is spare: as many exist as were ever in use at
+    // once (the queue, threads + 1, and the two or three the threads hold).
+    owned_.push_back(std::move(c));
     return ChunkPtr(owned_.back().get(), ChunkReturn{this});
   }
   // Called when a ChunkPtr is dropped, on any thread and path.

@@ -118,7 +118,8 @@ async function runAll(jobs: Job[], jobsFile: string, env: NodeJS.ProcessEnv, wra
   while (from < jobs.length) {
     const argv = [process.execPath, '-e', DRIVER, jobsFile, String(from)];
     const [cmd, ...args] = wrap ? wrap(argv) : argv;
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GUTS_CONFIG: '/nonexistent/guts-config.yaml', ...env } });
+    const base = cmd === 'unshare' ? shellEnv() : process.env;
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...base, GUTS_CONFIG: '/nonexistent/guts-config.yaml', ...env } });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -184,11 +185,21 @@ function damage(file: string, format: Format, rnd: ReturnType<typeof prng>): Arr
   return out;
 }
 
+// Under fuzz/sanitize.sh tsan, LD_PRELOAD carries the sanitizer runtime,
+// which makes sh crash at start: the shell runs without it and hands it to node.
+const PRELOAD = process.env.LD_PRELOAD;
+const shellEnv = (): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = { ...process.env, GUTS_NODE_PRELOAD: PRELOAD ?? '' };
+  delete env.LD_PRELOAD;
+  return env;
+};
+
 /** A private mount namespace with a `size` tmpfs on mnt, or null when this machine cannot (not root). */
 function tmpfsWrap(mnt: string, size: string): ((argv: string[]) => string[]) | null {
-  const probe = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=64k tmpfs ${mnt}`], { encoding: 'utf8' });
+  const probe = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=64k tmpfs ${mnt}`], { encoding: 'utf8', env: shellEnv() });
   if (probe.status !== 0) return null;
-  return (argv) => ['unshare', '-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=${size} tmpfs ${mnt} && exec "$0" "$@"`, ...argv];
+  const run = PRELOAD ? 'exec env LD_PRELOAD="$GUTS_NODE_PRELOAD" "$0" "$@"' : 'exec "$0" "$@"';
+  return (argv) => ['unshare', '-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=${size} tmpfs ${mnt} && ${run}`, ...argv];
 }
 
 t.test('damaged archives: no crash, documented exit codes, targets untouched', async (t) => {

@@ -106,7 +106,8 @@ export class WalArchiver {
     private readonly config: GutsConfig,
   ) {
     this.sink = settings.archiveCommand ? null : walSink(config);
-    this.pollMs = Math.max(20, Math.min(250, Math.floor(settings.archiveTimeoutMs / 10)));
+    // Tailing is cheap (a kept log iterator; nothing new = one sequence compare).
+    this.pollMs = Math.max(20, Math.min(100, Math.floor(settings.archiveTimeoutMs / 20)));
   }
 
   /** Before the store opens: DATA_DIR/wal/ must exist then, so RocksDB keeps every WAL file for us. */
@@ -304,7 +305,11 @@ export class WalArchiver {
         if (!r.batches.length || this.tailNext[db] > r.latest) break;
       }
     }
-    const due = this.open.records.length && (closing || Date.now() - this.open.firstAt >= this.settings.archiveTimeoutMs);
+    // The deadline runs from the first batch's commit time (not from when the
+    // tail saw it): archive_timeout bounds how long a write waits for its segment.
+    const first = this.open.records[0];
+    const since = first ? (first.timeUs ? first.timeUs / 1000 : this.open.firstAt) : 0;
+    const due = this.open.records.length && (closing || Date.now() - since >= this.settings.archiveTimeoutMs);
     if (due) await this.closeSegment();
   }
 

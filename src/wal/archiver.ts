@@ -92,6 +92,8 @@ export class WalArchiver {
   /** the last archive round during stop() */
   private draining = false;
   private backoffMs = 0;
+  /** smoothed time from a segment's close to its successful archive (ms) */
+  private archiveLatencyMs = 0;
   private nextAttemptAt = 0;
   private abort = new AbortController();
   private readonly sink: WalSink | null;
@@ -309,7 +311,10 @@ export class WalArchiver {
     // tail saw it): archive_timeout bounds how long a write waits for its segment.
     const first = this.open.records[0];
     const since = first ? (first.timeUs ? first.timeUs / 1000 : this.open.firstAt) : 0;
-    const due = this.open.records.length && (closing || Date.now() - since >= this.settings.archiveTimeoutMs);
+    // Closing early by what sealing + archiving has been taking keeps the age
+    // of the oldest unarchived write (the RPO) near archive_timeout, not above it.
+    const budget = Math.max(this.settings.archiveTimeoutMs / 2, this.settings.archiveTimeoutMs - this.archiveLatencyMs);
+    const due = this.open.records.length && (closing || Date.now() - since >= budget);
     if (due) await this.closeSegment();
   }
 
@@ -322,6 +327,7 @@ export class WalArchiver {
     const s = this.state;
     const records = this.open.records;
     if (!records.length) return;
+    const closedAt = Date.now();
     const { file, header, checksum } = await encodeSegment({
       timeline: s.timeline,
       segment: s.next_segment,
@@ -338,7 +344,7 @@ export class WalArchiver {
     s.prev_checksum = checksum;
     this.resetOpen();
     await writeWalStateAsync(this.dataDir, s);
-    this.pending.push({ name, bytes: file.length, kind: 'segment', timeline: header.timeline, segment: header.segment, firstTimeUs: header.firstTimeUs, lastTimeUs: header.lastTimeUs });
+    this.pending.push({ name, bytes: file.length, kind: 'segment', timeline: header.timeline, segment: header.segment, firstTimeUs: header.firstTimeUs, lastTimeUs: header.lastTimeUs, closedAt });
     this.log.debug('WAL segment closed', { segment: name, records: header.recordCount, bytes: file.length });
     this.updateGate();
     this.kickPush();
@@ -448,6 +454,10 @@ export class WalArchiver {
       }
       this.state.archived_segments_total += head.kind === 'segment' ? 1 : 0;
       this.state.last_archived = { name: head.name, last_commit_time: head.lastTimeUs ? new Date(head.lastTimeUs / 1000).toISOString() : null, archived_at: now };
+      if (head.closedAt && !this.backoffMs) {
+        const took = Date.now() - head.closedAt;
+        this.archiveLatencyMs = this.archiveLatencyMs ? 0.7 * this.archiveLatencyMs + 0.3 * took : took;
+      }
       if (this.backoffMs) this.log.info('WAL archiving recovered', { segment: head.name, after_failures: this.state.archive_failures_total });
       this.backoffMs = 0;
       this.nextAttemptAt = 0;

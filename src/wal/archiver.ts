@@ -94,6 +94,8 @@ export class WalArchiver {
   private backoffMs = 0;
   /** smoothed time from a segment's close to its successful archive (ms) */
   private archiveLatencyMs = 0;
+  /** consecutive failed tail passes (log throttling) */
+  private tailFailures = 0;
   private nextAttemptAt = 0;
   private abort = new AbortController();
   private readonly sink: WalSink | null;
@@ -272,7 +274,14 @@ export class WalArchiver {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.tailOnce(false)
-        .catch((e) => this.log.warn('WAL tail failed (retrying)', { error: (e as Error).message }))
+        .then(
+          () => (this.tailFailures = 0),
+          (e) => {
+            // e.g. a full disk while sealing: the batches stay in the open segment; retried every poll, logged every 10 s
+            if (this.tailFailures++ % Math.max(1, Math.round(10_000 / this.pollMs)) === 0)
+              this.log.error('WAL tail or segment close failed (retrying; nothing is dropped)', { error: (e as Error).message, failures: this.tailFailures });
+          },
+        )
         .finally(() => this.schedule(this.pollMs));
     }, ms);
   }

@@ -352,8 +352,11 @@ export class WalArchiver {
     s.consensus_next_seq = header.consensus.last + 1;
     s.prev_checksum = checksum;
     this.resetOpen();
-    await writeWalStateAsync(this.dataDir, s);
+    // Queued before state.json is written: the segment is durable in pending/
+    // now, and a failed state write must not leave it out of the queue (after
+    // a crash the start-up adopts it from pending/).
     this.pending.push({ name, bytes: file.length, kind: 'segment', timeline: header.timeline, segment: header.segment, firstTimeUs: header.firstTimeUs, lastTimeUs: header.lastTimeUs, closedAt });
+    await writeWalStateAsync(this.dataDir, s);
     this.log.debug('WAL segment closed', { segment: name, records: header.recordCount, bytes: file.length });
     this.updateGate();
     this.kickPush();

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { parseDuration } from '../src/config';
 import { decodeSegment, parseSegmentName } from '../src/wal/segment';
 import { BenchResult, loadAverage, machineInfo, printTable, round, saveResult, stat } from './lib';
 import { p99, post, startNode, writeLoad } from './node-bench';
@@ -107,7 +108,8 @@ async function rpoRun(work: string, base: string, timeout: string, loadSeconds: 
   const acked = new Map<number, number>(); // write number -> ack time (ms)
   const rate = 50;
   const start = Date.now();
-  const killAt = start + loadSeconds * 1000 + Math.random() * 1000;
+  // anywhere in a segment's life: uniformly over one archive_timeout (+1 s)
+  const killAt = start + loadSeconds * 1000 + Math.random() * (parseDuration(timeout) + 1000);
   let n = 0;
   const inflight: Promise<void>[] = [];
   while (Date.now() < killAt) {
@@ -165,7 +167,7 @@ export async function walRpoBench(work: string, size: string, runs: number, load
     baseline: 'the RPO target of each setting',
     ratio_desc: 'worst RPO / target (≤ 1 meets it)',
     runs,
-    data: { load: '50 batches/s, one 0.5 KiB object each', load_seconds_before_kill: `${loadSeconds}-${loadSeconds + 1}`, store: size },
+    data: { load: '50 batches/s, one 0.5 KiB object each', kill_after_s: `${loadSeconds} + uniform(0, archive_timeout + 1 s)`, store: size },
     machine: machineInfo(),
     load: { before, after: loadAverage() },
     columns: [

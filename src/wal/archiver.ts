@@ -92,6 +92,10 @@ export class WalArchiver {
   /** the last archive round during stop() */
   private draining = false;
   private backoffMs = 0;
+  /** smoothed time from a segment's close to its successful archive (ms) */
+  private archiveLatencyMs = 0;
+  /** consecutive failed tail passes (log throttling) */
+  private tailFailures = 0;
   private nextAttemptAt = 0;
   private abort = new AbortController();
   private readonly sink: WalSink | null;
@@ -106,7 +110,8 @@ export class WalArchiver {
     private readonly config: GutsConfig,
   ) {
     this.sink = settings.archiveCommand ? null : walSink(config);
-    this.pollMs = Math.max(20, Math.min(250, Math.floor(settings.archiveTimeoutMs / 10)));
+    // Tailing is cheap (a kept log iterator; nothing new = one sequence compare).
+    this.pollMs = Math.max(20, Math.min(100, Math.floor(settings.archiveTimeoutMs / 20)));
   }
 
   /** Before the store opens: DATA_DIR/wal/ must exist then, so RocksDB keeps every WAL file for us. */
@@ -269,7 +274,14 @@ export class WalArchiver {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.tailOnce(false)
-        .catch((e) => this.log.warn('WAL tail failed (retrying)', { error: (e as Error).message }))
+        .then(
+          () => (this.tailFailures = 0),
+          (e) => {
+            // e.g. a full disk while sealing: the batches stay in the open segment; retried every poll, logged every 10 s
+            if (this.tailFailures++ % Math.max(1, Math.round(10_000 / this.pollMs)) === 0)
+              this.log.error('WAL tail or segment close failed (retrying; nothing is dropped)', { error: (e as Error).message, failures: this.tailFailures });
+          },
+        )
         .finally(() => this.schedule(this.pollMs));
     }, ms);
   }
@@ -304,7 +316,14 @@ export class WalArchiver {
         if (!r.batches.length || this.tailNext[db] > r.latest) break;
       }
     }
-    const due = this.open.records.length && (closing || Date.now() - this.open.firstAt >= this.settings.archiveTimeoutMs);
+    // The deadline runs from the first batch's commit time (not from when the
+    // tail saw it): archive_timeout bounds how long a write waits for its segment.
+    const first = this.open.records[0];
+    const since = first ? (first.timeUs ? first.timeUs / 1000 : this.open.firstAt) : 0;
+    // Closing early by what sealing + archiving has been taking keeps the age
+    // of the oldest unarchived write (the RPO) near archive_timeout, not above it.
+    const budget = Math.max(this.settings.archiveTimeoutMs / 2, this.settings.archiveTimeoutMs - this.archiveLatencyMs);
+    const due = this.open.records.length && (closing || Date.now() - since >= budget);
     if (due) await this.closeSegment();
   }
 
@@ -317,6 +336,7 @@ export class WalArchiver {
     const s = this.state;
     const records = this.open.records;
     if (!records.length) return;
+    const closedAt = Date.now();
     const { file, header, checksum } = await encodeSegment({
       timeline: s.timeline,
       segment: s.next_segment,
@@ -332,8 +352,11 @@ export class WalArchiver {
     s.consensus_next_seq = header.consensus.last + 1;
     s.prev_checksum = checksum;
     this.resetOpen();
+    // Queued before state.json is written: the segment is durable in pending/
+    // now, and a failed state write must not leave it out of the queue (after
+    // a crash the start-up adopts it from pending/).
+    this.pending.push({ name, bytes: file.length, kind: 'segment', timeline: header.timeline, segment: header.segment, firstTimeUs: header.firstTimeUs, lastTimeUs: header.lastTimeUs, closedAt });
     await writeWalStateAsync(this.dataDir, s);
-    this.pending.push({ name, bytes: file.length, kind: 'segment', timeline: header.timeline, segment: header.segment, firstTimeUs: header.firstTimeUs, lastTimeUs: header.lastTimeUs });
     this.log.debug('WAL segment closed', { segment: name, records: header.recordCount, bytes: file.length });
     this.updateGate();
     this.kickPush();
@@ -443,6 +466,10 @@ export class WalArchiver {
       }
       this.state.archived_segments_total += head.kind === 'segment' ? 1 : 0;
       this.state.last_archived = { name: head.name, last_commit_time: head.lastTimeUs ? new Date(head.lastTimeUs / 1000).toISOString() : null, archived_at: now };
+      if (head.closedAt && !this.backoffMs) {
+        const took = Date.now() - head.closedAt;
+        this.archiveLatencyMs = this.archiveLatencyMs ? 0.7 * this.archiveLatencyMs + 0.3 * took : took;
+      }
       if (this.backoffMs) this.log.info('WAL archiving recovered', { segment: head.name, after_failures: this.state.archive_failures_total });
       this.backoffMs = 0;
       this.nextAttemptAt = 0;

@@ -11,7 +11,8 @@ import { encodeHistory, historyName, readSegmentHeader, segmentName, ZERO_CHECKS
 import { listPending, PendingFile, WalState, walLayout } from './state';
 import { walSource } from './target';
 
-export type PendingEntry = PendingFile & { firstTimeUs: number; lastTimeUs: number };
+/** closedAt: when this process closed it (ms), for the archive latency estimate */
+export type PendingEntry = PendingFile & { firstTimeUs: number; lastTimeUs: number; closedAt?: number };
 
 /** db/IDENTITY: RocksDB's id of the store (a checkpoint, hence a restored store, gets a new one). */
 export function readDbIdentity(dataDir: string): string | null {

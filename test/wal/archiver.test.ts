@@ -10,18 +10,20 @@ import { decodeHistory, ZERO_CHECKSUM } from '../../src/wal/segment';
 import { readArchive, occurrences, walConfig } from './lib';
 
 const blob = (s: string) => [{ type: 'blob', data: Buffer.from(s) }];
+// The commands copy to a temp name and rename, so a test never reads a half-copied segment.
+const segments = (dir: string) => fs.readdirSync(dir).filter((f) => f.endsWith('.gwal'));
 
 t.test('segments reach the archive within archive_timeout; status, mark, metrics, backup position', async (t) => {
   const dir = t.testdir({ archive: {} });
   const archive = path.join(dir, 'archive');
   const data = path.join(dir, 'data');
-  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_timeout: '500ms' });
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`, archive_timeout: '500ms' });
   const env = { GUTS_CONFIG: config };
   const node = await startNode(data, [], env);
   t.teardown(() => node.stop());
   for (let i = 0; i < 5; i++) t.equal((await pushObjects(node.url, 'a/b', blob(`first ${i}`))).status, 200);
   const wrote = Date.now();
-  await waitFor(() => fs.readdirSync(archive).length > 0, 5000, 'a segment in the archive');
+  await waitFor(() => segments(archive).length > 0, 5000, 'a segment in the archive');
   const took = Date.now() - wrote;
   t.ok(took < 500 + 1500, `archived ${took} ms after the last write (archive_timeout 500ms)`);
   let a = await readArchive(archive);
@@ -29,9 +31,9 @@ t.test('segments reach the archive within archive_timeout; status, mark, metrics
   t.equal(a.segments[0].db.first, 1, 'archiving from the first batch of a new store');
 
   // nothing written: no new segment
-  const count = fs.readdirSync(archive).length;
+  const count = segments(archive).length;
   await sleep(1200);
-  t.equal(fs.readdirSync(archive).length, count, 'no segment without writes');
+  t.equal(segments(archive).length, count, 'no segment without writes');
 
   const mark = cli(['wal', 'mark', 'before-migration', '--json', '--data-dir', data], env);
   t.equal(mark.code, 0, mark.stderr);
@@ -87,7 +89,7 @@ t.test('a failing archive command: retried with backoff, nothing lost, in order'
   const archive = path.join(dir, 'archive');
   const flag = path.join(dir, 'archive-up');
   const data = path.join(dir, 'data');
-  const config = walConfig(dir, { archive_command: `test -e ${flag} || { echo "archive is down" >&2; exit 3; }; cp %p ${archive}/%f`, archive_timeout: '300ms' });
+  const config = walConfig(dir, { archive_command: `test -e ${flag} || { echo "archive is down" >&2; exit 3; }; cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`, archive_timeout: '300ms' });
   const node = await startNode(data, [], { GUTS_CONFIG: config });
   t.teardown(() => node.stop());
   const acked: string[] = [];
@@ -98,7 +100,7 @@ t.test('a failing archive command: retried with backoff, nothing lost, in order'
     if ((await pushObjects(node.url, 'a/b', blob(body))).status === 200) acked.push(body);
     await sleep(50);
   }
-  t.equal(fs.readdirSync(archive).length, 0, 'nothing archived while the command fails');
+  t.equal(segments(archive).length, 0, 'nothing archived while the command fails');
   const metrics = (await request(node.url + '/metrics')).body.toString();
   t.ok(metric(metrics, 'guts_wal_archive_failures_total')! >= 3, `failures counted (${metric(metrics, 'guts_wal_archive_failures_total')})`);
   t.ok(metric(metrics, 'guts_wal_pending_segments')! > 5, 'segments wait in pending/');
@@ -120,7 +122,7 @@ t.test('past wal.max_pending writes are refused with GUTS_WAL_BACKLOG, then resu
   const archive = path.join(dir, 'archive');
   const flag = path.join(dir, 'archive-up');
   const data = path.join(dir, 'data');
-  const config = walConfig(dir, { archive_command: `test -e ${flag} && cp %p ${archive}/%f`, archive_timeout: '200ms', max_pending: '2KiB' });
+  const config = walConfig(dir, { archive_command: `test -e ${flag} && cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`, archive_timeout: '200ms', max_pending: '2KiB' });
   const node = await startNode(data, [], { GUTS_CONFIG: config });
   t.teardown(() => node.stop());
   let refused: Awaited<ReturnType<typeof pushObjects>> | null = null;
@@ -147,7 +149,7 @@ t.test('a gap in the WAL starts a new timeline, loudly, with its history archive
   const dir = t.testdir({ archive: {} });
   const archive = path.join(dir, 'archive');
   const data = path.join(dir, 'data');
-  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_timeout: '200ms' });
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`, archive_timeout: '200ms' });
   const env = { GUTS_CONFIG: config };
   let node = await startNode(data, [], env);
   t.equal((await pushObjects(node.url, 'a/b', blob('<before the gap>'))).status, 200);
@@ -185,7 +187,7 @@ t.test('a store replaced under the archive (plain restore) archives on a new tim
   const dir = t.testdir({ archive: {} });
   const archive = path.join(dir, 'archive');
   const data = path.join(dir, 'data');
-  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, restore_command: `cp ${archive}/%f %p`, archive_timeout: '200ms' });
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`, restore_command: `cp ${archive}/%f %p`, archive_timeout: '200ms' });
   const env = { GUTS_CONFIG: config };
   let node = await startNode(data, [], env);
   t.equal((await pushObjects(node.url, 'a/b', blob('<in the base>'))).status, 200);
@@ -224,7 +226,7 @@ t.test('RocksDB keeps obsolete WAL files until closed segments cover them, then 
   const dir = t.testdir({ archive: {} });
   const archive = path.join(dir, 'archive');
   const data = path.join(dir, 'data');
-  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_timeout: '3s' });
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`, archive_timeout: '3s' });
   const env = { GUTS_CONFIG: config };
   const node = await startNode(data, [], env);
   t.teardown(() => node.stop());
@@ -233,10 +235,10 @@ t.test('RocksDB keeps obsolete WAL files until closed segments cover them, then 
   // maintenance flushes the memtables: the log is obsolete for RocksDB
   t.equal(cli(['maintenance', 'enter', '--data-dir', data], env).code, 0);
   t.equal(cli(['maintenance', 'exit', '--data-dir', data], env).code, 0);
-  t.equal(fs.readdirSync(archive).length, 0, 'segment still open');
+  t.equal(segments(archive).length, 0, 'segment still open');
   t.ok(logs().length >= 1, `kept in db/archive while not in a closed segment (${logs().join(' ')})`);
   t.equal((await pushObjects(node.url, 'a/b', blob('<in the next log>'))).status, 200);
-  await waitFor(() => fs.readdirSync(archive).length > 0, 8000, 'the segment archived');
+  await waitFor(() => segments(archive).length > 0, 8000, 'the segment archived');
   await waitFor(() => logs().length === 0, 3000, 'db/archive trimmed');
   const a = await readArchive(archive);
   t.equal(occurrences(a.records, Buffer.from('<in the first log>')), 1);
@@ -247,14 +249,14 @@ t.test('a segment closes at wal.segment_size without waiting for the timeout', a
   const dir = t.testdir({ archive: {} });
   const archive = path.join(dir, 'archive');
   const data = path.join(dir, 'data');
-  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_timeout: '1h', segment_size: '64KiB' });
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`, archive_timeout: '1h', segment_size: '64KiB' });
   const node = await startNode(data, [], { GUTS_CONFIG: config });
   t.teardown(() => node.stop());
   for (let i = 0; i < 12; i++) {
     const data = Buffer.from(`<big ${i}>` + randomBytes(12_000).toString('base64'));
     t.equal((await pushObjects(node.url, 'a/b', [{ type: 'blob', data }])).status, 200);
   }
-  await waitFor(() => fs.readdirSync(archive).length >= 2, 5000, 'segments closed by size');
+  await waitFor(() => segments(archive).length >= 2, 5000, 'segments closed by size');
   const a = await readArchive(archive);
   for (const s of a.segments) t.ok(s.records.reduce((n, r) => n + r.data.length, 0) < 64 * 1024 + 20_000, `segment ${s.segment} about segment_size`);
 });

@@ -39,13 +39,28 @@ interface KeySpec {
 
 const MiB = 1024 * 1024;
 
+/** A path key: absolute (a relative one would depend on the cwd of whoever runs the command); empty only where it means "off". */
+function absolutePath(v: string, emptyOk: boolean): string | undefined {
+  if (v === '') return emptyOk ? undefined : 'must not be empty';
+  return path.isAbsolute(v) ? undefined : `must be an absolute path, got ${JSON.stringify(v)}`;
+}
+
+/** A WAL command: placeholders known; it must name the file (any of `need`) or it cannot do its job. */
+function walCommand(v: string, need: string[], anyOf = false): string | undefined {
+  if (v === '') return undefined;
+  checkWalCommandTemplate(v);
+  const has = need.filter((p) => v.replace(/%%/g, '').includes(p));
+  if (anyOf ? has.length === 0 : has.length < need.length) return `must use ${need.join(anyOf ? ' or ' : ' and ')} (PostgreSQL semantics: %p = path, %f = file name)`;
+  return undefined;
+}
+
 /** Every known key, with its type and default. Unknown keys are rejected. */
 export const CONFIG_KEYS: Record<string, KeySpec> = {
   'api.addr': { kind: 'addr', default: '127.0.0.1:8080', help: 'HTTP API listen address' },
   'p2p.addr': { kind: 'addr', default: '0.0.0.0:9000', help: 'P2P listen address' },
   'p2p.bootstrap_nodes': { kind: 'strings', default: [], help: 'bootstrap peer multiaddrs' },
   'p2p.key_file': { kind: 'string', default: '/etc/guts/node.key', help: 'node identity key file' },
-  'storage.data_dir': { kind: 'string', default: '/var/lib/guts', help: 'data directory' },
+  'storage.data_dir': { kind: 'string', default: '/var/lib/guts', help: 'data directory (an absolute path)', check: (v: string) => absolutePath(v, false) },
   'metrics.enabled': { kind: 'bool', default: true, help: 'serve /metrics' },
   'metrics.addr': { kind: 'string', default: '', help: 'separate metrics listen address (empty = api.addr)' },
   'metrics.textfile': { kind: 'string', default: '', help: 'node_exporter textfile path written after each backup' },
@@ -55,10 +70,20 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
     kind: 'string',
     default: '',
     help: 'shell command archiving one WAL segment, run in its dir (%p = its absolute path, %f = its name, %% = %)',
-    check: (v: string) => checkWalCommandTemplate(v),
+    check: (v: string) => walCommand(v, ['%p', '%f'], true),
   },
-  'wal.restore_command': { kind: 'string', default: '', help: 'shell command fetching one archived WAL file (%f = archived name, %p = destination path; exit 1 = not archived)' },
-  'wal.archive_dir': { kind: 'string', default: '', help: 'built-in WAL archive: a local directory or s3://bucket/prefix (guts-node wal push/fetch; used when the commands are empty)' },
+  'wal.restore_command': {
+    kind: 'string',
+    default: '',
+    help: 'shell command fetching one archived WAL file (%f = archived name, %p = destination path; exit 1 = not archived)',
+    check: (v: string) => walCommand(v, ['%f', '%p']),
+  },
+  'wal.archive_dir': {
+    kind: 'string',
+    default: '',
+    help: 'built-in WAL archive: a local directory (absolute) or s3://bucket/prefix (guts-node wal push/fetch; used when the commands are empty)',
+    check: (v: string) => (v.startsWith('s3://') ? undefined : absolutePath(v, true)),
+  },
   'wal.archive_timeout': {
     kind: 'duration',
     default: '5s',

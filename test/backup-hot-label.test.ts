@@ -25,9 +25,9 @@ t.test('--hot with no node: a direct checkpoint, said on stderr and labelled "fu
   t.match(r.stderr, /--hot: no node answers on .*admin\.sock, so this is a direct checkpoint of the stopped store \(kind "full", not "hot"\)/);
   const res = JSON.parse(r.stdout);
   t.equal(res.kind, 'full');
-  t.equal(res.source, 'store');
+  t.equal(res.via, 'store');
   t.equal(manifestKind(out), 'full');
-  t.equal(JSON.parse(fs.readFileSync(path.join(D, 'last-backup.json'), 'utf8')).kind, 'full');
+  t.equal(JSON.parse(fs.readFileSync(path.join(D, 'last-backup.json'), 'utf8')).full.kind, 'full');
   const v = cli(['backup', 'verify', out]);
   t.equal(v.status, 0, v.stdout + v.stderr);
 
@@ -51,9 +51,9 @@ t.test('--hot through a running node stays "hot" and says so', async (t) => {
   t.match(r.stderr, /--hot: checkpoint through the running node \(process \d+, .*admin\.sock\)/);
   const res = JSON.parse(r.stdout);
   t.equal(res.kind, 'hot');
-  t.equal(res.source, 'node');
+  t.equal(res.via, 'node');
   t.equal(manifestKind(out), 'hot');
   const s = JSON.parse(cli(['--data-dir', D, 'status', '--json']).stdout);
-  t.equal(s.lastBackup.kind, 'hot', 'recorded by the node as hot');
+  t.equal(s.last_backup.kind, 'hot', 'recorded by the node as hot');
   await node.stop();
 });

@@ -40,7 +40,7 @@ t.test('a consensus-only backup does not reset the full backup series', async (t
   t.equal(records.full.size_bytes, full.size_bytes);
   t.equal(records.consensus_only.kind, 'consensus-only');
 
-  const node = await startNode(dataDir, [], { GUTS_CONFIG: '/nonexistent/guts-config.yaml' });
+  const node = await startNode(dataDir, [], { GUTS_CONFIG: '/dev/null' });
   t.teardown(() => node.stop());
   let m = (await request(`${node.url}/metrics`)).body.toString();
   t.equal(metric(m, 'guts_last_backup_timestamp'), unix(full.created), 'unlabelled: the full backup');
@@ -100,7 +100,7 @@ t.test('a last-backup.json from before per-kind records is still read', async (t
   const dataDir = path.join(dir, 'data');
   seedStore(dataDir, '1MiB', 3);
   fs.writeFileSync(dataDirLayout(dataDir).lastBackup, JSON.stringify({ file: '/b/x.tar.zst', size_bytes: 99, created: '2026-01-02T03:04:05Z', kind: 'full' }));
-  const node = await startNode(dataDir, [], { GUTS_CONFIG: '/nonexistent/guts-config.yaml' });
+  const node = await startNode(dataDir, [], { GUTS_CONFIG: '/dev/null' });
   t.teardown(() => node.stop());
   const m = (await request(`${node.url}/metrics`)).body.toString();
   t.equal(metric(m, 'guts_last_backup_timestamp'), unix('2026-01-02T03:04:05Z'));

@@ -120,7 +120,7 @@ t.test('every command: --json follows the naming scheme and the documented shape
   const exported = json('export', ['--data-dir', data, 'export', '--repo', 'bob/src', path.join(dir, 'exported.git')]);
   t.equal(exported.head, imported.head, 'HEAD named the same way by import and export');
 
-  const node = await startNode(data, [], { GUTS_CONFIG: '/nonexistent/guts-config.yaml' });
+  const node = await startNode(data, [], { GUTS_CONFIG: '/dev/null' });
   t.teardown(() => node.stop());
   const running = json('status', ['--data-dir', data, 'status']);
   t.equal(running.running, true);

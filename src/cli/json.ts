@@ -64,7 +64,7 @@ export function backupRecordJson(r: LastBackup | null): Json | null {
 
 export function backupCreateJson(r: BackupResult): Json {
   return ordered(snakeKeys({
-    ...without(r, 'checksum', 'duration_s', 'levels', 'cpu_share', 'source'),
+    ...without(r, 'checksum', 'duration_s', 'levels', 'cpu_share', 'source', 'manifest'),
     file: r.file,
     sidecar_file: `${r.file}.sha256`,
     // where the checkpoint came from: the running node or the store opened here

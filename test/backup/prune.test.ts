@@ -68,7 +68,7 @@ async function put(loc: ReturnType<typeof openLocation>, name: string, created: 
 }
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, GUTS_CONFIG: '/nonexistent/config.yaml', ...env } });
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, GUTS_CONFIG: '/dev/null', ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

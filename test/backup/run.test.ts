@@ -35,6 +35,7 @@ async function receiver(status = 200) {
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'guts-run-'));
 const dataDir = path.join(dir, 'data');
+fs.writeFileSync(path.join(dir, 'config.yaml'), ''); // a named config must exist; the tests add to it
 t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}) {

@@ -16,6 +16,7 @@ t.test('backup.s3.* from config.yaml', async (t) => {
   const s3 = await startS3(['guts-backups']);
   t.teardown(() => s3.stop());
   const config = path.join(dir, 'config.yaml');
+  fs.writeFileSync(config, ''); // a named config must exist (config set edits it)
   // no AWS_* variables at all: everything from the file
   const clean: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('AWS_')) clean[k] = v;

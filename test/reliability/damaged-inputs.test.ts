@@ -119,7 +119,7 @@ async function runAll(jobs: Job[], jobsFile: string, env: NodeJS.ProcessEnv, wra
     const argv = [process.execPath, '-e', DRIVER, jobsFile, String(from)];
     const [cmd, ...args] = wrap ? wrap(argv) : argv;
     const base = cmd === 'unshare' ? shellEnv() : process.env;
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...base, GUTS_CONFIG: '/nonexistent/guts-config.yaml', ...env } });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...base, GUTS_CONFIG: '/dev/null', ...env } });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));

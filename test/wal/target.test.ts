@@ -146,14 +146,14 @@ t.test('walSource / walSink: commands take precedence over the built-in location
   t.equal(await cp.fetch(SEG, path.join(dir, 'dest', 'c')), true);
   t.equal(fs.readFileSync(path.join(dir, 'dest', 'c'), 'utf8'), 'archived');
   t.equal(await cp.fetch('00000001-0000000000000002.gwal', path.join(dir, 'dest', 'd')), false, 'cp exits 1: not archived');
-  await t.rejects(walSource(cfg({ restore_command: 'exit 2' })).fetch(SEG, path.join(dir, 'dest', 'e')), { code: 'GUTS_IO' });
-  await t.rejects(walSource(cfg({ restore_command: 'true' })).fetch(SEG, path.join(dir, 'dest', 'f')), { code: 'GUTS_IO' }, 'exit 0 without the file');
+  await t.rejects(walSource(cfg({ restore_command: 'exit 2 # %f %p' })).fetch(SEG, path.join(dir, 'dest', 'e')), { code: 'GUTS_IO' });
+  await t.rejects(walSource(cfg({ restore_command: 'true # %f %p' })).fetch(SEG, path.join(dir, 'dest', 'f')), { code: 'GUTS_IO' }, 'exit 0 without the file');
   t.throws(() => walSource(cfg({})), { code: 'GUTS_INVALID_CONFIG' });
 
   const sink = walSink(cfg({ archive_command: `cp %f ${archive}/%f`, archive_dir: path.join(dir, 'unused') }));
   await sink.push(path.join(dir, 'src', 'a.history'));
   t.equal(fs.readFileSync(path.join(archive, 'a.history'), 'utf8'), 'history');
-  await t.rejects(walSink(cfg({ archive_command: 'false' })).push(path.join(dir, 'src', 'a.history')), { code: 'GUTS_IO' });
+  await t.rejects(walSink(cfg({ archive_command: 'false # %p' })).push(path.join(dir, 'src', 'a.history')), { code: 'GUTS_IO' });
   const builtInSink = walSink(cfg({ archive_dir: path.join(dir, 'other') }));
   await builtInSink.push(path.join(dir, 'src', 'a.history'));
   t.ok(fs.existsSync(path.join(dir, 'other', 'a.history')));

@@ -184,6 +184,8 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   const parent = path.dirname(target);
   if (target === parent) throw new GutsError('GUTS_INVALID_ARGUMENT', `cannot restore into ${target}`);
 
+  // Before anything is created or removed (staging dir, leftovers, parents).
+  await refuseLiveStoreTarget(target);
   // An archive kept inside the target would be deleted by the swap it feeds.
   if (!src) {
     const real = resolveStorePath(file);
@@ -191,8 +193,6 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       throw new GutsError('GUTS_INVALID_ARGUMENT', `archive ${file} lies inside the target ${target}: restoring would delete it (move it out of ${target} first)`, file);
     }
   }
-  // Before anything is created or removed (staging dir, leftovers, parents).
-  await refuseLiveStoreTarget(target);
   // --key-to / --config-to write outside the target: never into (or around) a live store either.
   for (const p of [opts.keyTo, opts.configTo]) if (p) await refuseLiveStoreTarget(resolveStorePath(path.dirname(path.resolve(p))), 'write a restored file into');
   fs.mkdirSync(parent, { recursive: true, mode: 0o700 });

@@ -37,6 +37,7 @@ t.test('kill -9, then base + archived WAL: every write acknowledged before archi
   const archive = path.join(dir, 'wal-archive');
   fs.mkdirSync(archive);
   const config = path.join(dir, 'config.yaml');
+  fs.writeFileSync(config, ''); // a named config must exist
   const env = { GUTS_CONFIG: config };
   // the guide's lines, with cp (PostgreSQL semantics: %f = name in the segment's dir, %p = path)
   for (const [k, v] of [

@@ -107,7 +107,7 @@ t.test('CLI: wal push / wal fetch against wal.archive_dir, exit codes and --json
 });
 
 t.test('the commands as an operator configures them: guts-node wal push %p / wal fetch %f %p through /bin/sh', async (t) => {
-  const dir = t.testdir({ 'data dir': { wal: { pending: { [SEG]: 'bytes of a segment' } } } });
+  const dir = t.testdir({ 'config.yaml': '', 'data dir': { wal: { pending: { [SEG]: 'bytes of a segment' } } } });
   const archive = path.join(dir, 'archive');
   const config = path.join(dir, 'config.yaml');
   let r = cli(['--config', config, 'config', 'set', 'wal.archive_dir', archive]);

@@ -22,6 +22,14 @@ static uint32_t Fixed32(const char* p) {
   return v;
 }
 
+static void EncodeFixed64(char* p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+static void EncodeFixed32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
 static rocksdb::DB* WhichDb(Store& store, WalDb which, std::string* path) {
   rocksdb::DB* db = which == WalDb::kDb ? store.db() : store.consensus();
   *path = which == WalDb::kDb ? store.db_path() : store.consensus_path();
@@ -131,28 +139,59 @@ WalTailResult TailWal(Store& store, const WalTailInput& in) {
   return r;
 }
 
+// Consecutive archived batches are replayed as one write: their records are
+// concatenated under the first one's header (sequence, summed count), which
+// lands every record on exactly the sequence it had, but pays RocksDB's
+// per-write cost (write-thread hand-off, one WAL record and syscall) once per
+// group instead of once per batch: replay was 3.5x the node's ingest rate with
+// one Write per batch, most of it that per-write cost.
+static constexpr size_t kReplayGroupBytes = 4 << 20;
+
 WalApplyResult ApplyWal(Store& store, WalDb which, const std::vector<std::string>& batches) {
   std::string path;
   rocksdb::DB* db = WhichDb(store, which, &path);
   WalApplyResult r;
   rocksdb::WriteOptions wo;
+  uint64_t latest = db->GetLatestSequenceNumber();
+  std::string group;  // header (first seq, summed count) + records of consecutive batches
+  uint64_t group_seq = 0;
+  uint64_t group_count = 0;
+  size_t group_batches = 0;
+  auto flush = [&]() {
+    if (!group_batches) return;
+    EncodeFixed64(&group[0], group_seq);
+    EncodeFixed32(&group[8], static_cast<uint32_t>(group_count));
+    rocksdb::WriteBatch batch(group);
+    CheckStatus(db->Write(wo, &batch), path);
+    if (db->GetLatestSequenceNumber() != group_seq + group_count - 1)
+      throw GutsError(Code::Internal, "replayed batches from " + std::to_string(group_seq) + " did not land on their sequences", path);
+    r.applied += group_batches;
+    group.clear();
+    group_count = 0;
+    group_batches = 0;
+  };
   for (const std::string& rep : batches) {
     if (rep.size() < 12) throw GutsError(Code::Corrupt, "archived batch of " + std::to_string(rep.size()) + " bytes is too short", path);
     uint64_t seq = Fixed64(rep.data());
     uint32_t count = Fixed32(rep.data() + 8);
-    uint64_t latest = db->GetLatestSequenceNumber();
     if (count == 0 || seq + count - 1 <= latest) {
       r.skipped++;
       continue;
     }
     if (seq != latest + 1)
       throw GutsError(Code::Corrupt, "gap: " + path + " is at sequence " + std::to_string(latest) + ", next archived batch starts at " + std::to_string(seq), path);
-    rocksdb::WriteBatch batch(rep);
-    CheckStatus(db->Write(wo, &batch), path);
-    if (db->GetLatestSequenceNumber() != seq + count - 1)
-      throw GutsError(Code::Internal, "replayed batch at " + std::to_string(seq) + " did not land on its sequence", path);
-    r.applied++;
+    // a group's count is a 32-bit field: start a new group well before it could overflow
+    if (group_batches && (group.size() + rep.size() > kReplayGroupBytes || group_count + count > 0x7fffffffu)) flush();
+    if (!group_batches) {
+      group.assign(12, '\0');
+      group_seq = seq;
+    }
+    group.append(rep, 12, std::string::npos);
+    group_count += count;
+    group_batches++;
+    latest = seq + count - 1;
   }
+  flush();
   if (r.applied) CheckStatus(db->SyncWAL(), path);
   r.latest = db->GetLatestSequenceNumber();
   return r;

@@ -1,0 +1,104 @@
+// Defects found by a hostile tester of point-in-time restore and `wal verify`:
+// each test fails without its fix.
+import t from 'tap';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { validateConfig } from '../../src/config';
+import { native } from '../../src/native';
+import { GutsStore } from '../../src/store';
+import { parseUntilTime, restorePointInTime } from '../../src/wal/pitr';
+import { segmentName } from '../../src/wal/segment';
+import { cli } from '../fixtures/cli';
+import { baseBackup, present, SegmentCutter, sleep, writeBlobs } from './helpers';
+
+/** tl 1: A | seg 1 | base | B | seg 2 | mark m1, C | seg 3 | D | seg 4 */
+async function scenario(dir: string) {
+  const src = path.join(dir, 'src');
+  fs.mkdirSync(path.join(src, 'wal'), { recursive: true });
+  const store = await GutsStore.open(src, { create: true });
+  const archive = path.join(dir, 'archive');
+  const cutter = new SegmentCutter(store, archive);
+  const A = await writeBlobs(store, ['a1']);
+  await cutter.cut();
+  const base = await baseBackup(store, cutter, dir, 'base.tar.zst');
+  const B = await writeBlobs(store, ['b1']);
+  await cutter.cut();
+  await native.walMark(store.native, 'm1');
+  const C = await writeBlobs(store, ['c1']);
+  await cutter.cut();
+  const D = await writeBlobs(store, ['d1']);
+  await cutter.cut();
+  await store.close();
+  return { src, archive, base, A, B, C, D };
+}
+
+const cfg = (archive: string) => validateConfig({ wal: { archive_dir: archive } }, 'test');
+
+t.test('1: a WAL archive location that does not exist is refused and never created; an archive without a segment for the base is reported loudly', async (t) => {
+  const dir = t.testdir();
+  const s = await scenario(dir);
+  const missing = path.join(dir, 'no-such-archive');
+  for (const where of [missing, 'relative/no-such-archive']) {
+    const out = cli(['backup', 'restore', s.base, '--wal', '--archive-dir', where, '--target', path.join(dir, 'r1')]);
+    t.equal(out.status, 2, out.stderr);
+    t.match(out.stderr, /^guts-node: GUTS_NOT_FOUND: WAL archive .*no-such-archive .*does not exist\n$/);
+  }
+  t.notOk(fs.existsSync(missing), 'the missing archive dir is not created');
+  t.notOk(fs.existsSync(path.join(dir, 'r1')), 'target untouched');
+  // the configured wal.archive_dir likewise
+  await t.rejects(restorePointInTime({ file: s.base, target: path.join(dir, 'r2'), config: cfg(missing), until: null }), { code: 'GUTS_NOT_FOUND' });
+  t.notOk(fs.existsSync(missing) || fs.existsSync(path.join(dir, 'r2')));
+  // an existing but empty archive: the base only, with a warning on stderr and in --json
+  const empty = path.join(dir, 'empty');
+  fs.mkdirSync(empty);
+  const out = cli(['backup', 'restore', s.base, '--wal', '--archive-dir', empty, '--target', path.join(dir, 'r3'), '--json']);
+  t.equal(out.status, 0, out.stderr);
+  t.match(out.stderr, /warning: the WAL archive .*empty holds no segment for this base \(neither 00000001-0000000000000002\.gwal/);
+  const j = JSON.parse(out.stdout) as { wal: { warnings: string[]; segments: number } };
+  t.equal(j.wal.segments, 0);
+  t.match(j.wal.warnings, [/holds no segment for this base/]);
+  // the real archive: no warning
+  const r = await restorePointInTime({ file: s.base, target: path.join(dir, 'r4'), config: cfg(s.archive), until: null });
+  t.same(r.wal.warnings, []);
+});
+
+t.test('2: --until before the base backup is refused, target untouched; impossible dates are refused', async (t) => {
+  const dir = t.testdir();
+  const before = new Date(Date.now() - 1000).toISOString(); // before every write of the base
+  const s = await scenario(dir);
+  fs.writeFileSync(path.join(dir, 'config.yaml'), `wal:\n  archive_dir: ${s.archive}\n`);
+  const out = cli(['backup', 'restore', s.base, '--wal', '--until', before, '--target', path.join(dir, 'r1')], { env: { GUTS_CONFIG: path.join(dir, 'config.yaml') } });
+  t.equal(out.status, 2, out.stderr);
+  t.match(out.stderr, /^guts-node: GUTS_INVALID_ARGUMENT: --until .* is not after the base backup \(its last write, archived in 00000001-0000000000000001\.gwal, is at .*\)/);
+  t.notOk(fs.existsSync(path.join(dir, 'r1')));
+  for (const bad of ['2026-02-30T00:00:00Z', '2025-02-29', '2026-13-01T00:00:00Z', '2026-04-31 12:00', '2026-01-01T24:00:00Z', '2026-01-01T12:60:00Z']) {
+    t.throws(() => parseUntilTime(bad), { code: 'GUTS_INVALID_ARGUMENT' }, bad);
+  }
+  t.equal(parseUntilTime('2024-02-29T00:00:00Z'), Date.UTC(2024, 1, 29));
+  t.equal(parseUntilTime('2026-01-31 12:00'), Date.UTC(2026, 0, 31, 12));
+  t.equal(parseUntilTime('2026-01-31T12:00:00+01:00'), Date.UTC(2026, 0, 31, 11));
+});
+
+t.test('7: --timeline latest warns when the parent timeline goes on past the branch it follows', async (t) => {
+  const dir = t.testdir();
+  const s = await scenario(dir);
+  const config = cfg(s.archive);
+  // a test restore to m1 (inside segment 3): timeline 2 branches off after segment 3
+  const r1 = await restorePointInTime({ file: s.base, target: path.join(dir, 'tl2'), config, until: { mark: 'm1' } });
+  t.equal(r1.wal.new_timeline.timeline, 2);
+  const store2 = await GutsStore.open(path.join(dir, 'tl2'));
+  const cut2 = SegmentCutter.fromStateFile(store2, s.archive);
+  await writeBlobs(store2, ['e1']);
+  t.equal(await cut2.cut(), segmentName(2, 4));
+  await store2.close();
+  const logs: string[] = [];
+  const r2 = await restorePointInTime({ file: s.base, target: path.join(dir, 'latest'), config, until: null, log: (l) => logs.push(l) });
+  t.same(r2.wal.timelines_followed, [1, 2]);
+  t.match(r2.wal.warnings, [/following timeline 2 \(the latest\), which branched off timeline 1 after segment 00000001-0000000000000003\.gwal .*00000001-0000000000000004\.gwal is archived.*--timeline 1/]);
+  t.match(logs.join('\n'), /warning: following timeline 2/);
+  t.same(await present(path.join(dir, 'latest'), s.D), [false]);
+  // asked for explicitly: no warning
+  const r3 = await restorePointInTime({ file: s.base, target: path.join(dir, 'tl2b'), config, until: null, timeline: 2 });
+  t.same(r3.wal.warnings, []);
+});

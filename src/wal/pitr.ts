@@ -295,33 +295,50 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
         `only the base backup was restored; check --archive-dir / wal.archive_dir`,
     );
   }
-  const hName = historyName(nt.timeline);
-  const historyFile = path.join(staging, 'wal', 'pending', hName);
-  writeRestoredState(staging, nt, reached);
-  writeFileAtomic(
-    historyFile,
-    encodeHistory({
-      timeline: nt.timeline,
-      parent_timeline: nt.parent,
-      branch: { segment: nt.branchSegment, db_seq: reached.db, consensus_seq: reached.consensus, prev_checksum: nt.prevChecksum },
-      reason: 'restore',
-      created: new Date().toISOString(),
-    }),
-    0o600,
-  );
-  // Archived before the swap, as PostgreSQL does at the end of recovery; if
-  // the archive refuses it, it stays in wal/pending/ for the node's archiver.
+  // The timeline id is claimed in the archive before anything uses it: the
+  // history file is pushed first under the archive's no-overwrite rule, so of
+  // restores racing for one id exactly one wins; the others are told
+  // GUTS_EXISTS and take the next id. (The store's state.json follows the
+  // claimed id.) If the archive cannot be reached, the history stays in
+  // wal/pending/ for the node's archiver, as PostgreSQL does at the end of recovery.
+  ensureWalDirs(staging);
+  let hName = historyName(nt.timeline);
+  let historyFile = path.join(staging, 'wal', 'pending', hName);
   let archiveError: string | undefined;
-  try {
-    if (!ctx.sink) throw new GutsError('GUTS_INVALID_CONFIG', 'neither wal.archive_command nor wal.archive_dir is set');
-    if (ctx.sinkDir !== null) checkArchiveDirExists(ctx.sinkDir, opts.archiveDir !== undefined ? '--archive-dir' : 'wal.archive_dir');
-    await ctx.sink.push(historyFile);
-    fs.rmSync(historyFile);
-    fsyncDir(path.dirname(historyFile));
-  } catch (e) {
-    archiveError = (e as Error).message;
-    opts.log?.(`warning: could not archive ${hName} (${archiveError}); it is left in ${path.join(opts.target, 'wal', 'pending')} for the node's archiver`);
+  for (let attempt = 0; ; attempt++) {
+    hName = historyName(nt.timeline);
+    historyFile = path.join(staging, 'wal', 'pending', hName);
+    writeFileAtomic(
+      historyFile,
+      encodeHistory({
+        timeline: nt.timeline,
+        parent_timeline: nt.parent,
+        branch: { segment: nt.branchSegment, db_seq: reached.db, consensus_seq: reached.consensus, prev_checksum: nt.prevChecksum },
+        reason: 'restore',
+        created: new Date().toISOString(),
+      }),
+      0o600,
+    );
+    try {
+      if (!ctx.sink) throw new GutsError('GUTS_INVALID_CONFIG', 'neither wal.archive_command nor wal.archive_dir is set');
+      if (ctx.sinkDir !== null) checkArchiveDirExists(ctx.sinkDir, opts.archiveDir !== undefined ? '--archive-dir' : 'wal.archive_dir');
+      await ctx.sink.push(historyFile);
+      fs.rmSync(historyFile);
+      fsyncDir(path.dirname(historyFile));
+    } catch (e) {
+      if ((e as GutsError).code === 'GUTS_EXISTS' && attempt < 64) {
+        // another restore claimed this id a moment ago
+        fs.rmSync(historyFile, { force: true });
+        opts.log?.(`note: timeline ${nt.timeline} was just claimed in the archive by another restore; taking the next id`);
+        nt.timeline = Math.max(nt.timeline + 1, await histories.nextTimeline(nt.timeline + 1));
+        continue;
+      }
+      archiveError = (e as Error).message;
+      opts.log?.(`warning: could not archive ${hName} (${archiveError}); it is left in ${path.join(opts.target, 'wal', 'pending')} for the node's archiver`);
+    }
+    break;
   }
+  writeRestoredState(staging, nt, reached);
   for (const w of warnings) opts.log?.(`warning: ${w}`);
   opts.log?.(
     `replayed ${replayer.applied} batches from ${walker.segments} WAL segments to ${describeTarget(u)}: db sequence ${reached.db}, consensus ${reached.consensus}, last commit ${iso(reached.timeUs) ?? '(none after the base)'}; new timeline ${nt.timeline}`,

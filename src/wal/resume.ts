@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { GutsConfig } from '../config';
 import type { Logger } from '../daemon/log';
 import { fsyncDir, writeFileAtomicAsync } from '../fsutil';
-import { encodeHistory, historyName, readSegmentHeader, segmentName, ZERO_CHECKSUM } from './segment';
+import { encodeHistory, historyName, parseHistoryName, parseSegmentName, readSegmentHeader, segmentName, ZERO_CHECKSUM } from './segment';
 import { listPending, PendingFile, WalState, walLayout } from './state';
 import { walSource } from './target';
 
@@ -95,8 +95,13 @@ export async function newestArchivedTimeline(dataDir: string, config: GutsConfig
     }
   };
   try {
-    if (!(await has(segmentName(1, 1))) && !(await has(historyName(2)))) return 0;
-    let newest = 1;
+    // A location that can list answers for every name (a pruned timeline 1, a history id skipped by a concurrent claim).
+    let listed = 0;
+    if (source.list) {
+      for (const n of await source.list()) listed = Math.max(listed, parseSegmentName(n)?.timeline ?? parseHistoryName(n) ?? 0);
+    }
+    if (!listed && !(await has(segmentName(1, 1))) && !(await has(historyName(2)))) return 0;
+    let newest = Math.max(1, listed);
     while (await has(historyName(newest + 1))) newest++;
     return newest;
   } catch (e) {

@@ -9,6 +9,7 @@ import { native } from '../../src/native';
 import { GutsStore } from '../../src/store';
 import { parseUntilTime, restorePointInTime } from '../../src/wal/pitr';
 import { segmentName } from '../../src/wal/segment';
+import { verifyWalArchive } from '../../src/wal/verify-archive';
 import { cli } from '../fixtures/cli';
 import { baseBackup, present, SegmentCutter, sleep, writeBlobs } from './helpers';
 
@@ -101,4 +102,22 @@ t.test('7: --timeline latest warns when the parent timeline goes on past the bra
   // asked for explicitly: no warning
   const r3 = await restorePointInTime({ file: s.base, target: path.join(dir, 'tl2b'), config, until: null, timeline: 2 });
   t.same(r3.wal.warnings, []);
+});
+
+t.test('6: wal verify uses history files as evidence of how far their parent timeline reached', async (t) => {
+  const dir = t.testdir();
+  const s = await scenario(dir);
+  const config = cfg(s.archive);
+  // a restore to the end: timeline 2 branches off after segment 4 (its own segments never archived)
+  const r = await restorePointInTime({ file: s.base, target: path.join(dir, 'r'), config, until: null });
+  t.equal(r.wal.new_timeline.first_segment, segmentName(2, 5));
+  t.equal((await verifyWalArchive({ config, from: s.base })).last_segment, segmentName(1, 4));
+  // the last segment of timeline 1 lost: nothing after it is left to see, but 00000002.history says timeline 1 reached it
+  fs.rmSync(path.join(s.archive, segmentName(1, 4)));
+  await t.rejects(verifyWalArchive({ config, from: s.base }), { code: 'GUTS_WAL_GAP', message: /00000001-0000000000000004\.gwal is missing .*00000002\.history says timeline 1 reached segment 00000001-0000000000000004\.gwal/ });
+  const out = cli(['wal', 'verify', '--from', s.base, '--archive-dir', s.archive]);
+  t.equal(out.status, 1, out.stderr);
+  t.match(out.stderr, /GUTS_WAL_GAP: WAL segment 00000001-0000000000000004\.gwal is missing/);
+  // and without a base (from the latest timeline's first segment)
+  t.equal(cli(['wal', 'verify', '--archive-dir', s.archive]).status, 1);
 });

@@ -439,6 +439,7 @@ export class WalArchiver {
         this.nextAttemptAt = Date.now() + this.backoffMs;
         this.log.warn('WAL archive failed; retrying', { segment: head.name, error, retry_in_s: this.backoffMs / 1000, pending: this.pending.length, pending_bytes: this.pendingBytes });
         await writeWalStateAsync(this.dataDir, this.state).catch(() => undefined);
+        this.updateGate(); // the 503 reason names the error `wal status` shows
         return;
       }
       this.state.archived_segments_total += head.kind === 'segment' ? 1 : 0;
@@ -475,7 +476,7 @@ export class WalArchiver {
   private updateGate(): void {
     const bytes = this.pendingBytes;
     if (bytes > this.settings.maxPending) {
-      const why = `WAL archive backlog: ${bytes} bytes in ${this.pending.length} segments not yet archived exceed wal.max_pending (${this.settings.maxPending}); last error: ${this.state.last_error?.message ?? 'none'}`;
+      const why = `WAL archive backlog: ${bytes} bytes in ${this.pending.length} segments not yet archived exceed wal.max_pending (${this.settings.maxPending}); last error: ${this.state.last_error?.message ?? 'none yet (the first attempt is still running)'}`;
       if (!this.gate.walBacklogReason) this.log.error('refusing writes: WAL archive backlog past wal.max_pending', { pending_bytes: bytes, max_pending: this.settings.maxPending });
       this.gate.setWalBacklog(why);
     } else if (this.gate.walBacklogReason) {

@@ -258,3 +258,32 @@ t.test('a segment closes at wal.segment_size without waiting for the timeout', a
   const a = await readArchive(archive);
   for (const s of a.segments) t.ok(s.records.reduce((n, r) => n + r.data.length, 0) < 64 * 1024 + 20_000, `segment ${s.segment} about segment_size`);
 });
+
+t.test('the GUTS_WAL_BACKLOG message names the last error wal status shows, also when the backlog passed the limit before the first failure', async (t) => {
+  const dir = t.testdir({ archive: {} });
+  const archive = path.join(dir, 'archive');
+  const data = path.join(dir, 'data');
+  // a slow failing command: the backlog passes max_pending while its first attempt still runs
+  const config = walConfig(dir, { archive_command: `sleep 3; echo "archive down" >&2; exit 3`, archive_timeout: '100ms', max_pending: '1KiB' });
+  const node = await startNode(data, [], { GUTS_CONFIG: config });
+  t.teardown(() => node.stop());
+  let refused = false;
+  for (let i = 0; i < 100 && !refused; i++) {
+    refused = (await pushObjects(node.url, 'a/b', blob(randomBytes(600).toString('hex')))).status === 503;
+    if (!refused) await sleep(50);
+  }
+  t.ok(refused, 'writes refused');
+  let message = '';
+  await waitFor(
+    async () => {
+      const r = await pushObjects(node.url, 'a/b', blob('x'));
+      message = r.json().error.message as string;
+      return !/last error: none/.test(message);
+    },
+    15_000,
+    'the 503 message to name the failure',
+  );
+  const st = cli(['wal', 'status', '--json', '--data-dir', data], { GUTS_CONFIG: config });
+  const fromStatus = (JSON.parse(st.stdout) as { last_error: { message: string } }).last_error.message;
+  t.ok(message.endsWith(`last error: ${fromStatus}`), `${message} names ${fromStatus}`);
+});

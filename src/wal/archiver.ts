@@ -253,7 +253,17 @@ export class WalArchiver {
     if (typeof name !== 'string' || !/^[A-Za-z0-9._:@+-]{1,200}$/.test(name)) {
       throw new GutsError('GUTS_INVALID_ARGUMENT', `invalid restore point name ${JSON.stringify(name)} (1-200 of A-Z a-z 0-9 . _ : @ + -)`);
     }
-    const m = await this.gate.write(() => native.walMark(this.requireStore().native, name));
+    // --until-mark stops at the first restore point of a name: a second one would never be reachable.
+    if (this.state.marks?.includes(name)) throw new GutsError('GUTS_EXISTS', `restore point ${name} already exists on this node: choose another name`);
+    this.state.marks = [...(this.state.marks ?? []), name]; // taken before the write: two concurrent marks of one name cannot both pass
+    let m: Awaited<ReturnType<typeof native.walMark>>;
+    try {
+      m = await this.gate.write(() => native.walMark(this.requireStore().native, name));
+    } catch (e) {
+      this.state.marks = this.state.marks.filter((n) => n !== name);
+      throw e;
+    }
+    await writeWalStateAsync(this.dataDir, this.state);
     // Tail until the mark is in, then close: the mark's segment is named and queued.
     for (let i = 0; i < 1000 && this.tailNext.db <= m.seq; i++) await this.tailOnce(false);
     if (this.tailNext.db <= m.seq) throw new GutsError('GUTS_INTERNAL', `restore point at ${m.seq} not reached by the WAL tail`);

@@ -36,6 +36,9 @@ t.test('segments reach the archive within archive_timeout; status, mark, metrics
   const mark = cli(['wal', 'mark', 'before-migration', '--json', '--data-dir', data], env);
   t.equal(mark.code, 0, mark.stderr);
   const m = JSON.parse(mark.stdout);
+  const again = cli(['wal', 'mark', 'before-migration', '--data-dir', data], env);
+  t.equal(again.code, 2, 'a second restore point of one name is refused (--until-mark would stop at the first)');
+  t.match(again.stderr, /^guts-node: GUTS_EXISTS: restore point before-migration already exists/);
   t.match(m, { name: 'before-migration', seq: Number, time: String, segment: /^00000001-[0-9a-f]{16}\.gwal$/ });
   await waitFor(() => fs.existsSync(path.join(archive, m.segment)), 3000, 'the mark segment archived');
   a = await readArchive(archive);

@@ -8,7 +8,7 @@ import { validateConfig } from '../../src/config';
 import { native } from '../../src/native';
 import { GutsStore } from '../../src/store';
 import { parseUntilTime, restorePointInTime } from '../../src/wal/pitr';
-import { segmentName } from '../../src/wal/segment';
+import { decodeSegment, encodeSegment, segmentName } from '../../src/wal/segment';
 import { verifyWalArchive } from '../../src/wal/verify-archive';
 import { cli } from '../fixtures/cli';
 import { baseBackup, present, SegmentCutter, sleep, writeBlobs } from './helpers';
@@ -120,4 +120,39 @@ t.test('6: wal verify uses history files as evidence of how far their parent tim
   t.match(out.stderr, /GUTS_WAL_GAP: WAL segment 00000001-0000000000000004\.gwal is missing/);
   // and without a base (from the latest timeline's first segment)
   t.equal(cli(['wal', 'verify', '--archive-dir', s.archive]).status, 1);
+});
+
+/** A WriteBatch rep with `count` PutCF records into column family `cf` (valid framing, impossible family). */
+function forgedBatch(seq: number, count: number, cf: number): Buffer {
+  const parts = [Buffer.alloc(12)];
+  parts[0].writeBigUInt64LE(BigInt(seq), 0);
+  parts[0].writeUInt32LE(count, 8);
+  for (let i = 0; i < count; i++) parts.push(Buffer.from([0x05, cf, 1, 0x6b, 1, 0x76])); // kTypeColumnFamilyValue, cf, "k", "v"
+  return Buffer.concat(parts);
+}
+
+t.test('5: batches restore cannot apply (forged payloads with correct checksums) are damage for wal verify and restore: GUTS_CORRUPT, exit 1', async (t) => {
+  const dir = t.testdir();
+  const s = await scenario(dir);
+  // forge the last segment: same header, same sequences, valid checksums; the db batches write into column family 9
+  const name = segmentName(1, 4);
+  const seg = await decodeSegment(fs.readFileSync(path.join(s.archive, name)), name);
+  const records = seg.records.map((r) => (r.db === 'db' ? { ...r, data: forgedBatch(r.seq, r.count, 9) } : r));
+  const forged = await encodeSegment({ timeline: 1, segment: 4, dbFirstSeq: seg.db.first, consensusFirstSeq: seg.consensus.first, prevChecksum: seg.prevChecksum, records });
+  fs.writeFileSync(path.join(s.archive, name), forged.file);
+  t.ok(native.walCheckBatch('db', seg.records.find((r) => r.db === 'db')!.data) === null, 'the real batch is valid');
+  t.match(native.walCheckBatch('db', forgedBatch(5, 1, 9)), /column family 9 does not exist in the db store/);
+  t.match(native.walCheckBatch('consensus', forgedBatch(5, 1, 1)), /column family 1 does not exist in the consensus store/);
+  t.match(native.walCheckBatch('db', forgedBatch(5, 2, 1).subarray(0, 18)), /count|Corruption/i, 'a record short of the count');
+
+  const v = cli(['wal', 'verify', '--from', s.base, '--archive-dir', s.archive]);
+  t.equal(v.status, 1, v.stderr);
+  t.match(v.stderr, /^guts-node: GUTS_CORRUPT: WAL segment 00000001-0000000000000004\.gwal: db batch at sequence \d+ cannot be applied: column family 9 does not exist/);
+  const r = cli(['backup', 'restore', s.base, '--wal', '--archive-dir', s.archive, '--target', path.join(dir, 'r')]);
+  t.equal(r.status, 1, r.stderr);
+  t.match(r.stderr, /GUTS_CORRUPT: WAL segment 00000001-0000000000000004\.gwal/);
+  t.notOk(fs.existsSync(path.join(dir, 'r')), 'target untouched');
+  // a target before the forged segment is still restorable
+  const ok = await restorePointInTime({ file: s.base, target: path.join(dir, 'm'), config: cfg(s.archive), until: { mark: 'm1' } });
+  t.equal(ok.wal.segments, 2);
 });

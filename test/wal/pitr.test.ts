@@ -115,7 +115,7 @@ t.test('targets not reached, gaps, damage, foreign segments: exit 1 naming the s
   fs.mkdirSync(target);
   fs.writeFileSync(path.join(target, 'keep'), 'old data');
   const untouched = () => t.same(fs.readdirSync(target), ['keep'], 'target untouched') && t.same(fs.readdirSync(dir).filter((n) => n.includes('staging')), []);
-  const restore = (...extra: string[]) => cli(['backup', 'restore', s.base, '--target', target, '--force', '--wal', '--json', ...extra], { env });
+  const restore = (...extra: string[]) => cli(['backup', 'restore', s.base, '--target', target, '--force-any', '--wal', '--json', ...extra], { env });
 
   let r = restore('--until-seq', String(s.finalSeq.db + 1));
   t.equal(r.status, 1, 'a sequence beyond the archive');

@@ -371,8 +371,14 @@ export class WalArchiver {
     await this.closeSegment();
     const s = this.state;
     const from = s.timeline;
+    // The next id nobody used: a restore may already have claimed from + 1 in the archive.
+    let next = from + 1;
+    if (this.config.wal.restore_command || this.config.wal.archive_dir) {
+      const newest = await newestArchivedTimeline(this.dataDir, this.config, this.log);
+      if (newest !== null) next = Math.max(next, newest + 1);
+    }
     const history = {
-      timeline: from + 1,
+      timeline: next,
       parent_timeline: from,
       branch: { segment: s.next_segment, db_seq: s.db_next_seq - 1, consensus_seq: s.consensus_next_seq - 1, prev_checksum: ZERO_CHECKSUM },
       reason: 'gap' as const,

@@ -82,7 +82,7 @@ function quarantine(file: string, why: string, log: Logger): void {
  */
 export async function newestArchivedTimeline(dataDir: string, config: GutsConfig, log: Logger): Promise<number | null> {
   if (!config.wal.restore_command && !config.wal.archive_dir) {
-    log.warn('WAL: cannot check the archive for an earlier history (set wal.restore_command or wal.archive_dir); starting at timeline 1');
+    log.warn('WAL: cannot check the archive for the timelines it holds (set wal.restore_command or wal.archive_dir); assuming none past this one');
     return null;
   }
   const source = walSource(config);
@@ -105,7 +105,7 @@ export async function newestArchivedTimeline(dataDir: string, config: GutsConfig
     while (await has(historyName(newest + 1))) newest++;
     return newest;
   } catch (e) {
-    log.error('WAL: cannot ask the archive for an earlier history; starting at timeline 1', { error: (e as Error).message });
+    log.error('WAL: cannot ask the archive for the timelines it holds; assuming none past this one', { error: (e as Error).message });
     return null;
   }
 }

@@ -56,6 +56,40 @@ struct StampReader : public rocksdb::WriteBatch::Handler {
   }
 };
 
+// Walks a WriteBatch rep without applying it: the records must parse, their
+// count match the header, and every column family exist in the store it is
+// for (the db store's families, the consensus store's default one). Returns
+// an empty string when the batch is valid, else why not.
+struct BatchChecker : public rocksdb::WriteBatch::Handler {
+  uint32_t max_cf;
+  uint32_t bad_cf = 0;
+  bool has_bad_cf = false;
+  explicit BatchChecker(uint32_t families) : max_cf(families) {}
+  rocksdb::Status Cf(uint32_t cf) {
+    if (cf < max_cf) return rocksdb::Status::OK();
+    has_bad_cf = true;
+    bad_cf = cf;
+    return rocksdb::Status::Corruption("invalid column family " + std::to_string(cf));
+  }
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice&, const rocksdb::Slice&) override { return Cf(cf); }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice&) override { return Cf(cf); }
+  rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice&) override { return Cf(cf); }
+  rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice&, const rocksdb::Slice&) override { return Cf(cf); }
+  rocksdb::Status MergeCF(uint32_t cf, const rocksdb::Slice&, const rocksdb::Slice&) override { return Cf(cf); }
+  void LogData(const rocksdb::Slice&) override {}
+};
+
+std::string CheckWalBatch(WalDb which, const std::string& rep) {
+  if (rep.size() < 12) return "batch of " + std::to_string(rep.size()) + " bytes is too short";
+  if (Fixed32(rep.data() + 8) == 0) return "batch holds no records";
+  BatchChecker h(which == WalDb::kDb ? static_cast<uint32_t>(Store::kCfCount) : 1u);
+  rocksdb::WriteBatch batch(rep);
+  rocksdb::Status st = batch.Iterate(&h);
+  if (st.ok()) return "";
+  if (h.has_bad_cf) return "column family " + std::to_string(h.bad_cf) + " does not exist in the " + (which == WalDb::kDb ? "db" : "consensus") + " store";
+  return st.ToString();
+}
+
 static void Recreate(rocksdb::DB* db, Store::WalCursor& c, uint64_t from, const std::string& path) {
   c = Store::WalCursor();
   rocksdb::Status st = db->GetUpdatesSince(from, &c.it);
@@ -180,6 +214,8 @@ WalApplyResult ApplyWal(Store& store, WalDb which, const std::vector<std::string
     }
     if (seq != latest + 1)
       throw GutsError(Code::Corrupt, "gap: " + path + " is at sequence " + std::to_string(latest) + ", next archived batch starts at " + std::to_string(seq), path);
+    std::string why = CheckWalBatch(which, rep);
+    if (!why.empty()) throw GutsError(Code::Corrupt, "archived batch at sequence " + std::to_string(seq) + ": " + why, path);
     // a group's count is a 32-bit field: start a new group well before it could overflow
     if (group_batches && (group.size() + rep.size() > kReplayGroupBytes || group_count + count > 0x7fffffffu)) flush();
     if (!group_batches) {
@@ -349,7 +385,19 @@ static Napi::Value WalFilesJs(const Napi::CallbackInfo& info) {
   return w->Start();
 }
 
+// walCheckBatch('db'|'consensus', data: Buffer) -> null | string (why the batch cannot be applied); synchronous and cheap
+static Napi::Value WalCheckBatchJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  WalDb which = WhichArg(env, info[0]);
+  if (!info[1].IsBuffer()) ThrowJs(env, Code::InvalidArgument, "walCheckBatch(which, data: Buffer)");
+  auto b = info[1].As<Napi::Buffer<char>>();
+  std::string why = CheckWalBatch(which, std::string(b.Data(), b.Length()));
+  if (why.empty()) return env.Null();
+  return Napi::String::New(env, why);
+}
+
 void InitWalReader(Napi::Env env, Napi::Object exports) {
+  exports.Set("walCheckBatch", Napi::Function::New(env, WalCheckBatchJs));
   exports.Set("walFiles", Napi::Function::New(env, WalFilesJs));
   exports.Set("walTail", Napi::Function::New(env, WalTailJs));
   exports.Set("walApply", Napi::Function::New(env, WalApplyJs));

@@ -52,6 +52,8 @@ struct WalApplyResult {
 // sequence <= the store's) is skipped; one that does not start right after
 // the store's last sequence is a gap (GUTS_CORRUPT). The WAL is synced at the end.
 WalApplyResult ApplyWal(Store& store, WalDb which, const std::vector<std::string>& batches);
+// empty when the WriteBatch rep can be applied to that store, else why not
+std::string CheckWalBatch(WalDb which, const std::string& rep);
 
 void InitWalReader(Napi::Env env, Napi::Object exports);
 

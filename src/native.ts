@@ -307,6 +307,8 @@ export interface NativeAddon {
   walFiles(store: NativeStore, which: WalDbName): Promise<Array<{ path: string; logNumber: number; startSeq: number; bytes: number; archived: boolean }>>;
   /** replays archived batches in order; skips those already in the store, GUTS_CORRUPT on a gap; syncs the WAL */
   walApply(store: NativeStore, which: WalDbName, batches: Buffer[]): Promise<{ applied: number; skipped: number; latest: number }>;
+  /** null when an archived WriteBatch can be applied to that store (records parse, count matches, column families exist), else why not; synchronous */
+  walCheckBatch(which: WalDbName, data: Buffer): string | null;
   /** named restore point: one db batch (meta key wal/mark/NAME + mark LogData) */
   walMark(store: NativeStore, name: string): Promise<{ seq: number; timeUs: number }>;
   /** a whole WAL segment file from its 128-byte header and the records' bytes (joined, compressed, sizes filled in, SHA-256 trailer) on a worker */

@@ -6,7 +6,29 @@ import { Command } from 'commander';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { fsError, GutsError } from '../errors';
+import { decodeHistory, decodeSegment, parseHistoryName, parseSegmentName } from '../wal/segment';
 import { checkArchiveName, openWalLocation } from '../wal/target';
+
+/** Only our WAL files go into the archive, and only whole, valid ones (the archive is what restores read). */
+async function checkArchivable(name: string, src: string): Promise<void> {
+  const segment = parseSegmentName(name) !== null;
+  if (!segment && parseHistoryName(name) === null) {
+    throw new GutsError('GUTS_INVALID_ARGUMENT', `${src}: not a WAL file name (<8 hex>-<16 hex>.gwal or <8 hex>.history): wal push archives only WAL segments and timeline histories`, src);
+  }
+  let buf: Buffer;
+  try {
+    buf = await fs.promises.readFile(src);
+  } catch (e) {
+    throw fsError(e, 'cannot read', src);
+  }
+  try {
+    if (segment) await decodeSegment(buf, name);
+    else decodeHistory(buf, name);
+  } catch (e) {
+    throw new GutsError('GUTS_INVALID_ARGUMENT', `${src} is not a valid WAL ${segment ? 'segment' : 'history file'}, not archived: ${(e as Error).message}`, src);
+  }
+}
 import { context, printJson, run } from './context';
 
 interface TargetFlags {
@@ -34,6 +56,7 @@ else (GUTS_EXISTS: a different file is archived under that name).`,
         const loc = openWalLocation(opts.archiveDir ?? loaded.config.wal.archive_dir, loaded.config);
         const src = path.resolve(file);
         const name = checkArchiveName(path.basename(src));
+        await checkArchivable(name, src);
         const action = await loc.put(name, src);
         if (opts.json) printJson({ name, path: src, archive: loc.url, action, size_bytes: fs.statSync(src).size });
       }),

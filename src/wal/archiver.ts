@@ -258,7 +258,17 @@ export class WalArchiver {
     if (typeof name !== 'string' || !/^[A-Za-z0-9._:@+-]{1,200}$/.test(name)) {
       throw new GutsError('GUTS_INVALID_ARGUMENT', `invalid restore point name ${JSON.stringify(name)} (1-200 of A-Z a-z 0-9 . _ : @ + -)`);
     }
-    const m = await this.gate.write(() => native.walMark(this.requireStore().native, name));
+    // --until-mark stops at the first restore point of a name: a second one would never be reachable.
+    if (this.state.marks?.includes(name)) throw new GutsError('GUTS_EXISTS', `restore point ${name} already exists on this node: choose another name`);
+    this.state.marks = [...(this.state.marks ?? []), name]; // taken before the write: two concurrent marks of one name cannot both pass
+    let m: Awaited<ReturnType<typeof native.walMark>>;
+    try {
+      m = await this.gate.write(() => native.walMark(this.requireStore().native, name));
+    } catch (e) {
+      this.state.marks = this.state.marks.filter((n) => n !== name);
+      throw e;
+    }
+    await writeWalStateAsync(this.dataDir, this.state);
     // Tail until the mark is in, then close: the mark's segment is named and queued.
     for (let i = 0; i < 1000 && this.tailNext.db <= m.seq; i++) await this.tailOnce(false);
     if (this.tailNext.db <= m.seq) throw new GutsError('GUTS_INTERNAL', `restore point at ${m.seq} not reached by the WAL tail`);
@@ -384,8 +394,14 @@ export class WalArchiver {
     await this.closeSegment();
     const s = this.state;
     const from = s.timeline;
+    // The next id nobody used: a restore may already have claimed from + 1 in the archive.
+    let next = from + 1;
+    if (this.config.wal.restore_command || this.config.wal.archive_dir) {
+      const newest = await newestArchivedTimeline(this.dataDir, this.config, this.log);
+      if (newest !== null) next = Math.max(next, newest + 1);
+    }
     const history = {
-      timeline: from + 1,
+      timeline: next,
       parent_timeline: from,
       branch: { segment: s.next_segment, db_seq: s.db_next_seq - 1, consensus_seq: s.consensus_next_seq - 1, prev_checksum: ZERO_CHECKSUM },
       reason: 'gap' as const,
@@ -462,6 +478,7 @@ export class WalArchiver {
         this.nextAttemptAt = Date.now() + this.backoffMs;
         this.log.warn('WAL archive failed; retrying', { segment: head.name, error, retry_in_s: this.backoffMs / 1000, pending: this.pending.length, pending_bytes: this.pendingBytes });
         await writeWalStateAsync(this.dataDir, this.state).catch(() => undefined);
+        this.updateGate(); // the 503 reason names the error `wal status` shows
         return;
       }
       this.state.archived_segments_total += head.kind === 'segment' ? 1 : 0;
@@ -502,7 +519,7 @@ export class WalArchiver {
   private updateGate(): void {
     const bytes = this.pendingBytes;
     if (bytes > this.settings.maxPending) {
-      const why = `WAL archive backlog: ${bytes} bytes in ${this.pending.length} segments not yet archived exceed wal.max_pending (${this.settings.maxPending}); last error: ${this.state.last_error?.message ?? 'none'}`;
+      const why = `WAL archive backlog: ${bytes} bytes in ${this.pending.length} segments not yet archived exceed wal.max_pending (${this.settings.maxPending}); last error: ${this.state.last_error?.message ?? 'none yet (the first attempt is still running)'}`;
       if (!this.gate.walBacklogReason) this.log.error('refusing writes: WAL archive backlog past wal.max_pending', { pending_bytes: bytes, max_pending: this.settings.maxPending });
       this.gate.setWalBacklog(why);
     } else if (this.gate.walBacklogReason) {

@@ -56,6 +56,8 @@ export interface WalReplayReport {
   /** after the replay: counts, close, the new timeline's history probed, written and archived */
   finish_seconds: number;
   new_timeline: { timeline: number; history: string; first_segment: string; history_archived: boolean; archive_error?: string };
+  /** things the operator must know although the restore succeeded (also printed on stderr as `warning: …`) */
+  warnings: string[];
 }
 
 export interface PitrReport extends RestoreReport {
@@ -73,14 +75,42 @@ export function manifestWalPosition(manifest: Manifest, file: string): WalPositi
   return { timeline: w.timeline as number, segment: w.segment as number, db_seq: w.db_seq as number, consensus_seq: w.consensus_seq as number };
 }
 
-/** Parses --until: ISO-8601 (a time without a zone is UTC) or a Unix time in seconds. */
+/** The local directory behind an archive spec (a plain path or file://), null for other schemes. */
+export function localArchiveDir(spec: string): string | null {
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(spec);
+  if (m) return m[1].toLowerCase() === 'file' ? path.resolve(decodeURIComponent(spec.slice('file://'.length))) : null;
+  return spec ? path.resolve(spec) : null;
+}
+
+/** A restore reads an archive that exists: a missing directory is a mistake (a typo, an unmounted disk), never created. */
+function checkArchiveDirExists(spec: string, what: string): void {
+  const dir = localArchiveDir(spec);
+  if (dir === null) return;
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    throw new GutsError('GUTS_NOT_FOUND', `WAL archive ${dir} (${what}) does not exist`, dir);
+  }
+  if (!st.isDirectory()) throw new GutsError('GUTS_NOT_FOUND', `WAL archive ${dir} (${what}) is not a directory`, dir);
+}
+
+/** Parses --until: ISO-8601 (a time without a zone is UTC) or a Unix time in seconds; impossible dates (Feb 30, 25:00) are refused. */
 export function parseUntilTime(s: string): number {
   const v = s.trim();
+  const bad = () => new GutsError('GUTS_INVALID_ARGUMENT', `--until ${JSON.stringify(s)}: not a time (use ISO-8601 such as 2026-01-31T12:00:00Z, or Unix seconds)`);
+  const f = /^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d))?)?/.exec(v);
+  if (f) {
+    const [y, mo, d] = [Number(f[1]), Number(f[2]), Number(f[3])];
+    const days = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+    if (mo < 1 || mo > 12 || d < 1 || d > days) throw bad();
+    if (f[4] !== undefined && (Number(f[4]) > 23 || Number(f[5]) > 59 || (f[6] !== undefined && Number(f[6]) > 59))) throw bad();
+  }
   let ms: number;
   if (/^\d+(\.\d+)?$/.test(v)) ms = Math.round(Number(v) * 1000);
   else if (/^\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?$/.test(v)) ms = Date.parse(v.replace(' ', 'T') + 'Z');
   else ms = /^\d{4}-\d\d-\d\d([T ]|$)/.test(v) ? Date.parse(v.replace(' ', 'T')) : NaN;
-  if (!Number.isFinite(ms)) throw new GutsError('GUTS_INVALID_ARGUMENT', `--until ${JSON.stringify(s)}: not a time (use ISO-8601 such as 2026-01-31T12:00:00Z, or Unix seconds)`);
+  if (!Number.isFinite(ms)) throw bad();
   return ms;
 }
 
@@ -181,11 +211,15 @@ interface ReplayContext {
   opts: PitrOptions;
   source: WalSource;
   sink: WalSink | null;
+  /** the built-in sink's location (never created by a restore), null for wal.archive_command */
+  sinkDir: string | null;
   staging: string;
   base: WalPosition;
   tmpDir: string;
   histories: HistoryReader;
   steps: TimelineStep[];
+  /** collected before the replay (timelines left behind); more are added here */
+  warnings: string[];
 }
 
 function describeTarget(u: RestoreTarget): string {
@@ -253,32 +287,59 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
     branchSegment: stopIn ? stopIn.segment + 1 : base.segment,
     prevChecksum: stopIn ? stopIn.checksum : await checksumBefore(source, tmpDir, base.timeline, base.segment),
   };
-  const hName = historyName(nt.timeline);
-  const historyFile = path.join(staging, 'wal', 'pending', hName);
-  writeRestoredState(staging, nt, reached);
-  writeFileAtomic(
-    historyFile,
-    encodeHistory({
-      timeline: nt.timeline,
-      parent_timeline: nt.parent,
-      branch: { segment: nt.branchSegment, db_seq: reached.db, consensus_seq: reached.consensus, prev_checksum: nt.prevChecksum },
-      reason: 'restore',
-      created: new Date().toISOString(),
-    }),
-    0o600,
-  );
-  // Archived before the swap, as PostgreSQL does at the end of recovery; if
-  // the archive refuses it, it stays in wal/pending/ for the node's archiver.
-  let archiveError: string | undefined;
-  try {
-    if (!ctx.sink) throw new GutsError('GUTS_INVALID_CONFIG', 'neither wal.archive_command nor wal.archive_dir is set');
-    await ctx.sink.push(historyFile);
-    fs.rmSync(historyFile);
-    fsyncDir(path.dirname(historyFile));
-  } catch (e) {
-    archiveError = (e as Error).message;
-    opts.log?.(`warning: could not archive ${hName} (${archiveError}); it is left in ${path.join(opts.target, 'wal', 'pending')} for the node's archiver`);
+  const warnings = [...ctx.warnings];
+  if (walker.segments === 0 && nt.prevChecksum === ZERO_CHECKSUM) {
+    // Nothing at, after or just before the base: most likely the wrong archive (or one pruned past the base), not an idle node.
+    warnings.push(
+      `the WAL archive ${source.describe} holds no segment for this base (neither ${segmentName(base.timeline, base.segment)}, which the base names, nor any later one, nor the one before it): ` +
+        `only the base backup was restored; check --archive-dir / wal.archive_dir`,
+    );
   }
+  // The timeline id is claimed in the archive before anything uses it: the
+  // history file is pushed first under the archive's no-overwrite rule, so of
+  // restores racing for one id exactly one wins; the others are told
+  // GUTS_EXISTS and take the next id. (The store's state.json follows the
+  // claimed id.) If the archive cannot be reached, the history stays in
+  // wal/pending/ for the node's archiver, as PostgreSQL does at the end of recovery.
+  ensureWalDirs(staging);
+  let hName = historyName(nt.timeline);
+  let historyFile = path.join(staging, 'wal', 'pending', hName);
+  let archiveError: string | undefined;
+  for (let attempt = 0; ; attempt++) {
+    hName = historyName(nt.timeline);
+    historyFile = path.join(staging, 'wal', 'pending', hName);
+    writeFileAtomic(
+      historyFile,
+      encodeHistory({
+        timeline: nt.timeline,
+        parent_timeline: nt.parent,
+        branch: { segment: nt.branchSegment, db_seq: reached.db, consensus_seq: reached.consensus, prev_checksum: nt.prevChecksum },
+        reason: 'restore',
+        created: new Date().toISOString(),
+      }),
+      0o600,
+    );
+    try {
+      if (!ctx.sink) throw new GutsError('GUTS_INVALID_CONFIG', 'neither wal.archive_command nor wal.archive_dir is set');
+      if (ctx.sinkDir !== null) checkArchiveDirExists(ctx.sinkDir, opts.archiveDir !== undefined ? '--archive-dir' : 'wal.archive_dir');
+      await ctx.sink.push(historyFile);
+      fs.rmSync(historyFile);
+      fsyncDir(path.dirname(historyFile));
+    } catch (e) {
+      if ((e as GutsError).code === 'GUTS_EXISTS' && attempt < 64) {
+        // another restore claimed this id a moment ago
+        fs.rmSync(historyFile, { force: true });
+        opts.log?.(`note: timeline ${nt.timeline} was just claimed in the archive by another restore; taking the next id`);
+        nt.timeline = Math.max(nt.timeline + 1, await histories.nextTimeline(nt.timeline + 1));
+        continue;
+      }
+      archiveError = (e as Error).message;
+      opts.log?.(`warning: could not archive ${hName} (${archiveError}); it is left in ${path.join(opts.target, 'wal', 'pending')} for the node's archiver`);
+    }
+    break;
+  }
+  writeRestoredState(staging, nt, reached);
+  for (const w of warnings) opts.log?.(`warning: ${w}`);
   opts.log?.(
     `replayed ${replayer.applied} batches from ${walker.segments} WAL segments to ${describeTarget(u)}: db sequence ${reached.db}, consensus ${reached.consensus}, last commit ${iso(reached.timeUs) ?? '(none after the base)'}; new timeline ${nt.timeline}`,
   );
@@ -302,19 +363,31 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
       history_archived: archiveError === undefined,
       ...(archiveError !== undefined ? { archive_error: archiveError } : {}),
     },
+    warnings,
   };
   return { report, counts: { objects: { commit: c.commit, tree: c.tree, blob: c.blob, tag: c.tag }, repositories: c.repositories } };
 }
 
 export async function restorePointInTime(opts: PitrOptions): Promise<PitrReport> {
+  const w = opts.config.wal;
+  if (opts.archiveDir !== undefined) checkArchiveDirExists(opts.archiveDir, '--archive-dir');
+  else if (!w.restore_command) checkArchiveDirExists(w.archive_dir, 'wal.archive_dir');
   const source = walSource(opts.config, { archiveDir: opts.archiveDir, commandOptions: { signal: opts.signal } });
   // No archive configured to push to (only a restore_command): the history waits in wal/pending/ for the node.
-  const sink = opts.archiveDir !== undefined || opts.config.wal.archive_command || opts.config.wal.archive_dir ? walSink(opts.config, { archiveDir: opts.archiveDir }) : null;
+  const sink = opts.archiveDir !== undefined || w.archive_command || w.archive_dir ? walSink(opts.config, { archiveDir: opts.archiveDir }) : null;
+  const sinkDir = !sink ? null : opts.archiveDir !== undefined ? opts.archiveDir : w.archive_command ? null : w.archive_dir;
   let wal: WalReplayReport | undefined;
   const afterExtract = async (staging: string, manifest: Manifest): Promise<StagedCounts> => {
     if (manifest.kind === 'consensus-only') throw new GutsError('GUTS_INVALID_ARGUMENT', `${opts.file} is a consensus-only backup: a WAL replay needs a full base`, opts.file);
     const base = manifestWalPosition(manifest, opts.file);
     const u = opts.until;
+    const created = Date.parse(manifest.created);
+    if (u && 'time_ms' in u && Number.isFinite(created) && u.time_ms < created) {
+      throw new GutsError(
+        'GUTS_INVALID_ARGUMENT',
+        `--until ${new Date(u.time_ms).toISOString()} is not after the base backup (created ${new Date(created).toISOString()}): use an older base, or restore without --wal`,
+      );
+    }
     if (u && 'seq' in u && u.seq <= base.db_seq) {
       throw new GutsError('GUTS_INVALID_ARGUMENT', `--until-seq ${u.seq} is not after the base backup (db sequence ${base.db_seq}): use an older base, or restore without --wal`);
     }
@@ -326,10 +399,43 @@ export async function restorePointInTime(opts: PitrOptions): Promise<PitrReport>
       fs.rmSync(path.join(tmpDir, name), { force: true });
       return ok;
     };
+    if (u && 'time_ms' in u && base.segment > 1) {
+      // The segment before the base's holds only batches the base contains: its last commit time is the base's (or older).
+      const before = segmentName(base.timeline, base.segment - 1);
+      const dest = path.join(tmpDir, before);
+      if (await source.fetch(before, dest)) {
+        let lastUs = 0;
+        try {
+          lastUs = readSegmentHeader(fs.readFileSync(dest), before).lastTimeUs;
+        } finally {
+          fs.rmSync(dest, { force: true });
+        }
+        if (lastUs > u.time_ms * 1000) {
+          throw new GutsError(
+            'GUTS_INVALID_ARGUMENT',
+            `--until ${new Date(u.time_ms).toISOString()} is not after the base backup (its last write, archived in ${before}, is at ${iso(lastUs)}): use an older base, or restore without --wal`,
+          );
+        }
+      }
+    }
     const steps = await histories.resolvePath(base, opts.timeline ?? 'latest', exists, (tl, why) => opts.log?.(`note: not following timeline ${tl}: ${why}`));
+    const warnings: string[] = [];
+    if ((opts.timeline ?? 'latest') === 'latest') {
+      // `latest` follows the newest branch; a parent that went on writing after it is left behind: say so.
+      for (const step of steps) {
+        if (!step.child) continue;
+        const after = segmentName(step.timeline, step.endSegment);
+        if (await exists(after)) {
+          warnings.push(
+            `following timeline ${step.child.timeline} (the latest), which branched off timeline ${step.timeline} after segment ${segmentName(step.timeline, step.endSegment - 1)} (db sequence ${step.child.branch.db_seq}); ` +
+              `timeline ${step.timeline} continues after that (${after} is archived) and its later commits are NOT restored: give --timeline ${step.timeline} to follow it`,
+          );
+        }
+      }
+    }
     const store = await GutsStore.open(staging);
     try {
-      const r = await replayOnto(store, { opts, source, sink, staging, base, tmpDir, histories, steps });
+      const r = await replayOnto(store, { opts, source, sink, sinkDir, staging, base, tmpDir, histories, steps, warnings });
       wal = r.report;
       return r.counts;
     } finally {

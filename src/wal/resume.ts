@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import type { GutsConfig } from '../config';
 import type { Logger } from '../daemon/log';
 import { fsyncDir, writeFileAtomicAsync } from '../fsutil';
-import { encodeHistory, historyName, readSegmentHeader, segmentName, ZERO_CHECKSUM } from './segment';
+import { encodeHistory, historyName, parseHistoryName, parseSegmentName, readSegmentHeader, segmentName, ZERO_CHECKSUM } from './segment';
 import { listPending, PendingFile, WalState, walLayout } from './state';
 import { walSource } from './target';
 
@@ -83,7 +83,7 @@ function quarantine(file: string, why: string, log: Logger): void {
  */
 export async function newestArchivedTimeline(dataDir: string, config: GutsConfig, log: Logger): Promise<number | null> {
   if (!config.wal.restore_command && !config.wal.archive_dir) {
-    log.warn('WAL: cannot check the archive for an earlier history (set wal.restore_command or wal.archive_dir); starting at timeline 1');
+    log.warn('WAL: cannot check the archive for the timelines it holds (set wal.restore_command or wal.archive_dir); assuming none past this one');
     return null;
   }
   const source = walSource(config);
@@ -96,12 +96,17 @@ export async function newestArchivedTimeline(dataDir: string, config: GutsConfig
     }
   };
   try {
-    if (!(await has(segmentName(1, 1))) && !(await has(historyName(2)))) return 0;
-    let newest = 1;
+    // A location that can list answers for every name (a pruned timeline 1, a history id skipped by a concurrent claim).
+    let listed = 0;
+    if (source.list) {
+      for (const n of await source.list()) listed = Math.max(listed, parseSegmentName(n)?.timeline ?? parseHistoryName(n) ?? 0);
+    }
+    if (!listed && !(await has(segmentName(1, 1))) && !(await has(historyName(2)))) return 0;
+    let newest = Math.max(1, listed);
     while (await has(historyName(newest + 1))) newest++;
     return newest;
   } catch (e) {
-    log.error('WAL: cannot ask the archive for an earlier history; starting at timeline 1', { error: (e as Error).message });
+    log.error('WAL: cannot ask the archive for the timelines it holds; assuming none past this one', { error: (e as Error).message });
     return null;
   }
 }

@@ -27,6 +27,8 @@ export interface WalState {
   timeline_switches_total: number;
   /** archiving started, or a timeline switched after a gap: no base backup covers this timeline yet */
   needs_base_backup: boolean;
+  /** restore point names `wal mark` made on this data dir (a name is used once: --until-mark stops at the first) */
+  marks?: string[];
   /** db/IDENTITY of the store this state follows (absent: adopted at the next node start) */
   db_identity?: string;
 }

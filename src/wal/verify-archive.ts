@@ -11,9 +11,9 @@ import { checkArchive, KEY_ENTRY, CONFIG_ENTRY, readArchive, statArchive } from 
 import type { GutsConfig } from '../config';
 import { GutsError } from '../errors';
 import { manifestWalPosition } from './pitr';
-import { parseSegmentName, readSegmentHeader, segmentName } from './segment';
+import { historyName, parseSegmentName, readSegmentHeader, Segment, segmentName } from './segment';
 import { walSource } from './target';
-import { HistoryReader, WalPosition } from './timeline';
+import { HistoryReader, TimelineStep, WalPosition } from './timeline';
 import { ArchiveWalker } from './walk';
 
 export interface WalVerifyOptions {
@@ -72,6 +72,30 @@ async function latestTimelineStart(source: ReturnType<typeof walSource>, tmpDir:
   }
 }
 
+/**
+ * A history file naming the walked timeline as its parent proves that
+ * timeline reached the segment before the branch point: an archive that ends
+ * earlier lost segments (a gap), even when nothing after them is left to see.
+ */
+async function checkHistoryEvidence(histories: HistoryReader, steps: TimelineStep[], base: WalPosition, last: Segment | null, where: string): Promise<void> {
+  const tl = steps[steps.length - 1].timeline;
+  const firstOnTl = steps.length === 1 ? base.segment : steps[steps.length - 2].endSegment;
+  const reached = last && last.timeline === tl ? last.segment : firstOnTl - 1;
+  for (const child of await histories.descendantsCandidates(tl)) {
+    const h = await histories.get(child);
+    if (!h || h.parent_timeline !== tl) continue;
+    const must = h.branch.segment - 1;
+    if (must > reached) {
+      const missing = segmentName(tl, reached + 1);
+      throw new GutsError(
+        'GUTS_WAL_GAP',
+        `WAL segment ${missing} is missing from ${where}: ${historyName(child)} says timeline ${tl} reached segment ${segmentName(tl, must)} (timeline ${child} branched off after it), but the archive ends at ${reached >= firstOnTl ? segmentName(tl, reached) : 'the starting point'}`,
+        missing,
+      );
+    }
+  }
+}
+
 export async function verifyWalArchive(opts: WalVerifyOptions): Promise<WalVerifyReport> {
   const t0 = Date.now();
   const source = walSource(opts.config, { archiveDir: opts.archiveDir });
@@ -115,6 +139,7 @@ export async function verifyWalArchive(opts: WalVerifyOptions): Promise<WalVerif
     } finally {
       await walker.close();
     }
+    await checkHistoryEvidence(histories, steps, base, walker.last, source.describe);
     const iso = (us: number) => new Date(Math.floor(us / 1000)).toISOString();
     return {
       archive: source.describe,

@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { GutsError } from '../errors';
+import { native } from '../native';
 import { checkChain, decodeSegment, parseSegmentName, Segment, segmentName, WalRecord } from './segment';
 import { WalSource } from './target';
 import { TimelineStep, WalPosition } from './timeline';
@@ -173,6 +174,9 @@ export class ArchiveWalker {
     const stop = step.stop;
     const out: WalRecord[] = [];
     for (const r of seg.records) {
+      // checksums prove the bytes are the archived ones, not that restore can apply them: parse every batch
+      const bad = native.walCheckBatch(r.db, r.data);
+      if (bad !== null) throw new GutsError('GUTS_CORRUPT', `WAL segment ${name}: ${r.db} batch at sequence ${r.seq} cannot be applied: ${bad}`, name);
       const baseSeq = r.db === 'db' ? base.db_seq : base.consensus_seq;
       const last = r.seq + r.count - 1;
       if (last <= baseSeq) {

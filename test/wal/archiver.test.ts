@@ -6,7 +6,7 @@ import * as path from 'node:path';
 
 import { cli, metric, pushObjects, request, sleep, startNode, waitFor } from '../lib/node-proc';
 import { GutsStore } from '../../src/store';
-import { decodeHistory, ZERO_CHECKSUM } from '../../src/wal/segment';
+import { decodeHistory, encodeHistory, ZERO_CHECKSUM } from '../../src/wal/segment';
 import { readArchive, occurrences, walConfig } from './lib';
 
 const blob = (s: string) => [{ type: 'blob', data: Buffer.from(s) }];
@@ -38,6 +38,9 @@ t.test('segments reach the archive within archive_timeout; status, mark, metrics
   const mark = cli(['wal', 'mark', 'before-migration', '--json', '--data-dir', data], env);
   t.equal(mark.code, 0, mark.stderr);
   const m = JSON.parse(mark.stdout);
+  const again = cli(['wal', 'mark', 'before-migration', '--data-dir', data], env);
+  t.equal(again.code, 2, 'a second restore point of one name is refused (--until-mark would stop at the first)');
+  t.match(again.stderr, /^guts-node: GUTS_EXISTS: restore point before-migration already exists/);
   t.match(m, { name: 'before-migration', seq: Number, time: String, segment: /^00000001-[0-9a-f]{16}\.gwal$/ });
   await waitFor(() => fs.existsSync(path.join(archive, m.segment)), 3000, 'the mark segment archived');
   a = await readArchive(archive);
@@ -259,4 +262,62 @@ t.test('a segment closes at wal.segment_size without waiting for the timeout', a
   await waitFor(() => segments(archive).length >= 2, 5000, 'segments closed by size');
   const a = await readArchive(archive);
   for (const s of a.segments) t.ok(s.records.reduce((n, r) => n + r.data.length, 0) < 64 * 1024 + 20_000, `segment ${s.segment} about segment_size`);
+});
+
+t.test('the GUTS_WAL_BACKLOG message names the last error wal status shows, also when the backlog passed the limit before the first failure', async (t) => {
+  const dir = t.testdir({ archive: {} });
+  const archive = path.join(dir, 'archive');
+  const data = path.join(dir, 'data');
+  // a slow failing command: the backlog passes max_pending while its first attempt still runs
+  const config = walConfig(dir, { archive_command: `sleep 3; echo "archive down" >&2; exit 3`, archive_timeout: '100ms', max_pending: '1KiB' });
+  const node = await startNode(data, [], { GUTS_CONFIG: config });
+  t.teardown(() => node.stop());
+  let refused = false;
+  for (let i = 0; i < 100 && !refused; i++) {
+    refused = (await pushObjects(node.url, 'a/b', blob(randomBytes(600).toString('hex')))).status === 503;
+    if (!refused) await sleep(50);
+  }
+  t.ok(refused, 'writes refused');
+  let message = '';
+  await waitFor(
+    async () => {
+      const r = await pushObjects(node.url, 'a/b', blob('x'));
+      message = r.json().error.message as string;
+      return !/last error: none/.test(message);
+    },
+    15_000,
+    'the 503 message to name the failure',
+  );
+  const st = cli(['wal', 'status', '--json', '--data-dir', data], { GUTS_CONFIG: config });
+  const fromStatus = (JSON.parse(st.stdout) as { last_error: { message: string } }).last_error.message;
+  t.ok(message.endsWith(`last error: ${fromStatus}`), `${message} names ${fromStatus}`);
+});
+
+t.test('a gap never takes a timeline id a restore already claimed in the archive', async (t) => {
+  const dir = t.testdir({ archive: {} });
+  const archive = path.join(dir, 'archive');
+  const data = path.join(dir, 'data');
+  const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_dir: archive, archive_timeout: '200ms' });
+  const env = { GUTS_CONFIG: config };
+  let node = await startNode(data, [], env);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<before the gap>'))).status, 200);
+  await waitFor(() => fs.readdirSync(archive).some((f) => f.startsWith('00000001-')), 5000, 'timeline 1 archived');
+  await node.stop();
+  // a test restore elsewhere claimed timeline 2
+  const claimed = encodeHistory({ timeline: 2, parent_timeline: 1, branch: { segment: 2, db_seq: 1, consensus_seq: 0, prev_checksum: ZERO_CHECKSUM }, reason: 'restore', created: new Date().toISOString() });
+  fs.writeFileSync(path.join(archive, '00000002.history'), claimed);
+  fs.renameSync(path.join(data, 'wal'), path.join(dir, 'wal-aside'));
+  const store = await GutsStore.open(data);
+  await store.putObjects('a/b', blob('<lost to the archive>'));
+  await store.native.flush();
+  await store.close();
+  fs.renameSync(path.join(dir, 'wal-aside'), path.join(data, 'wal'));
+  node = await startNode(data, [], env);
+  t.teardown(() => node.stop());
+  await waitFor(() => /WAL CONTINUITY BROKEN/.test(node.stderr()), 5000, 'the gap logged');
+  t.equal((await pushObjects(node.url, 'a/b', blob('<after the gap>'))).status, 200);
+  await waitFor(() => fs.readdirSync(archive).some((f) => f.startsWith('00000003-')), 5000, 'timeline 3 archived');
+  t.same(fs.readFileSync(path.join(archive, '00000002.history')), claimed, 'the claimed history is untouched');
+  t.match(decodeHistory(fs.readFileSync(path.join(archive, '00000003.history')), '00000003.history'), { timeline: 3, parent_timeline: 1, reason: 'gap' });
+  t.equal(metric((await request(node.url + '/metrics')).body.toString(), 'guts_wal_timeline'), 3);
 });

@@ -45,7 +45,7 @@ t.test('kill -9, then base + archived WAL: every write acknowledged before archi
     ['wal.restore_command', `cp ${archive}/%f %p`],
     ['wal.archive_timeout', '1s'],
   ]) {
-    const r = cli(['config', 'set', k, v], env);
+    const r = cli(['config', 'set', '--create', k, v], env);
     t.equal(r.code, 0, r.stderr);
   }
   t.equal(cli(['dev', 'seed', '--data-dir', data, '--size', '4MiB', '--seed', '3'], env).code, 0);

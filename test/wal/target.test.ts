@@ -4,6 +4,7 @@ import * as path from 'node:path';
 
 import { validateConfig } from '../../src/config';
 import { runWalCommand } from '../../src/wal/command';
+import { encodeSegment, ZERO_CHECKSUM } from '../../src/wal/segment';
 import { DirLocation, openWalLocation, registerWalLocationScheme, walSink, walSource, WalLocation } from '../../src/wal/target';
 import { BIN, cli } from '../fixtures/cli';
 
@@ -63,7 +64,9 @@ t.test('openWalLocation: local paths, file://, registered schemes, unknown schem
 });
 
 t.test('CLI: wal push / wal fetch against wal.archive_dir, exit codes and --json', async (t) => {
-  const dir = t.testdir({ pending: { [SEG]: 'segment one' }, other: { [SEG]: 'a different segment' } });
+  const one = (await encodeSegment({ timeline: 1, segment: 1, dbFirstSeq: 1, consensusFirstSeq: 1, prevChecksum: ZERO_CHECKSUM, records: [] })).file;
+  const other = (await encodeSegment({ timeline: 1, segment: 1, dbFirstSeq: 1, consensusFirstSeq: 1, prevChecksum: 'ab'.repeat(32), records: [] })).file;
+  const dir = t.testdir({ pending: { [SEG]: one }, other: { [SEG]: other }, junk: { 'notes.txt': 'hello', [SEG]: 'segment one', '00000002.history': '{}' } });
   const archive = path.join(dir, 'archive');
   const config = path.join(dir, 'config.yaml');
   fs.writeFileSync(config, `wal:\n  archive_dir: ${archive}\n`);
@@ -73,10 +76,17 @@ t.test('CLI: wal push / wal fetch against wal.archive_dir, exit codes and --json
   let r = cli(['wal', 'push', seg], { env });
   t.equal(r.status, 0, r.stderr);
   t.equal(r.stderr, '', 'quiet on success');
-  t.equal(fs.readFileSync(path.join(archive, SEG), 'utf8'), 'segment one');
+  t.same(fs.readFileSync(path.join(archive, SEG)), one);
   r = cli(['wal', 'push', seg, '--json'], { env });
   t.equal(r.status, 0);
-  t.same(JSON.parse(r.stdout), { name: SEG, path: seg, archive, action: 'unchanged', size_bytes: 11 });
+  t.same(JSON.parse(r.stdout), { name: SEG, path: seg, archive, action: 'unchanged', size_bytes: one.length });
+  // only WAL files, and only valid ones, are archived
+  for (const [f, why] of [['notes.txt', /not a WAL file name/], [SEG, /not a valid WAL segment/], ['00000002.history', /not a valid WAL history file/]] as const) {
+    const bad = cli(['wal', 'push', path.join(dir, 'junk', f)], { env });
+    t.equal(bad.status, 2, f);
+    t.match(bad.stderr, new RegExp(`^guts-node: GUTS_INVALID_ARGUMENT: .*${why.source}`), f);
+  }
+  t.same(fs.readdirSync(archive), [SEG], 'nothing else archived');
   r = cli(['wal', 'push', path.join(dir, 'other', SEG)], { env });
   t.equal(r.status, 2);
   t.match(r.stderr, /^guts-node: GUTS_EXISTS: /);
@@ -85,7 +95,7 @@ t.test('CLI: wal push / wal fetch against wal.archive_dir, exit codes and --json
   fs.mkdirSync(path.dirname(dest));
   r = cli(['wal', 'fetch', SEG, dest], { env });
   t.equal(r.status, 0, r.stderr);
-  t.equal(fs.readFileSync(dest, 'utf8'), 'segment one');
+  t.same(fs.readFileSync(dest), one);
   r = cli(['wal', 'fetch', '00000001-00000000000000ff.gwal', path.join(dir, 'restore', 'x')], { env });
   t.equal(r.status, 1, 'not archived: exit 1');
   t.equal(r.stderr, '', 'without noise');
@@ -107,10 +117,11 @@ t.test('CLI: wal push / wal fetch against wal.archive_dir, exit codes and --json
 });
 
 t.test('the commands as an operator configures them: guts-node wal push %p / wal fetch %f %p through /bin/sh', async (t) => {
-  const dir = t.testdir({ 'config.yaml': '', 'data dir': { wal: { pending: { [SEG]: 'bytes of a segment' } } } });
+  const one = (await encodeSegment({ timeline: 1, segment: 1, dbFirstSeq: 1, consensusFirstSeq: 1, prevChecksum: ZERO_CHECKSUM, records: [] })).file;
+  const dir = t.testdir({ 'config.yaml': '', 'data dir': { wal: { pending: { [SEG]: one } } } });
   const archive = path.join(dir, 'archive');
   const config = path.join(dir, 'config.yaml');
-  let r = cli(['--config', config, 'config', 'set', 'wal.archive_dir', archive]);
+  let r = cli(['--config', config, 'config', 'set', '--create', 'wal.archive_dir', archive]);
   t.equal(r.status, 0, r.stderr);
   cli(['--config', config, 'config', 'set', 'wal.archive_command', 'guts-node wal push "%p"']);
   cli(['--config', config, 'config', 'set', 'wal.restore_command', 'guts-node wal fetch %f "%p"']);
@@ -123,7 +134,7 @@ t.test('the commands as an operator configures them: guts-node wal push %p / wal
   const dest = path.join(dir, 'data dir', 'fetched');
   const fetch = await runWalCommand('guts-node wal fetch %f "%p"', { p: dest, f: SEG }, undefined, { env });
   t.ok(fetch.ok, fetch.stderr);
-  t.equal(fs.readFileSync(dest, 'utf8'), 'bytes of a segment');
+  t.same(fs.readFileSync(dest), one);
   const missing = await runWalCommand('guts-node wal fetch %f "%p"', { p: dest + '2', f: '00000001-0000000000000002.gwal' }, undefined, { env });
   t.equal(missing.exit_code, 1);
   t.equal(missing.stderr, '');

@@ -269,7 +269,7 @@ t.test('the GUTS_WAL_BACKLOG message names the last error wal status shows, also
   const archive = path.join(dir, 'archive');
   const data = path.join(dir, 'data');
   // a slow failing command: the backlog passes max_pending while its first attempt still runs
-  const config = walConfig(dir, { archive_command: `sleep 3; echo "archive down" >&2; exit 3`, archive_timeout: '100ms', max_pending: '1KiB' });
+  const config = walConfig(dir, { archive_command: `sleep 3; echo "archive down %f" >&2; exit 3`, archive_timeout: '100ms', max_pending: '1KiB' });
   const node = await startNode(data, [], { GUTS_CONFIG: config });
   t.teardown(() => node.stop());
   let refused = false;

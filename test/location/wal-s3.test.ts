@@ -9,6 +9,7 @@ import * as path from 'node:path';
 
 import { BIN } from '../lib/node-proc';
 import { startS3, storedKeys } from '../lib/s3';
+import { encodeSegment, ZERO_CHECKSUM } from '../../src/wal/segment';
 
 t.test('wal push / fetch to s3://', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'guts-wals3-'));
@@ -23,19 +24,23 @@ t.test('wal push / fetch to s3://', async (t) => {
   };
   const name = '00000001-0000000000000007.gwal';
   const seg = path.join(dir, name);
-  fs.writeFileSync(seg, Buffer.alloc(3 << 20, 7));
+  // wal push archives only valid segments: two that differ in their previous-checksum field
+  const segment = async (prev: string) => (await encodeSegment({ timeline: 1, segment: 7, dbFirstSeq: 1, consensusFirstSeq: 1, prevChecksum: prev, records: [] })).file;
+  const one = await segment(ZERO_CHECKSUM);
+  const other = await segment('ab'.repeat(32));
+  fs.writeFileSync(seg, one);
   const p = cli(['wal', 'push', seg]);
   t.equal(p.code, 0, p.stderr);
   t.same(storedKeys(s3, 'guts-wal'), [`node-1/${name}`], 'stored under its name (wal.archive_dir)');
   t.equal(cli(['wal', 'push', seg]).code, 0, 'identical bytes again: fine');
-  fs.writeFileSync(seg, Buffer.alloc(3 << 20, 8));
+  fs.writeFileSync(seg, other);
   const diff = cli(['wal', 'push', seg]);
   t.equal(diff.code, 2, 'different bytes under an archived name: refused');
   t.match(diff.stderr, /GUTS_EXISTS: .*s3:\/\/guts-wal\/node-1\/00000001-0000000000000007\.gwal/);
   const dest = path.join(dir, 'fetched');
   const f = cli(['wal', 'fetch', name, dest, '--archive-dir', 's3://guts-wal/node-1']);
   t.equal(f.code, 0, f.stderr);
-  t.same(fs.readFileSync(dest), Buffer.alloc(3 << 20, 7), 'fetched bytes');
+  t.same(fs.readFileSync(dest), one, 'fetched bytes');
   const missing = cli(['wal', 'fetch', '00000001-0000000000000008.gwal', path.join(dir, 'nope')]);
   t.equal(missing.code, 1, 'not archived: exit 1 (restore_command convention)');
   t.notOk(fs.existsSync(path.join(dir, 'nope')));

@@ -41,7 +41,7 @@ export async function walLatencyBench(work: string, size: string, seconds: numbe
   fs.cpSync(off, on, { recursive: true });
   fs.mkdirSync(archive, { recursive: true });
   const config = walConfig(work, { archive_command: `cp %p ${archive}/%f` });
-  const a = await startNode(off, { GUTS_CONFIG: '/nonexistent/guts-config.yaml' });
+  const a = await startNode(off, { GUTS_CONFIG: '/dev/null' });
   const b = await startNode(on, { GUTS_CONFIG: config });
   const phases = { off: { lat: [] as number[], perRound: [] as number[] }, on: { lat: [] as number[], perRound: [] as number[] } };
   try {

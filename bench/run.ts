@@ -59,19 +59,19 @@ async function main(): Promise<void> {
     for (const plan of plans) {
       const walOnly = only !== undefined && !only.some((n) => onDataset.includes(n));
       if (walOnly && plan.label !== 'seed') continue;
-      // built lazily: `--only=wal-replay` does not seed 512 MiB first
+      // built on first use: `--only=wal-replay` does not seed 512 MiB first
       let built: BenchEnv | undefined;
-      const env = new Proxy({} as BenchEnv, { get: (_, k) => ((built ??= plan.env()) as unknown as Record<string | symbol, unknown>)[k] });
+      const env = (): BenchEnv => (built ??= plan.env());
       const suites: Suite[] = [
-        ['backup', () => backupBench(env)],
-        ['verify', () => verifyBench(env)],
-        ['restore', () => restoreBench(env)],
-        ['rehash', () => hashBench(env)],
+        ['backup', () => backupBench(env())],
+        ['verify', () => verifyBench(env())],
+        ['restore', () => restoreBench(env())],
+        ['rehash', () => hashBench(env())],
       ];
       // checkpoint and latency seed stores of their own sizes: run them once, with the seeded set
       if (plan.label === 'seed') {
-        suites.push(['checkpoint', () => checkpointBench(env, full ? ['1GiB', '4GiB'] : ['64MiB', '256MiB'])]);
-        suites.push(['latency', () => latencyBench(env, full ? 10 : 6, full ? 3 : 2)]);
+        suites.push(['checkpoint', () => checkpointBench(env(), full ? ['1GiB', '4GiB'] : ['64MiB', '256MiB'])]);
+        suites.push(['latency', () => latencyBench(env(), full ? 10 : 6, full ? 3 : 2)]);
         // WAL archiving: node latency with archiving on vs off, RPO after kill -9, replay vs ingest (their own stores)
         suites.push(['wal-latency', () => walLatencyBench(work, full ? '128MiB' : '32MiB', full ? 10 : 6, full ? 4 : 2)]);
         suites.push(['wal-rpo', () => walRpoBench(work, '16MiB', full ? 4 : 2, 12)]);

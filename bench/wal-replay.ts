@@ -10,37 +10,19 @@
 // Rates are compared in the same units: batches/s and MB/s of WAL (the
 // archived segments' bytes, and the uncompressed WriteBatch bytes).
 // Standalone: node dist/bench/wal-replay.js [--seconds 10] [--clients 4]
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as readline from 'node:readline';
 
 import { BenchResult, CLI, loadAverage, machineInfo, round } from './lib';
+import { startNode } from './node-bench';
 
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
 function guts(args: string[], env: NodeJS.ProcessEnv): string {
   return execFileSync(CLI[0], [CLI[1], ...args], { env: { ...process.env, ...env }, maxBuffer: 64 << 20 }).toString();
-}
-
-async function startNode(dataDir: string, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(CLI[0], [CLI[1], 'serve', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
-  const rl = readline.createInterface({ input: child.stdout! });
-  const url = await new Promise<string>((resolve, reject) => {
-    rl.on('line', (l) => {
-      const m = /listening (http:\/\/\S+)/.exec(l);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (c) => reject(new Error(`node exited with ${c}`)));
-  });
-  for (let i = 0; i < 400; i++) {
-    const code = await new Promise<number>((resolve) => http.get(`${url}/health/ready`, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', () => resolve(0)));
-    if (code === 200) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, url };
 }
 
 function post(url: string, body: string): Promise<void> {

@@ -7,12 +7,14 @@ import * as fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 
 import { splitUrl } from '../src/location';
+import { streamParts } from '../src/location/backup-stream';
 
 async function main(): Promise<void> {
-  const [cmd, a, b] = process.argv.slice(2);
+  // up FILE URL [DATA_DIR]: with DATA_DIR, the part size and parallelism a streamed backup create of it uses
+  const [cmd, a, b, dataDir] = process.argv.slice(2);
   if (cmd === 'up') {
     const { location, key } = splitUrl(b);
-    await location.upload(key, fs.createReadStream(a, { highWaterMark: 1 << 20 }), { overwrite: true });
+    await location.upload(key, fs.createReadStream(a, { highWaterMark: 1 << 20 }), { overwrite: true, ...(dataDir ? streamParts(dataDir) : {}) });
     await location.put(key + '.sha256', fs.readFileSync(a + '.sha256'), { overwrite: true });
     location.close();
   } else if (cmd === 'down') {
@@ -21,7 +23,7 @@ async function main(): Promise<void> {
     fs.writeFileSync(b + '.sha256', (await location.get(key + '.sha256'))!.toString().replace(/ {2}.*$/m, `  ${b.split('/').pop()}`));
     location.close();
   } else {
-    throw new Error('usage: s3-tool up FILE URL | down URL FILE');
+    throw new Error('usage: s3-tool up FILE URL [DATA_DIR] | down URL FILE');
   }
 }
 

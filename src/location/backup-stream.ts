@@ -1,18 +1,20 @@
 // Archives streamed to and from a location with no local copy:
 //
-//   create:  native writer --pipe--> Node (gate) --> location.upload (S3 multipart)
+//   create:  native writer --pipe--> location.upload (S3 multipart: fs.read into its part buffers)
 //   read:    location.read (ranged GETs) --> Node --pipe--> native reader
 //
 // The native side writes / reads a pipe (makePipe) with blocking I/O on its
-// own threads; Node holds the other end as a non-blocking socket, so
-// backpressure flows both ways and memory stays bounded (pipe buffer +
-// lib-storage's parts in flight + the ranged GETs in flight). The gate holds
-// back the end of the upload's input until the writer reported success: a
-// failed or interrupted archive never completes the multipart upload.
+// own threads. For create, the upload reads the pipe's other end with fs.read
+// into its preallocated part buffers (PipeSource); for reads, Node holds the
+// other end as a non-blocking socket. Backpressure flows both ways and memory
+// stays bounded (pipe buffer + the part buffers + the ranged GETs in flight).
+// The upload sees the end of its input only once the writer reported
+// success: a failed or interrupted archive never completes the multipart
+// upload.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 
 import { Sidecar } from '../archive';
 import { BackupResult, createBackup, CreateBackupOptions, LastBackup, recordLastBackup } from '../backup';
@@ -22,6 +24,7 @@ import { native } from '../native';
 import { dataDirLayout } from '../store';
 import { MAX_PARTS, MIN_PART_SIZE } from './s3';
 import { connectNode } from '../node-client';
+import { PipeSource } from './byte-source';
 import { Location } from './types';
 
 export const MANIFEST_SUFFIX = '.manifest.json';
@@ -72,39 +75,27 @@ export async function createBackupAt(opts: LocationBackupOptions): Promise<Backu
     replaces = true;
   }
   const [rfd, wfd] = native.makePipe();
-  const sock = new net.Socket({ fd: rfd, readable: true, writable: false });
   let writerOwnsFd = false;
+  let task: { cancel(): void } | undefined;
   let archiveDone: (err?: Error) => void = () => undefined;
   const archiveOutcome = new Promise<Error | undefined>((resolve) => (archiveDone = resolve));
-  const gate = new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _enc, cb) {
-      cb(null, chunk);
+  // The upload reads the pipe straight into its part buffers. EOF on the pipe
+  // means the writer closed it, successfully or not: the upload sees the end
+  // only once the writer reported success, else the writer's error. On
+  // success, an old sidecar goes before the new archive completes: the pair is
+  // old/old, old/none, new/none or new/new, never mismatched.
+  const src = new PipeSource(
+    rfd,
+    async () => {
+      const err = await archiveOutcome;
+      if (err) throw err;
+      if (replaces) await location.delete(key + SIDECAR_SUFFIX);
     },
-    flush(cb) {
-      // EOF on the pipe: the writer closed it, successfully or not. On
-      // success, an old sidecar goes before the new archive completes: the
-      // pair is old/old, old/none, new/none or new/new, never mismatched.
-      void archiveOutcome.then(async (err) => {
-        if (!err && replaces) {
-          try {
-            await location.delete(key + SIDECAR_SUFFIX);
-          } catch (e) {
-            return cb(e as Error);
-          }
-        }
-        cb(err ?? null);
-      });
-    },
-  });
-  sock.on('error', (e) => gate.destroy(e));
-  // Its errors reach the caller through the upload's rejection; once the
-  // upload stopped reading (the store failed), nobody else listens.
-  gate.on('error', () => undefined);
-  sock.pipe(gate);
-  const upload = location.upload(key, gate, { signal: opts.signal, overwrite: replaces, onProgress: opts.onUploadProgress, ...streamParts(opts.dataDir) });
-  // a failed upload must not leave the writer blocked on a full pipe
-  upload.catch(() => sock.destroy());
+    // the upload failed: the writer stops (the pipe is drained meanwhile)
+    () => task?.cancel(),
+  );
+  const upload = location.upload(key, src, { signal: opts.signal, overwrite: replaces, onProgress: opts.onUploadProgress, ...streamParts(opts.dataDir) });
+  upload.catch(() => src.cancel());
   let result: BackupResult | undefined;
   let archiveErr: unknown;
   try {
@@ -112,9 +103,11 @@ export async function createBackupAt(opts: LocationBackupOptions): Promise<Backu
       ...opts,
       output: url,
       outputFd: wfd,
-      onTask: (task) => {
+      onTask: (t) => {
         writerOwnsFd = true;
-        opts.onTask?.(task);
+        task = t;
+        if (src.cancelled) t.cancel();
+        opts.onTask?.(t);
       },
     });
     archiveDone();
@@ -122,14 +115,15 @@ export async function createBackupAt(opts: LocationBackupOptions): Promise<Backu
     archiveErr = e;
     if (!writerOwnsFd) fs.closeSync(wfd);
     archiveDone(e as Error);
-    gate.destroy(e as Error);
   }
   let uploadErr: unknown;
   await upload.catch((e) => (uploadErr = e));
-  sock.destroy();
-  // The upload's error names the cause when the store failed (the writer then
-  // only saw EPIPE); the writer's own error otherwise.
-  if (uploadErr && (!archiveErr || /EPIPE/.test(String((archiveErr as Error).message)))) throw uploadErr;
+  // the writer closed its end: read what is left, then close ours
+  await src.close();
+  // The upload's error names the cause when the store failed (the writer was
+  // then cancelled or saw EPIPE); the writer's own error otherwise.
+  if (uploadErr && (!archiveErr || uploadErr === archiveErr || /EPIPE/.test(String((archiveErr as Error).message)) || errorCode(archiveErr) === 'GUTS_CANCELLED'))
+    throw uploadErr;
   if (archiveErr) throw archiveErr;
   const r = result!;
   await location.put(key + SIDECAR_SUFFIX, sidecarText(r.checksum.replace(/^sha256:/, ''), key), { overwrite: true });

@@ -9,7 +9,8 @@ import { pipeline } from 'node:stream/promises';
 
 import { fsError, GutsError } from '../errors';
 import { fsyncDir, writeFileAtomic } from '../fsutil';
-import { Location, ObjectInfo, ReadOptions, UploadOptions } from './types';
+import { byteSourceStream, isByteSource } from './byte-source';
+import { ByteSource, Location, ObjectInfo, ReadOptions, UploadOptions } from './types';
 
 export function checkKey(key: string, url: string): void {
   const parts = key.split('/');
@@ -34,8 +35,18 @@ export class LocalLocation implements Location {
     return path.join(this.url, key);
   }
 
-  async upload(key: string, source: Readable, opts: UploadOptions = {}): Promise<number> {
+  async upload(key: string, input: Readable | ByteSource, opts: UploadOptions = {}): Promise<number> {
     const file = this.file(key);
+    const source = isByteSource(input) ? byteSourceStream(input) : input;
+    try {
+      return await this.uploadStream(file, source, opts);
+    } catch (e) {
+      if (isByteSource(input)) input.cancel(e as Error);
+      throw e;
+    }
+  }
+
+  private async uploadStream(file: string, source: Readable, opts: UploadOptions): Promise<number> {
     const dir = path.dirname(file);
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });

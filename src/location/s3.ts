@@ -6,17 +6,20 @@
 // and ~/.aws/{config,credentials}), then config.yaml backup.s3.*. A custom
 // endpoint (MinIO, Ceph, s3rver, ...) is addressed path-style.
 //
-// Uploads are multipart (lib-storage, 8 MiB parts, 4 in flight by default;
-// a streamed archive uses 2 of at least 5 MiB: src/location/backup-stream.ts); the object appears only when
-// CompleteMultipartUpload succeeds, which happens only after the source
-// stream ended normally. Any error, a destroyed source or an aborted signal
+// Uploads are multipart (src/location/s3-upload.ts: our own uploader, 8 MiB
+// parts, 4 in flight by default, in a fixed pool of reused part buffers; a
+// streamed archive picks its own: src/location/backup-stream.ts); the object
+// appears only when CompleteMultipartUpload succeeds, which happens only after
+// the source ended normally. Any error, a failed source or an aborted signal
 // aborts the multipart upload instead. Whole-object reads are ranged GETs,
 // several in flight, pinned to the ETag seen first.
 import { Readable } from 'node:stream';
 
 import { GutsError } from '../errors';
 import { checkKey } from './local';
-import { Location, ObjectInfo, ReadOptions, UploadOptions } from './types';
+import { isByteSource, readableSource } from './byte-source';
+import { multipartUpload } from './s3-upload';
+import { ByteSource, Location, ObjectInfo, ReadOptions, UploadOptions } from './types';
 
 // The SDK warns (process.emitWarning) that releases after early 2027 need
 // Node >= 22. This build pins a release that supports Node 20; the warning
@@ -43,7 +46,7 @@ export interface S3Settings {
 export const PART_SIZE = 8 * 1024 * 1024;
 /** S3's smallest part (all but the last) and largest part count */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
-export const MAX_PARTS = 10_000;
+export { MAX_PARTS } from './s3-upload';
 export const QUEUE_SIZE = 4;
 const RANGE_SIZE = 8 * 1024 * 1024;
 
@@ -130,38 +133,29 @@ export class S3Location implements Location {
     return new GutsError(code, scrub(`${what} ${where}${endpoint}: ${name}${net}${msg && msg !== name ? ` (${msg.split('\n')[0]})` : ''}`, this.secrets), where);
   }
 
-  async upload(key: string, source: Readable, opts: UploadOptions = {}): Promise<number> {
+  async upload(key: string, input: Readable | ByteSource, opts: UploadOptions = {}): Promise<number> {
     const Key = this.objectKey(key);
-    if (!opts.overwrite && (await this.stat(key))) throw new GutsError('GUTS_EXISTS', `${this.urlOf(key)} already exists`, this.urlOf(key));
-    const { Upload } = require('@aws-sdk/lib-storage') as typeof import('@aws-sdk/lib-storage');
-    let bytes = 0;
-    source.on('data', (c: Buffer) => {
-      bytes += c.length;
-      opts.onProgress?.(bytes);
-    });
-    source.pause();
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.bucket, Key, Body: source, ContentType: 'application/octet-stream' },
-      partSize: Math.max(MIN_PART_SIZE, opts.partSize ?? PART_SIZE),
-      queueSize: Math.max(1, opts.queueSize ?? QUEUE_SIZE),
-      leavePartsOnError: false,
-    });
-    const onAbort = () => source.destroy(new GutsError('GUTS_CANCELLED', `upload to ${this.urlOf(key)} interrupted; the multipart upload was aborted`));
-    if (opts.signal?.aborted) onAbort();
-    opts.signal?.addEventListener('abort', onAbort);
+    const src = isByteSource(input) ? input : readableSource(input);
+    const cancelled = () => new GutsError('GUTS_CANCELLED', `upload to ${this.urlOf(key)} interrupted; the multipart upload was aborted`, this.urlOf(key));
     try {
-      await upload.done();
-      return bytes;
+      if (!opts.overwrite && (await this.stat(key))) throw new GutsError('GUTS_EXISTS', `${this.urlOf(key)} already exists`, this.urlOf(key));
     } catch (e) {
-      source.destroy();
-      // The source's own error (the archive writer failed) is the cause to report.
-      const srcErr = (source as Readable & { errored?: unknown }).errored;
-      if (srcErr instanceof GutsError) throw srcErr;
-      if (opts.signal?.aborted) throw new GutsError('GUTS_CANCELLED', `upload to ${this.urlOf(key)} interrupted; the multipart upload was aborted`);
+      src.cancel(e as Error);
+      throw e;
+    }
+    try {
+      return await multipartUpload(this.client, s3(), { Bucket: this.bucket, Key }, src, {
+        partSize: Math.max(MIN_PART_SIZE, opts.partSize ?? PART_SIZE),
+        queueSize: Math.max(1, opts.queueSize ?? QUEUE_SIZE),
+        signal: opts.signal,
+        onProgress: opts.onProgress,
+        cancelled,
+      });
+    } catch (e) {
+      // the source's own error (the archive writer failed) is the cause to report
+      if (e instanceof GutsError) throw e;
+      if (opts.signal?.aborted) throw cancelled();
       throw this.error(e, 'cannot upload to', key);
-    } finally {
-      opts.signal?.removeEventListener('abort', onAbort);
     }
   }
 

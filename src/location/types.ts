@@ -19,6 +19,19 @@ export interface ObjectInfo {
   mtime: Date;
 }
 
+/**
+ * A producer that fills the consumer's buffers (no allocation per read):
+ * src/location/byte-source.ts. An upload accepts one where it accepts a
+ * Readable.
+ */
+export interface ByteSource {
+  readonly kind: 'bytes';
+  /** places up to `length` bytes at buf[offset..]; resolves to their count, 0 at the normal end; rejects when the producer failed */
+  read(buf: Buffer, offset: number, length: number): Promise<number>;
+  /** the consumer gave up (the upload failed or was aborted): the producer stops */
+  cancel(reason: Error): void;
+}
+
 export interface UploadOptions {
   /** aborting discards the upload (GUTS_CANCELLED) */
   signal?: AbortSignal;
@@ -26,7 +39,7 @@ export interface UploadOptions {
   overwrite?: boolean;
   /** called with the number of bytes accepted so far */
   onProgress?: (bytes: number) => void;
-  /** S3: bytes per part (default 8 MiB, at least 5 MiB) and parts in flight (default 4): memory is about their product */
+  /** S3: bytes per part (default 8 MiB, at least 5 MiB) and parts in flight (default 4): the upload holds (queueSize + 1) part buffers, preallocated and reused */
   partSize?: number;
   queueSize?: number;
 }
@@ -48,7 +61,7 @@ export interface Location {
   /** full path or URL of a key, for messages and --json */
   urlOf(key: string): string;
   /** streams `source` to `key`, atomically (see above); resolves to the bytes written */
-  upload(key: string, source: Readable, opts?: UploadOptions): Promise<number>;
+  upload(key: string, source: Readable | ByteSource, opts?: UploadOptions): Promise<number>;
   /** a small object, written atomically (sidecars, manifests) */
   put(key: string, data: Buffer | string, opts?: { overwrite?: boolean }): Promise<void>;
   read(key: string, opts?: ReadOptions): Promise<Readable>;

@@ -30,9 +30,22 @@ export interface MultipartOptions {
   onProgress?: (bytes: number) => void;
   /** a cancelled upload's error (GUTS_CANCELLED, naming the URL) */
   cancelled: () => GutsError;
+  /** filled in as the upload runs (tests, benchmarks) */
+  stats?: UploadStats;
 }
 
-/** Part number from which on the part size doubles (5000, 7500, 8750, ...: halfway to the limit each time). */
+export interface UploadStats {
+  /** part buffers allocated at once, at most (the pool: queueSize + 1) */
+  buffers: number;
+  /** parts sent (0: one PutObject) */
+  parts: number;
+  /** UploadPart requests in flight at once, at most */
+  inFlight: number;
+  /** bytes of part buffers held at once, at most */
+  bufferBytes: number;
+}
+
+/** Whether the part size doubles after this part (5000, 7500, 8750, ...: halfway to the limit each time). */
 export function growAt(partNumber: number): boolean {
   let at = MAX_PARTS / 2;
   while (at < MAX_PARTS - 1) {
@@ -40,6 +53,17 @@ export function growAt(partNumber: number): boolean {
     at += (MAX_PARTS - at) / 2;
   }
   return false;
+}
+
+/** The most bytes 10,000 parts hold when the first is `partSize` (with the doubling of growAt). */
+export function capacity(partSize: number): number {
+  let size = partSize;
+  let total = 0;
+  for (let n = 1; n <= MAX_PARTS; n++) {
+    total += size;
+    if (growAt(n)) size *= 2;
+  }
+  return total;
 }
 
 export async function multipartUpload(
@@ -53,6 +77,7 @@ export async function multipartUpload(
   const maxBuffers = o.queueSize + 1;
   const free: Buffer[] = [];
   let allocated = 0;
+  let held = 0;
   const inflight = new Set<Promise<void>>();
   const parts: Array<{ PartNumber: number; ETag: string }> = [];
   let failure: unknown;
@@ -76,6 +101,11 @@ export async function multipartUpload(
       if (b) return b;
       if (allocated < maxBuffers) {
         allocated++;
+        held += partSize;
+        if (o.stats) {
+          o.stats.buffers = Math.max(o.stats.buffers, allocated);
+          o.stats.bufferBytes = Math.max(o.stats.bufferBytes, held);
+        }
         // allocUnsafeSlow: its own memory, outside Node's pool; pages become
         // resident as the first part fills them and stay for reuse
         return Buffer.allocUnsafeSlow(partSize);
@@ -85,7 +115,11 @@ export async function multipartUpload(
   };
   const release = (b: Buffer) => {
     if (b.length === partSize) free.push(b);
-    else allocated--; // an old, smaller part size: dropped
+    else {
+      // an old, smaller part size: dropped
+      allocated--;
+      held -= b.length;
+    }
   };
   const sendPart = (buf: Buffer, n: number) => {
     const PartNumber = ++partNumber;
@@ -109,6 +143,10 @@ export async function multipartUpload(
         release(buf);
       });
     inflight.add(p);
+    if (o.stats) {
+      o.stats.parts = PartNumber;
+      o.stats.inFlight = Math.max(o.stats.inFlight, inflight.size);
+    }
     if (growAt(PartNumber)) partSize *= 2;
   };
 

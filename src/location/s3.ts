@@ -150,6 +150,7 @@ export class S3Location implements Location {
         signal: opts.signal,
         onProgress: opts.onProgress,
         cancelled,
+        stats: opts.stats,
       });
     } catch (e) {
       // the source's own error (the archive writer failed) is the cause to report
@@ -175,8 +176,19 @@ export class S3Location implements Location {
         new (s3().GetObjectCommand)({ Bucket: this.bucket, Key, Range: `bytes=${start}-${end}`, ...(etag ? { IfMatch: etag } : {}) }),
         { abortSignal: signal },
       );
-      const b = Buffer.from(await r.Body!.transformToByteArray());
-      if (b.length !== end - start + 1) throw new GutsError('GUTS_IO', `read ${this.urlOf(key)}: bytes ${start}-${end} came back as ${b.length} bytes`);
+      // straight into one buffer of the range's size: no list of chunks, no concatenation copy
+      const want = end - start + 1;
+      const b = Buffer.allocUnsafe(want);
+      let got = 0;
+      for await (const c of r.Body as AsyncIterable<Buffer>) {
+        if (got + c.length > want) {
+          got += c.length;
+          break;
+        }
+        c.copy(b, got);
+        got += c.length;
+      }
+      if (got !== want) throw new GutsError('GUTS_IO', `read ${this.urlOf(key)}: bytes ${start}-${end} came back as ${got} bytes`);
       return b;
     } catch (e) {
       throw this.error(e, 'cannot read', key);

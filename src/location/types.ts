@@ -42,6 +42,8 @@ export interface UploadOptions {
   /** S3: bytes per part (default 8 MiB, at least 5 MiB) and parts in flight (default 4): the upload holds (queueSize + 1) part buffers, preallocated and reused */
   partSize?: number;
   queueSize?: number;
+  /** S3: filled in with what the upload held (part buffers, parts, requests in flight) */
+  stats?: import('./s3-upload').UploadStats;
 }
 
 export interface ReadOptions {

@@ -1,7 +1,7 @@
 // The multipart uploader of S3Location.upload, with memory bounded by design:
 //
 // - a fixed pool of at most queueSize + 1 part buffers (one being filled,
-//   queueSize in flight), allocated once and reused for every part: the source
+//   at most queueSize in flight), allocated once and reused: the source
 //   (ByteSource) reads straight into them, UploadPart sends them as they are;
 // - back-pressure: when every buffer is in flight, the source is not read
 //   until a part completed (a pipe from the native writer then fills and
@@ -189,6 +189,12 @@ export async function multipartUpload(
           release(buf);
           throw e;
         }
+      }
+      // queueSize parts in flight while the next buffer fills
+      while (inflight.size >= o.queueSize) await Promise.race(inflight);
+      if (failure) {
+        release(buf);
+        throw failure;
       }
       sendPart(buf, n);
       if (last) break;

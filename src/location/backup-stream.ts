@@ -27,7 +27,7 @@ import { MAX_PARTS } from './s3';
 const STREAM_PART_SIZE = 8 << 20;
 import { connectNode } from '../node-client';
 import { PipeSource } from './byte-source';
-import { Location } from './types';
+import { Location, UploadOptions } from './types';
 
 export const MANIFEST_SUFFIX = '.manifest.json';
 export const SIDECAR_SUFFIX = '.sha256';
@@ -59,6 +59,8 @@ export interface LocationBackupOptions extends Omit<CreateBackupOptions, 'output
   key: string;
   /** also called with the upload's byte count */
   onUploadProgress?: (bytes: number) => void;
+  /** filled in with the upload's buffer/part maxima and end phases */
+  uploadStats?: UploadOptions['stats'];
 }
 
 /**
@@ -99,7 +101,7 @@ export async function createBackupAt(opts: LocationBackupOptions): Promise<Backu
     // the upload failed: the writer stops (the pipe is drained meanwhile)
     () => task?.cancel(),
   );
-  const upload = location.upload(key, src, { signal: opts.signal, overwrite: replaces, onProgress: opts.onUploadProgress, ...streamParts(opts.dataDir) });
+  const upload = location.upload(key, src, { signal: opts.signal, overwrite: replaces, onProgress: opts.onUploadProgress, stats: opts.uploadStats, ...streamParts(opts.dataDir) });
   upload.catch(() => src.cancel());
   let result: BackupResult | undefined;
   let archiveErr: unknown;

@@ -43,6 +43,9 @@ export interface UploadStats {
   inFlight: number;
   /** bytes of part buffers held at once, at most */
   bufferBytes: number;
+  /** seconds from the end of the source to the last part stored, and of CompleteMultipartUpload (a server that concatenates the parts spends them here) */
+  drainSeconds?: number;
+  completeSeconds?: number;
 }
 
 /** Whether the part size doubles after this part (5000, 7500, 8750, ...: halfway to the limit each time). */
@@ -199,10 +202,16 @@ export async function multipartUpload(
       sendPart(buf, n);
       if (last) break;
     }
+    const ended = process.hrtime.bigint();
     while (inflight.size) await Promise.race(inflight);
     if (failure) throw failure;
     parts.sort((a, b) => a.PartNumber - b.PartNumber);
+    const stored = process.hrtime.bigint();
     await client.send(new mod.CompleteMultipartUploadCommand({ ...target, UploadId: uploadId, MultipartUpload: { Parts: parts } }), { abortSignal: ac.signal as any });
+    if (o.stats) {
+      o.stats.drainSeconds = Number(stored - ended) / 1e9;
+      o.stats.completeSeconds = Number(process.hrtime.bigint() - stored) / 1e9;
+    }
     return total;
   } catch (e) {
     failure ??= e;

@@ -55,6 +55,8 @@ export interface WalReplayReport {
   apply_seconds: number;
   /** of replay_seconds, flushing the staged store's memtables to disk at the end */
   flush_seconds: number;
+  /** CPU time (user + system, every thread of the process) the replay used: its cost on a shared machine */
+  replay_cpu_seconds: number;
   /** after the replay: counts, close, the new timeline's history probed, written and archived */
   finish_seconds: number;
   new_timeline: { timeline: number; history: string; first_segment: string; history_archived: boolean; archive_error?: string };
@@ -218,6 +220,18 @@ interface NewTimeline {
   prevChecksum: string;
 }
 
+/** Whether the archive holds other bytes than `file` under `name` (false when it holds none or cannot be read). */
+async function differentInArchive(source: WalSource, tmpDir: string, name: string, file: string): Promise<boolean> {
+  const dest = path.join(tmpDir, `${name}.probe`);
+  try {
+    return (await source.fetch(name, dest)) && !fs.readFileSync(dest).equals(fs.readFileSync(file));
+  } catch {
+    return false;
+  } finally {
+    fs.rmSync(dest, { force: true });
+  }
+}
+
 /** The checksum of the segment before `segment` on `timeline` (ZERO when it is not archived). */
 async function checksumBefore(source: WalSource, tmpDir: string, timeline: number, segment: number): Promise<string> {
   if (segment === 0) return ZERO_CHECKSUM;
@@ -264,6 +278,7 @@ function describeTarget(u: RestoreTarget): string {
 /** Replays onto the staged store (open), starts the new timeline; returns the report and the counts. */
 async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ report: WalReplayReport; counts: StagedCounts }> {
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
   const { opts, source, base, steps, tmpDir, histories, staging } = ctx;
   const u = opts.until;
   const walker = new ArchiveWalker({ source, tmpDir, steps, base, prefetch: opts.prefetch });
@@ -316,6 +331,7 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
   await store.native.flush();
   const flushSeconds = Number(process.hrtime.bigint() - tFlush) / 1e9;
   const replaySeconds = (Date.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   const c = await store.counts();
   await store.close();
 
@@ -365,7 +381,9 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
       fs.rmSync(historyFile);
       fsyncDir(path.dirname(historyFile));
     } catch (e) {
-      if ((e as GutsError).code === 'GUTS_EXISTS' && attempt < 64) {
+      // wal.archive_command only says it failed: the archive (read as the replay did) tells whether another history holds the name
+      const taken = (e as GutsError).code === 'GUTS_EXISTS' || (ctx.sinkDir === null && (await differentInArchive(source, tmpDir, hName, historyFile)));
+      if (taken && attempt < 64) {
         // another restore claimed this id a moment ago
         fs.rmSync(historyFile, { force: true });
         opts.log?.(`note: timeline ${nt.timeline} was just claimed in the archive by another restore; taking the next id`);
@@ -395,6 +413,7 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
     replay_seconds: replaySeconds,
     apply_seconds: replayer.applySeconds,
     flush_seconds: flushSeconds,
+    replay_cpu_seconds: (cpu.user + cpu.system) / 1e6,
     finish_seconds: (Date.now() - t0) / 1000 - replaySeconds,
     new_timeline: {
       timeline: nt.timeline,

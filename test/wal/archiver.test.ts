@@ -321,3 +321,58 @@ t.test('a gap never takes a timeline id a restore already claimed in the archive
   t.match(decodeHistory(fs.readFileSync(path.join(archive, '00000003.history')), '00000003.history'), { timeline: 3, parent_timeline: 1, reason: 'gap' });
   t.equal(metric((await request(node.url + '/metrics')).body.toString(), 'guts_wal_timeline'), 3);
 });
+
+t.test('a timeline id claimed in the archive while the gap history waited to be archived: renumbered to the next free id, its pending segments re-sealed', async (t) => {
+  const dir = t.testdir({ archive: {} });
+  const archive = path.join(dir, 'archive');
+  const hold = path.join(dir, 'archive-down');
+  const data = path.join(dir, 'data');
+  // a no-overwrite cp (as the guide asks of an archive command); the archive is readable through wal.archive_dir
+  const config = walConfig(dir, {
+    archive_command: `test ! -e ${hold} || { echo "archive is down" >&2; exit 3; }; test ! -e ${archive}/%f || { echo "%f exists" >&2; exit 1; }; cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`,
+    archive_dir: archive,
+    archive_timeout: '200ms',
+  });
+  const env = { GUTS_CONFIG: config };
+  let node = await startNode(data, [], env);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<before the gap>'))).status, 200);
+  await waitFor(() => fs.readdirSync(archive).some((f) => f.startsWith('00000001-')), 5000, 'timeline 1 archived');
+  await node.stop();
+  fs.renameSync(path.join(data, 'wal'), path.join(dir, 'wal-aside'));
+  const store = await GutsStore.open(data);
+  await store.putObjects('a/b', blob('<lost to the archive>'));
+  await store.native.flush();
+  await store.close();
+  fs.renameSync(path.join(dir, 'wal-aside'), path.join(data, 'wal'));
+  // The archive goes down; the node finds the gap, chooses timeline 2 (free when it asked), cannot archive its history.
+  fs.writeFileSync(hold, '');
+  node = await startNode(data, [], env);
+  t.teardown(() => node.stop());
+  await waitFor(() => /WAL CONTINUITY BROKEN/.test(node.stderr()), 5000, 'the gap logged');
+  for (let i = 0; i < 3; i++) {
+    t.equal((await pushObjects(node.url, 'a/b', blob(`<after the gap ${i}>`))).status, 200);
+    await sleep(400); // each in its own segment
+  }
+  await waitFor(() => fs.readdirSync(path.join(data, 'wal', 'pending')).filter((f) => f.startsWith('00000002-')).length >= 2, 5000, 'timeline 2 segments pending');
+  // Meanwhile a restore elsewhere claims timeline 2 in the archive.
+  const claimed = encodeHistory({ timeline: 2, parent_timeline: 1, branch: { segment: 2, db_seq: 1, consensus_seq: 0, prev_checksum: ZERO_CHECKSUM }, reason: 'restore', created: new Date().toISOString() });
+  fs.writeFileSync(path.join(archive, '00000002.history'), claimed);
+  fs.rmSync(hold);
+  await waitFor(async () => metric((await request(node.url + '/metrics')).body.toString(), 'guts_wal_pending_segments') === 0 && fs.readdirSync(archive).some((f) => f.startsWith('00000003-')), 15_000, 'timeline 3 archived');
+  t.same(fs.readFileSync(path.join(archive, '00000002.history')), claimed, 'the claimed history is untouched');
+  t.notOk(fs.readdirSync(archive).some((f) => f.startsWith('00000002-')), 'no segment archived on the taken id');
+  t.notOk(fs.readdirSync(path.join(data, 'wal', 'pending')).some((f) => f.startsWith('00000002')), 'nothing of the taken id left pending');
+  const history = decodeHistory(fs.readFileSync(path.join(archive, '00000003.history')), '00000003.history');
+  t.match(history, { timeline: 3, parent_timeline: 1, reason: 'gap' });
+  t.match(node.stderr(), /timeline id taken in the archive/);
+  t.equal(metric((await request(node.url + '/metrics')).body.toString(), 'guts_wal_timeline'), 3);
+  t.equal((await pushObjects(node.url, 'a/b', blob('<after the renumbering>'))).status, 200);
+  await waitFor(async () => metric((await request(node.url + '/metrics')).body.toString(), 'guts_wal_pending_segments') === 0, 5000, 'archived');
+  await node.stop();
+  const three = await readArchive(archive, 3); // every checksum and the chain across the re-sealed and the new segments
+  t.equal(three.segments[0].segment, history.branch.segment, 'numbers continue from the branch point');
+  t.equal(three.segments[0].prevChecksum, ZERO_CHECKSUM, 'the chain restarts at the gap');
+  for (let i = 0; i < 3; i++) t.equal(occurrences(three.records, Buffer.from(`<after the gap ${i}>`)), 1, `write ${i} after the gap archived once, on timeline 3`);
+  t.equal(occurrences(three.records, Buffer.from('<after the renumbering>')), 1);
+  t.equal(occurrences(three.records, Buffer.from('<lost to the archive>')), 0);
+});

@@ -87,7 +87,7 @@ t.test('segments reach the archive within archive_timeout; status, mark, metrics
   t.equal(cli(['wal', 'status', '--data-dir', path.join(dir, 'nowhere')], env).code, 2, 'no archiving ever: GUTS_NOT_FOUND');
 });
 
-t.test('a failing archive command: retried with backoff, nothing lost, in order', async (t) => {
+t.test('an archive command failing for 30 s, then recovering: retried with backoff, nothing lost, in order', async (t) => {
   const dir = t.testdir({ archive: {} });
   const archive = path.join(dir, 'archive');
   const flag = path.join(dir, 'archive-up');
@@ -98,16 +98,16 @@ t.test('a failing archive command: retried with backoff, nothing lost, in order'
   const acked: string[] = [];
   const started = Date.now();
   let i = 0;
-  while (Date.now() - started < 10_000) {
+  while (Date.now() - started < 30_000) {
     const body = `<while down ${i++}>`;
     if ((await pushObjects(node.url, 'a/b', blob(body))).status === 200) acked.push(body);
     await sleep(50);
   }
   t.equal(segments(archive).length, 0, 'nothing archived while the command fails');
   const metrics = (await request(node.url + '/metrics')).body.toString();
-  t.ok(metric(metrics, 'guts_wal_archive_failures_total')! >= 3, `failures counted (${metric(metrics, 'guts_wal_archive_failures_total')})`);
+  t.ok(metric(metrics, 'guts_wal_archive_failures_total')! >= 4, `failures counted (${metric(metrics, 'guts_wal_archive_failures_total')})`);
   t.ok(metric(metrics, 'guts_wal_pending_segments')! > 5, 'segments wait in pending/');
-  t.ok(metric(metrics, 'guts_wal_archive_lag_seconds')! >= 5, 'the lag grows');
+  t.ok(metric(metrics, 'guts_wal_archive_lag_seconds')! >= 25, 'the lag grows');
   const s = JSON.parse(cli(['wal', 'status', '--json', '--data-dir', data], { GUTS_CONFIG: config }).stdout);
   t.match(s.last_error.message, /exited with status 3: archive is down/);
   t.match(node.stderr(), /archive is down/, "the command's stderr is in the node log");

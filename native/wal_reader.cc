@@ -200,6 +200,7 @@ void TuneForReplay(rocksdb::Options* o) {
   o->db_write_buffer_size = 256 << 20;
   o->max_background_flushes = 2;  // the objects and membership families flush side by side
   o->max_background_compactions = 1;
+  o->avoid_flush_during_shutdown = true;  // closed unflushed = a failed replay: its staging dir is discarded
   o->level0_file_num_compaction_trigger = 16;
   o->level0_slowdown_writes_trigger = 40;
   o->level0_stop_writes_trigger = 64;

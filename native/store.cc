@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include "wal_reader.h"
+
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
@@ -117,6 +119,7 @@ std::shared_ptr<Store> Store::Open(const Options& options) {
     throw GutsError(Code::InvalidArgument, "data dir " + options.data_dir + " is not a directory", options.data_dir);
   }
   rocksdb::Options base = BaseOptions(options.create && !options.read_only, WalRetained(options.data_dir));
+  if (options.replay) TuneForReplay(&base);
   if (options.create && !options.read_only) {
     // RocksDB creates missing store dirs 0755 (env/fs_posix.cc), whatever we
     // ask: make them here first, owner-only, so no other local user can read

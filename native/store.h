@@ -65,6 +65,10 @@ class Store {
     bool create = true;
     bool open_db = true;
     bool open_consensus = true;
+    // The staging store of a point-in-time restore (native/wal_reader.cc
+    // TuneForReplay): bulk-load memtables, archived batches written without a
+    // WAL, flushed by the restore before the swap.
+    bool replay = false;
   };
   enum Cf { kDefault = 0, kObjects, kRefs, kRepos, kMeta, kCfCount };
 
@@ -73,6 +77,7 @@ class Store {
   void Close();
 
   const std::string& data_dir() const { return options_.data_dir; }
+  bool replay() const { return options_.replay; }
   std::string db_path() const { return options_.data_dir + "/db"; }
   std::string consensus_path() const { return options_.data_dir + "/consensus"; }
   rocksdb::DB* db() const { return db_; }

@@ -64,7 +64,7 @@ StoreWrap* StoreWrap::FromValue(Napi::Value v) {
   return Unwrap(v.As<Napi::Object>());
 }
 
-// new Store(dataDir, { readOnly, create, db, consensus })
+// new Store(dataDir, { readOnly, create, db, consensus, replay })
 StoreWrap::StoreWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StoreWrap>(info) {
   options_.data_dir = StringArg(info, 0, "dataDir");
   if (info.Length() > 1 && info[1].IsObject()) {
@@ -74,6 +74,7 @@ StoreWrap::StoreWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StoreWra
     options_.create = flag("create", true);
     options_.open_db = flag("db", true);
     options_.open_consensus = flag("consensus", true);
+    options_.replay = flag("replay", false);
   }
 }
 

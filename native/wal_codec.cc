@@ -70,11 +70,19 @@ static std::string BufferArg(Napi::Env env, Napi::Value v, const char* what) {
   return std::string(b.Data(), b.Length());
 }
 
+// The result is handed to JS without a copy: the Buffer owns the string (freed
+// by its finalizer); a segment's payload is up to 16 MiB and decoded segments
+// are what a point-in-time restore reads most.
 static Napi::Value StringWorker(Napi::Env env, std::function<std::string()> run) {
   auto out = std::make_shared<std::string>();
   auto* w = new LambdaWorker(
       env, [run, out]() { *out = run(); },
-      [out](Napi::Env e) -> Napi::Value { return Napi::Buffer<char>::Copy(e, out->data(), out->size()); });
+      [out](Napi::Env e) -> Napi::Value {
+        if (out->empty()) return Napi::Buffer<char>::New(e, 0);
+        auto* owned = new std::string(std::move(*out));
+        return Napi::Buffer<char>::New(
+            e, &(*owned)[0], owned->size(), [](Napi::Env, char*, std::string* s) { delete s; }, owned);
+      });
   return w->Start();
 }
 

@@ -1,5 +1,6 @@
 #include "wal_reader.h"
 
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 
@@ -79,11 +80,11 @@ struct BatchChecker : public rocksdb::WriteBatch::Handler {
   void LogData(const rocksdb::Slice&) override {}
 };
 
-std::string CheckWalBatch(WalDb which, const std::string& rep) {
+std::string CheckWalBatch(WalDb which, const rocksdb::Slice& rep) {
   if (rep.size() < 12) return "batch of " + std::to_string(rep.size()) + " bytes is too short";
   if (Fixed32(rep.data() + 8) == 0) return "batch holds no records";
   BatchChecker h(which == WalDb::kDb ? static_cast<uint32_t>(Store::kCfCount) : 1u);
-  rocksdb::WriteBatch batch(rep);
+  rocksdb::WriteBatch batch(rep.ToString());
   rocksdb::Status st = batch.Iterate(&h);
   if (st.ok()) return "";
   if (h.has_bad_cf) return "column family " + std::to_string(h.bad_cf) + " does not exist in the " + (which == WalDb::kDb ? "db" : "consensus") + " store";
@@ -181,11 +182,36 @@ WalTailResult TailWal(Store& store, const WalTailInput& in) {
 // one Write per batch, most of it that per-write cost.
 static constexpr size_t kReplayGroupBytes = 4 << 20;
 
-WalApplyResult ApplyWal(Store& store, WalDb which, const std::vector<std::string>& batches) {
+// A point-in-time restore replays into a staging store that is discarded
+// unless the whole replay succeeds and is flushed, so its writes need no WAL
+// (disableWAL); it is written by one thread in sequence order and read only
+// after the flush, so its memtables are vectors (an append per record, sorted
+// once when flushed) instead of skip lists, whose inserts of random object ids
+// were most of the replay's time (perf: InlineSkipList::FindSpliceForLevel).
+// Memory stays bounded: 64 MiB memtables, 256 MiB for all of them together.
+// Level-0 compactions wait for 16 files instead of 4 (merging the base's files
+// with each flush was a tenth of the replay's CPU); the node compacts the
+// store once it opens it with its own options.
+void TuneForReplay(rocksdb::Options* o) {
+  o->memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+  o->allow_concurrent_memtable_write = false;  // a vector memtable takes one writer
+  o->write_buffer_size = 64 << 20;
+  o->max_write_buffer_number = 3;
+  o->db_write_buffer_size = 256 << 20;
+  o->max_background_flushes = 2;  // the objects and membership families flush side by side
+  o->max_background_compactions = 1;
+  o->avoid_flush_during_shutdown = true;  // closed unflushed = a failed replay: its staging dir is discarded
+  o->level0_file_num_compaction_trigger = 16;
+  o->level0_slowdown_writes_trigger = 40;
+  o->level0_stop_writes_trigger = 64;
+}
+
+WalApplyResult ApplyWal(Store& store, WalDb which, const std::vector<rocksdb::Slice>& batches) {
   std::string path;
   rocksdb::DB* db = WhichDb(store, which, &path);
   WalApplyResult r;
   rocksdb::WriteOptions wo;
+  wo.disableWAL = store.replay();
   uint64_t latest = db->GetLatestSequenceNumber();
   std::string group;  // header (first seq, summed count) + records of consecutive batches
   uint64_t group_seq = 0;
@@ -195,16 +221,16 @@ WalApplyResult ApplyWal(Store& store, WalDb which, const std::vector<std::string
     if (!group_batches) return;
     EncodeFixed64(&group[0], group_seq);
     EncodeFixed32(&group[8], static_cast<uint32_t>(group_count));
-    rocksdb::WriteBatch batch(group);
+    rocksdb::WriteBatch batch(std::move(group));
     CheckStatus(db->Write(wo, &batch), path);
     if (db->GetLatestSequenceNumber() != group_seq + group_count - 1)
       throw GutsError(Code::Internal, "replayed batches from " + std::to_string(group_seq) + " did not land on their sequences", path);
     r.applied += group_batches;
-    group.clear();
+    group = std::string();
     group_count = 0;
     group_batches = 0;
   };
-  for (const std::string& rep : batches) {
+  for (const rocksdb::Slice& rep : batches) {
     if (rep.size() < 12) throw GutsError(Code::Corrupt, "archived batch of " + std::to_string(rep.size()) + " bytes is too short", path);
     uint64_t seq = Fixed64(rep.data());
     uint32_t count = Fixed32(rep.data() + 8);
@@ -222,13 +248,13 @@ WalApplyResult ApplyWal(Store& store, WalDb which, const std::vector<std::string
       group.assign(12, '\0');
       group_seq = seq;
     }
-    group.append(rep, 12, std::string::npos);
+    group.append(rep.data() + 12, rep.size() - 12);
     group_count += count;
     group_batches++;
     latest = seq + count - 1;
   }
   flush();
-  if (r.applied) CheckStatus(db->SyncWAL(), path);
+  if (r.applied && !store.replay()) CheckStatus(db->SyncWAL(), path);
   r.latest = db->GetLatestSequenceNumber();
   return r;
 }
@@ -293,26 +319,40 @@ static Napi::Value WalTailJs(const Napi::CallbackInfo& info) {
   return w->Start();
 }
 
+// Buffers handed to a worker without copying them: the slices point into the
+// Buffers, which a reference to their array keeps alive until the worker has
+// finished (released in its `done`, on the JS thread).
+struct HeldBuffers {
+  std::vector<rocksdb::Slice> slices;
+  Napi::ObjectReference array;
+};
+
+static std::shared_ptr<HeldBuffers> HoldBuffers(Napi::Env env, Napi::Value v, const char* usage) {
+  if (!v.IsArray()) ThrowJs(env, Code::InvalidArgument, usage);
+  Napi::Array arr = v.As<Napi::Array>();
+  auto held = std::make_shared<HeldBuffers>();
+  held->slices.reserve(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value b = arr.Get(i);
+    if (!b.IsBuffer()) ThrowJs(env, Code::InvalidArgument, std::string(usage) + ": element " + std::to_string(i) + " is not a Buffer");
+    auto buf = b.As<Napi::Buffer<char>>();
+    held->slices.emplace_back(buf.Data(), buf.Length());
+  }
+  held->array = Napi::Persistent(arr.As<Napi::Object>());
+  return held;
+}
+
 // walApply(store, 'db'|'consensus', batches: Buffer[]) -> Promise<{applied, skipped, latest}>
 static Napi::Value WalApplyJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   StoreWrap* wrap = StoreWrap::FromValue(info[0]);
   WalDb which = WhichArg(env, info[1]);
-  if (!info[2].IsArray()) ThrowJs(env, Code::InvalidArgument, "walApply(store, which, batches: Buffer[])");
-  Napi::Array arr = info[2].As<Napi::Array>();
-  std::vector<std::string> batches;
-  batches.reserve(arr.Length());
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value v = arr.Get(i);
-    if (!v.IsBuffer()) ThrowJs(env, Code::InvalidArgument, "batches[" + std::to_string(i) + "] must be a Buffer");
-    auto b = v.As<Napi::Buffer<char>>();
-    batches.emplace_back(b.Data(), b.Length());
-  }
+  std::shared_ptr<HeldBuffers> in = HoldBuffers(env, info[2], "walApply(store, which, batches: Buffer[])");
   std::shared_ptr<Store> store = wrap->BeginOp(env);
   auto out = std::make_shared<WalApplyResult>();
-  auto in = std::make_shared<std::vector<std::string>>(std::move(batches));
+  const std::vector<rocksdb::Slice>* slices = &in->slices;
   auto* w = new LambdaWorker(
-      env, [store, which, in, out]() { *out = ApplyWal(*store, which, *in); },
+      env, [store, which, slices, out]() { *out = ApplyWal(*store, which, *slices); },
       [out](Napi::Env e) -> Napi::Value {
         Napi::Object r = Napi::Object::New(e);
         r.Set("applied", Num(e, out->applied));
@@ -320,7 +360,54 @@ static Napi::Value WalApplyJs(const Napi::CallbackInfo& info) {
         r.Set("latest", Num(e, out->latest));
         return r;
       },
-      [wrap]() { wrap->EndOp(); });
+      [wrap, in]() {
+        wrap->EndOp();
+        in->array.Reset();
+      });
+  return w->Start();
+}
+
+// walCheckBatches(dbs: Uint8Array (0 db, 1 consensus), batches: Buffer[]) -> Promise<null | {index, why}>
+// CheckWalBatch for every batch of a segment on a worker: the first one that
+// cannot be applied, or null.
+static Napi::Value WalCheckBatchesJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* usage = "walCheckBatches(dbs: Uint8Array, batches: Buffer[])";
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) ThrowJs(env, Code::InvalidArgument, usage);
+  Napi::Uint8Array dbs = info[0].As<Napi::Uint8Array>();
+  std::shared_ptr<HeldBuffers> in = HoldBuffers(env, info[1], usage);
+  if (dbs.ElementLength() != in->slices.size()) ThrowJs(env, Code::InvalidArgument, std::string(usage) + ": one db per batch");
+  auto which = std::make_shared<std::vector<WalDb>>();
+  for (size_t i = 0; i < dbs.ElementLength(); i++) {
+    if (dbs[i] > 1) ThrowJs(env, Code::InvalidArgument, std::string(usage) + ": db codes are 0 and 1");
+    which->push_back(dbs[i] == 0 ? WalDb::kDb : WalDb::kConsensus);
+  }
+  struct Bad {
+    bool found = false;
+    size_t index = 0;
+    std::string why;
+  };
+  auto out = std::make_shared<Bad>();
+  const std::vector<rocksdb::Slice>* slices = &in->slices;
+  auto* w = new LambdaWorker(
+      env,
+      [which, slices, out]() {
+        for (size_t i = 0; i < slices->size(); i++) {
+          std::string why = CheckWalBatch((*which)[i], (*slices)[i]);
+          if (!why.empty()) {
+            out->found = true, out->index = i, out->why = std::move(why);
+            return;
+          }
+        }
+      },
+      [out](Napi::Env e) -> Napi::Value {
+        if (!out->found) return e.Null();
+        Napi::Object r = Napi::Object::New(e);
+        r.Set("index", Num(e, out->index));
+        r.Set("why", Napi::String::New(e, out->why));
+        return r;
+      },
+      [in]() { in->array.Reset(); });
   return w->Start();
 }
 
@@ -391,13 +478,14 @@ static Napi::Value WalCheckBatchJs(const Napi::CallbackInfo& info) {
   WalDb which = WhichArg(env, info[0]);
   if (!info[1].IsBuffer()) ThrowJs(env, Code::InvalidArgument, "walCheckBatch(which, data: Buffer)");
   auto b = info[1].As<Napi::Buffer<char>>();
-  std::string why = CheckWalBatch(which, std::string(b.Data(), b.Length()));
+  std::string why = CheckWalBatch(which, rocksdb::Slice(b.Data(), b.Length()));
   if (why.empty()) return env.Null();
   return Napi::String::New(env, why);
 }
 
 void InitWalReader(Napi::Env env, Napi::Object exports) {
   exports.Set("walCheckBatch", Napi::Function::New(env, WalCheckBatchJs));
+  exports.Set("walCheckBatches", Napi::Function::New(env, WalCheckBatchesJs));
   exports.Set("walFiles", Napi::Function::New(env, WalFilesJs));
   exports.Set("walTail", Napi::Function::New(env, WalTailJs));
   exports.Set("walApply", Napi::Function::New(env, WalApplyJs));

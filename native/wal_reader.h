@@ -50,10 +50,14 @@ struct WalApplyResult {
 
 // Writes archived batches in order. A batch already in the store (its last
 // sequence <= the store's) is skipped; one that does not start right after
-// the store's last sequence is a gap (GUTS_CORRUPT). The WAL is synced at the end.
-WalApplyResult ApplyWal(Store& store, WalDb which, const std::vector<std::string>& batches);
+// the store's last sequence is a gap (GUTS_CORRUPT). The WAL is synced at the
+// end; a replay store (Store::Options::replay) writes no WAL: its caller
+// flushes the memtables (store.flush()) before the store is used.
+WalApplyResult ApplyWal(Store& store, WalDb which, const std::vector<rocksdb::Slice>& batches);
+// RocksDB options of a replay store (point-in-time restore staging).
+void TuneForReplay(rocksdb::Options* options);
 // empty when the WriteBatch rep can be applied to that store, else why not
-std::string CheckWalBatch(WalDb which, const std::string& rep);
+std::string CheckWalBatch(WalDb which, const rocksdb::Slice& rep);
 
 void InitWalReader(Napi::Env env, Napi::Object exports);
 

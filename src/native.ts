@@ -63,6 +63,8 @@ export interface StoreOptions {
   create?: boolean;
   db?: boolean;
   consensus?: boolean;
+  /** staging store of a point-in-time restore: walApply writes without a WAL; flush() before closing (native/wal_reader.cc TuneForReplay) */
+  replay?: boolean;
 }
 
 export interface Progress {
@@ -305,10 +307,12 @@ export interface NativeAddon {
   walTail(store: NativeStore, which: WalDbName, from: number, limits?: { maxBytes?: number; maxBatches?: number }): Promise<WalTailResult>;
   /** the store's WAL files, oldest first (live ones in the store dir, obsolete ones kept in its archive/) */
   walFiles(store: NativeStore, which: WalDbName): Promise<Array<{ path: string; logNumber: number; startSeq: number; bytes: number; archived: boolean }>>;
-  /** replays archived batches in order; skips those already in the store, GUTS_CORRUPT on a gap; syncs the WAL */
+  /** replays archived batches in order; skips those already in the store, GUTS_CORRUPT on a gap; syncs the WAL (a replay store: no WAL, flush() after) */
   walApply(store: NativeStore, which: WalDbName, batches: Buffer[]): Promise<{ applied: number; skipped: number; latest: number }>;
   /** null when an archived WriteBatch can be applied to that store (records parse, count matches, column families exist), else why not; synchronous */
   walCheckBatch(which: WalDbName, data: Buffer): string | null;
+  /** walCheckBatch for every batch of a segment, on a worker (dbs: 0 db, 1 consensus, one per batch): the first bad one, or null */
+  walCheckBatches(dbs: Uint8Array, batches: Buffer[]): Promise<{ index: number; why: string } | null>;
   /** named restore point: one db batch (meta key wal/mark/NAME + mark LogData) */
   walMark(store: NativeStore, name: string): Promise<{ seq: number; timeUs: number }>;
   /** a whole WAL segment file from its 128-byte header and the records' bytes (joined, compressed, sizes filled in, SHA-256 trailer) on a worker */

@@ -17,6 +17,7 @@ import type { Logger } from '../daemon/log';
 import type { WriteGate } from '../daemon/write-gate';
 import { describeWalCommandFailure, runWalCommand } from './command';
 import { encodeHistory, encodeSegment, historyName, segmentName, WalRecord, ZERO_CHECKSUM } from './segment';
+import { dropAbandoned, historyTaken, renumberTimeline } from './reclaim';
 import { adoptPending, newestArchivedTimeline, PendingEntry, readDbIdentity, removeTempFiles, startAfterArchivedTimeline } from './resume';
 import { comparePending, ensureWalDirs, newWalState, readWalState, WalPosition, WalState, walLayout, writeWalStateAsync } from './state';
 import { walSink, WalSink } from './target';
@@ -132,7 +133,7 @@ export class WalArchiver {
       if (newest) await startAfterArchivedTimeline(this.dataDir, this.state, newest, this.log);
     }
     removeTempFiles(this.dataDir);
-    this.pending = adoptPending(this.dataDir, this.state, this.log);
+    this.pending = dropAbandoned(this.dataDir, this.state, adoptPending(this.dataDir, this.state, this.log));
     // A crash after the command succeeded but before the file was deleted.
     const done = this.state.last_archived;
     const doneKey = done ? this.pending.find((p) => p.name === done.name) : undefined;
@@ -298,8 +299,13 @@ export class WalArchiver {
 
   /** One pass: tail both stores; close the open segment when due (or when closing = shutdown). Serialized. */
   private tailOnce(closing: boolean): Promise<void> {
-    const p = this.chain.catch(() => undefined).then(() => this.tailPass(closing));
-    this.chain = p;
+    return this.serialized(() => this.tailPass(closing));
+  }
+
+  /** Runs fn after every tail pass, segment close or timeline change before it, and before any after it. */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.chain.catch(() => undefined).then(fn);
+    this.chain = p.then(() => undefined);
     return p;
   }
 
@@ -464,12 +470,23 @@ export class WalArchiver {
       const head = this.pending[0];
       const file = path.join(walLayout(this.dataDir).pending, head.name);
       let error: string | null = null;
+      let thrown: unknown = null;
       try {
         error = await this.archiveOne(file);
       } catch (e) {
+        thrown = e;
         error = (e as Error).message;
       }
       if (this.abort.signal.aborted && error) return; // aborted by shutdown: not a failure
+      if (error && head.kind === 'history' && head.timeline === this.state.timeline && (await historyTaken(this.dataDir, this.config, head.name, file, thrown))) {
+        // Another restore or node claimed this id while our history waited: nothing of it is archived yet (its history goes first).
+        await this.serialized(async () => {
+          if (this.pending[0] !== head || head.timeline !== this.state.timeline) return;
+          this.pending = await renumberTimeline(this.dataDir, this.state, this.pending, this.config, this.log);
+        });
+        this.updateGate();
+        continue;
+      }
       const now = new Date().toISOString();
       if (error) {
         this.state.archive_failures_total++;

@@ -49,10 +49,14 @@ export interface WalReplayReport {
   reached: { db_sequence: number; consensus_sequence: number; commit_time: string | null; segment: string | null };
   /** where the archive ended (replay to the end), else null */
   end_of_archive: string | null;
-  /** fetching, checking and applying the segments (the replay rate's denominator) */
+  /** fetching, checking and applying the segments, and flushing the store they were written to (the replay rate's denominator) */
   replay_seconds: number;
-  /** of which writing the batches (walApply); the rest waits for segments to be fetched and checked */
+  /** time walApply ran writing the batches, on a worker while the next segments are fetched and checked */
   apply_seconds: number;
+  /** of replay_seconds, flushing the staged store's memtables to disk at the end */
+  flush_seconds: number;
+  /** CPU time (user + system, every thread of the process) the replay used: its cost on a shared machine */
+  replay_cpu_seconds: number;
   /** after the replay: counts, close, the new timeline's history probed, written and archived */
   finish_seconds: number;
   new_timeline: { timeline: number; history: string; first_segment: string; history_archived: boolean; archive_error?: string };
@@ -64,8 +68,10 @@ export interface PitrReport extends RestoreReport {
   wal: WalReplayReport;
 }
 
-const APPLY_BATCHES = 4096;
-const APPLY_BYTES = 64 << 20;
+// Batches handed to one walApply: small enough that the next segments are
+// checked on the JS thread while the previous write runs on a worker.
+const APPLY_BATCHES = 1024;
+const APPLY_BYTES = 16 << 20;
 
 /** MANIFEST.json `wal` (written by backup create): where the base sits in the WAL history. */
 export function manifestWalPosition(manifest: Manifest, file: string): WalPosition {
@@ -148,33 +154,62 @@ class TargetTracker {
   }
 }
 
-/** Batches queued per store, written with walApply thousands at a time. */
+/**
+ * Batches queued per store, written with walApply a thousand at a time. One
+ * write runs on a worker while the JS thread checks the next segments: a new
+ * write starts once the previous one has finished, in order.
+ */
 class Replayer {
-  private readonly queued: Record<WalDbName, Buffer[]> = { db: [], consensus: [] };
+  private queued: Record<WalDbName, Buffer[]> = { db: [], consensus: [] };
   private queuedBytes = 0;
+  private running: Promise<void> | null = null;
   applied = 0;
-  /** time spent in walApply */
+  /** time walApply ran (on a worker, overlapping the fetches and checks) */
   applySeconds = 0;
   constructor(private readonly store: GutsStore) {}
 
   async add(r: WalRecord): Promise<void> {
     this.queued[r.db].push(r.data);
     this.queuedBytes += r.data.length;
-    if (this.queued[r.db].length >= APPLY_BATCHES || this.queuedBytes >= APPLY_BYTES) await this.flush();
+    if (this.queued[r.db].length >= APPLY_BATCHES || this.queuedBytes >= APPLY_BYTES) await this.start();
   }
 
-  async flush(): Promise<void> {
+  /** Waits for the running write (its error surfaces here), then starts one for what is queued. */
+  private async start(): Promise<void> {
+    if (this.running) await this.running;
+    this.running = null;
+    const queued = this.queued;
+    this.queued = { db: [], consensus: [] };
+    this.queuedBytes = 0;
+    if (!queued.db.length && !queued.consensus.length) return;
+    const p = this.write(queued);
+    p.catch(() => undefined); // awaited by the next start() or flush()
+    this.running = p;
+  }
+
+  private async write(queued: Record<WalDbName, Buffer[]>): Promise<void> {
     for (const db of ['db', 'consensus'] as const) {
-      const batches = this.queued[db];
+      const batches = queued[db];
       if (!batches.length) continue;
-      this.queued[db] = [];
       const t0 = process.hrtime.bigint();
       const r = await native.walApply(this.store.native, db, batches);
       this.applySeconds += Number(process.hrtime.bigint() - t0) / 1e9;
       this.applied += r.applied;
       if (r.applied !== batches.length) throw new GutsError('GUTS_INTERNAL', `walApply on ${db} applied ${r.applied} of ${batches.length} archived batches`);
     }
-    this.queuedBytes = 0;
+  }
+
+  /** Everything queued written. */
+  async flush(): Promise<void> {
+    await this.start();
+    if (this.running) await this.running;
+    this.running = null;
+  }
+
+  /** Waits for a running write without starting another (error paths: the store closes after it). */
+  async settle(): Promise<void> {
+    if (this.running) await this.running.catch(() => undefined);
+    this.running = null;
   }
 }
 
@@ -183,6 +218,18 @@ interface NewTimeline {
   parent: number;
   branchSegment: number;
   prevChecksum: string;
+}
+
+/** Whether the archive holds other bytes than `file` under `name` (false when it holds none or cannot be read). */
+async function differentInArchive(source: WalSource, tmpDir: string, name: string, file: string): Promise<boolean> {
+  const dest = path.join(tmpDir, `${name}.probe`);
+  try {
+    return (await source.fetch(name, dest)) && !fs.readFileSync(dest).equals(fs.readFileSync(file));
+  } catch {
+    return false;
+  } finally {
+    fs.rmSync(dest, { force: true });
+  }
 }
 
 /** The checksum of the segment before `segment` on `timeline` (ZERO when it is not archived). */
@@ -231,6 +278,7 @@ function describeTarget(u: RestoreTarget): string {
 /** Replays onto the staged store (open), starts the new timeline; returns the report and the counts. */
 async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ report: WalReplayReport; counts: StagedCounts }> {
   const t0 = Date.now();
+  const cpu0 = process.cpuUsage();
   const { opts, source, base, steps, tmpDir, histories, staging } = ctx;
   const u = opts.until;
   const walker = new ArchiveWalker({ source, tmpDir, steps, base, prefetch: opts.prefetch });
@@ -260,9 +308,9 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
     }
     await replayer.flush();
   } finally {
+    await replayer.settle();
     await walker.close();
   }
-  const replaySeconds = (Date.now() - t0) / 1000;
   // A target inside the base cannot be restored exactly from it (the base's own
   // archived batches, skipped above, tell).
   if (u && 'time_ms' in u && walker.inBase.lastTimeUs > u.time_ms * 1000) {
@@ -277,6 +325,13 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
       `the WAL archive ${source.describe} ends at ${walker.endName ?? lastName ?? segmentName(base.timeline, base.segment)} (db sequence ${reached.db}, last commit ${iso(reached.timeUs) ?? 'none after the base'}) before ${describeTarget(u)} was reached; nothing was restored`,
     );
   }
+  // The staging store was written without a WAL (a replay store): its
+  // memtables reach disk now, before anything reads it or it is swapped in.
+  const tFlush = process.hrtime.bigint();
+  await store.native.flush();
+  const flushSeconds = Number(process.hrtime.bigint() - tFlush) / 1e9;
+  const replaySeconds = (Date.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   const c = await store.counts();
   await store.close();
 
@@ -326,7 +381,9 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
       fs.rmSync(historyFile);
       fsyncDir(path.dirname(historyFile));
     } catch (e) {
-      if ((e as GutsError).code === 'GUTS_EXISTS' && attempt < 64) {
+      // wal.archive_command only says it failed: the archive (read as the replay did) tells whether another history holds the name
+      const taken = (e as GutsError).code === 'GUTS_EXISTS' || (ctx.sinkDir === null && (await differentInArchive(source, tmpDir, hName, historyFile)));
+      if (taken && attempt < 64) {
         // another restore claimed this id a moment ago
         fs.rmSync(historyFile, { force: true });
         opts.log?.(`note: timeline ${nt.timeline} was just claimed in the archive by another restore; taking the next id`);
@@ -355,6 +412,8 @@ async function replayOnto(store: GutsStore, ctx: ReplayContext): Promise<{ repor
     end_of_archive: walker.endName,
     replay_seconds: replaySeconds,
     apply_seconds: replayer.applySeconds,
+    flush_seconds: flushSeconds,
+    replay_cpu_seconds: (cpu.user + cpu.system) / 1e6,
     finish_seconds: (Date.now() - t0) / 1000 - replaySeconds,
     new_timeline: {
       timeline: nt.timeline,
@@ -433,7 +492,8 @@ export async function restorePointInTime(opts: PitrOptions): Promise<PitrReport>
         }
       }
     }
-    const store = await GutsStore.open(staging);
+    // a replay store: archived batches written without a WAL, flushed before it is used (crash: staging is discarded)
+    const store = await GutsStore.open(staging, { replay: true });
     try {
       const r = await replayOnto(store, { opts, source, sink, sinkDir, staging, base, tmpDir, histories, steps, warnings });
       wal = r.report;

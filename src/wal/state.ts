@@ -31,6 +31,8 @@ export interface WalState {
   marks?: string[];
   /** db/IDENTITY of the store this state follows (absent: adopted at the next node start) */
   db_identity?: string;
+  /** timeline ids this node chose but found taken in the archive before their history was archived (src/wal/reclaim.ts): never archived from here */
+  abandoned_timelines?: number[];
 }
 
 /** Where a base backup's WAL replay starts (MANIFEST.json `wal`). */

@@ -43,7 +43,8 @@ interface Position {
   segment: number;
 }
 
-type Fetched = { name: string; bytes: number; segment: Segment } | null;
+/** badBatch: the first record restore could not apply (checked ahead on a worker, reported in order by check()) */
+type Fetched = { name: string; bytes: number; segment: Segment; badBatch: { index: number; why: string } | null } | null;
 
 function gap(message: string, name?: string): GutsError {
   return new GutsError('GUTS_WAL_GAP', message, name);
@@ -98,7 +99,13 @@ export class ArchiveWalker {
         } finally {
           await fs.promises.rm(dest, { force: true });
         }
-        return { name, bytes: buf.length, segment: await decodeSegment(buf, name) };
+        const segment = await decodeSegment(buf, name);
+        // checksums prove the bytes are the archived ones, not that restore can apply them: parse every batch
+        const badBatch = await native.walCheckBatches(
+          Uint8Array.from(segment.records, (r) => (r.db === 'db' ? 0 : 1)),
+          segment.records.map((r) => r.data),
+        );
+        return { name, bytes: buf.length, segment, badBatch };
       })();
       f.catch(() => undefined); // surfaced when consumed
       this.inflight.set(name, f);
@@ -133,7 +140,7 @@ export class ArchiveWalker {
       return null;
     }
     const seg = got.segment;
-    const records = this.check(seg, name);
+    const records = this.check(seg, name, got.badBatch);
     this.prev = seg;
     this.segments++;
     this.bytes += got.bytes;
@@ -142,7 +149,7 @@ export class ArchiveWalker {
   }
 
   /** Chain and continuity; returns the records to replay. */
-  private check(seg: Segment, name: string): WalRecord[] {
+  private check(seg: Segment, name: string, badBatch: { index: number; why: string } | null): WalRecord[] {
     const { base } = this.opts;
     const step = this.opts.steps[this.pos.step];
     const prev = this.prev;
@@ -171,12 +178,13 @@ export class ArchiveWalker {
         throw gap(`${(e as Error).message} (segment ${segmentName(prev.timeline, prev.segment)} before it)`, name);
       }
     }
+    if (badBatch) {
+      const r = seg.records[badBatch.index];
+      throw new GutsError('GUTS_CORRUPT', `WAL segment ${name}: ${r.db} batch at sequence ${r.seq} cannot be applied: ${badBatch.why}`, name);
+    }
     const stop = step.stop;
     const out: WalRecord[] = [];
     for (const r of seg.records) {
-      // checksums prove the bytes are the archived ones, not that restore can apply them: parse every batch
-      const bad = native.walCheckBatch(r.db, r.data);
-      if (bad !== null) throw new GutsError('GUTS_CORRUPT', `WAL segment ${name}: ${r.db} batch at sequence ${r.seq} cannot be applied: ${bad}`, name);
       const baseSeq = r.db === 'db' ? base.db_seq : base.consensus_seq;
       const last = r.seq + r.count - 1;
       if (last <= baseSeq) {

@@ -22,7 +22,7 @@ import {
   contentObjectKey,
   ensureConfig,
   hashFile,
-  loadSnapshots,
+  latestSnapshot,
   newSnapshotId,
   ownObjectKey,
   pool,
@@ -127,9 +127,13 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
     cp = client ? await nodeCheckpoint(client, which, background, Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE))) : await storeCheckpoint(dataDir, which);
     if (opts.signal?.aborted) throw new GutsError('GUTS_CANCELLED', 'backup interrupted; no snapshot was written');
 
-    // What the repository already holds: objects some snapshot records (their checksum is known) and that exist.
+    // What the repository already holds: the SSTs the latest snapshot records (with their checksums) that
+    // exist with the recorded stored size. Only the latest manifest is read (one GET, whatever the history):
+    // an older snapshot's SST that the store still holds is in the latest one too; anything else is
+    // stored again under the same name (same name, same content).
     const known = new Map<string, SnapshotFile>();
-    for (const s of await loadSnapshots(loc)) for (const f of s.manifest.files) if (f.shared) known.set(f.object, f);
+    const latest = await latestSnapshot(loc);
+    if (latest) for (const f of latest.files) if (f.shared) known.set(f.object, f);
     const present = new Map<string, number>();
     for (const o of await loc.list('data/')) present.set(o.key, o.size);
 

@@ -202,6 +202,16 @@ export async function loadSnapshots(loc: Location): Promise<SnapshotEntry[]> {
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
+/** The newest snapshot's manifest (by id, which sorts by time), or null; only its manifest is read. */
+export async function latestSnapshot(loc: Location): Promise<SnapshotManifest | null> {
+  const keys = (await loc.list('snapshots/')).map((o) => o.key).filter((k) => SNAPSHOT_KEY.test(k)).sort();
+  for (let i = keys.length - 1; i >= 0; i--) {
+    const buf = await loc.get(keys[i]);
+    if (buf) return parseSnapshot(buf.toString('utf8'), loc.urlOf(keys[i]));
+  }
+  return null;
+}
+
 /** `id`, "latest", or a unique prefix of an id. */
 export function pickSnapshot(all: SnapshotEntry[], which: string | undefined, url: string): SnapshotEntry {
   if (!all.length) throw new GutsError('GUTS_NOT_FOUND', `${url} holds no snapshot`, url);

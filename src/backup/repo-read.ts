@@ -34,8 +34,8 @@ export interface RepoListResult {
   repo: string;
   snapshots: RepoSnapshotInfo[];
   /** objects in data/ and files/ and their size (what the repository occupies) */
-  objects: number;
-  bytes: number;
+  repository_objects: number;
+  repository_bytes: number;
 }
 
 export function snapshotInfo(s: SnapshotEntry): RepoSnapshotInfo {
@@ -65,7 +65,7 @@ export async function listRepo(loc: Location): Promise<RepoListResult> {
     objects++;
     bytes += o.size;
   }
-  return { repo: loc.url, snapshots: snaps.map(snapshotInfo), objects, bytes };
+  return { repo: loc.url, snapshots: snaps.map(snapshotInfo), repository_objects: objects, repository_bytes: bytes };
 }
 
 export interface RepoVerifyProblem {
@@ -195,7 +195,7 @@ export interface RepoExportResult {
   snapshot: string;
   file: string;
   size_bytes: number;
-  checksum: string;
+  sha256: string;
   files: number;
   total_bytes: number;
   duration_seconds: number;
@@ -246,7 +246,7 @@ export async function exportSnapshot(loc: Location, which: string, output: strin
     opts.signal?.addEventListener('abort', onAbort);
     try {
       const r = await task.promise;
-      return { repo: loc.url, snapshot: s.id, file, size_bytes: r.archiveBytes, checksum: `sha256:${r.sha256}`, files: s.manifest.files.length, total_bytes: s.manifest.total_bytes, duration_seconds: (Date.now() - t0) / 1000 };
+      return { repo: loc.url, snapshot: s.id, file, size_bytes: r.archiveBytes, sha256: r.sha256, files: s.manifest.files.length, total_bytes: s.manifest.total_bytes, duration_seconds: (Date.now() - t0) / 1000 };
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }

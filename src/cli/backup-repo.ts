@@ -65,7 +65,7 @@ export async function repoList(cmd: Command, repo: string, opts: { json?: boolea
       printJson(r);
       return;
     }
-    process.stdout.write(`Snapshots in ${r.repo}: ${r.snapshots.length} (${r.objects} objects, ${formatBytes(r.bytes)})\n`);
+    process.stdout.write(`Snapshots in ${r.repo}: ${r.snapshots.length} (${r.repository_objects} objects, ${formatBytes(r.repository_bytes)})\n`);
     for (const s of r.snapshots) {
       const objects = (s.objects.commit + s.objects.tree + s.objects.blob + s.objects.tag).toLocaleString('en-US');
       process.stdout.write(
@@ -145,7 +145,7 @@ repository object is damaged (GUTS_REPO_CORRUPT), 2 usage or I/O error.`,
         try {
           const r = await withSignals((signal) => exportSnapshot(loc, opts.snapshot, opts.output, { level: opts.level, threads: opts.threads, force: opts.force, signal }));
           if (opts.json) printJson(r);
-          else process.stderr.write(`Exported snapshot ${r.snapshot} of ${r.repo} to ${r.file} (${formatBytes(r.size_bytes)}, ${r.files} files) ${r.checksum}\n`);
+          else process.stderr.write(`Exported snapshot ${r.snapshot} of ${r.repo} to ${r.file} (${formatBytes(r.size_bytes)}, ${r.files} files) sha256:${r.sha256}\n`);
         } finally {
           loc.close();
         }

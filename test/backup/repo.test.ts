@@ -267,7 +267,7 @@ t.test('kill -9 during create and during prune, 10 times each', async (t) => {
   t.equal(final.code, 0, 'a prune after the kills');
   const left = json(['backup', 'list', '--repo', repo]);
   t.equal(left.body.snapshots.length, 2);
-  t.equal(left.body.objects, final.body.kept_objects, 'every remaining object is referenced');
+  t.equal(left.body.repository_objects, final.body.kept_objects, 'every remaining object is referenced');
   t.equal(json(['backup', 'verify', '--repo', repo, '--deep']).body.status, 'VALID');
 });
 

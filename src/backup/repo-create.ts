@@ -16,7 +16,7 @@ import { BackupKind, isoSeconds, LastBackup, nodeCheckpoint, recordLastBackup, r
 import { GutsError } from '../errors';
 import { Location } from '../location';
 import { connectNode } from '../node-client';
-import { dataDirLayout } from '../store';
+import { dataDirLayout, GutsStore } from '../store';
 import { VERSION } from '../version';
 import {
   contentObjectKey,
@@ -48,6 +48,8 @@ export interface RepoCreateOptions {
   cpuShare?: number;
   signal?: AbortSignal;
   log?: (line: string) => void;
+  /** a store this process already holds open (the node itself, tests): checkpointed directly */
+  store?: GutsStore;
 }
 
 export interface RepoCreateResult {
@@ -111,7 +113,7 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
   if (loc.kind === 'local') fs.mkdirSync(loc.url, { recursive: true, mode: 0o700 });
   removeStaleCheckpoints(dataDir);
   const lock = await acquireLock(loc, 'create');
-  const client = await connectNode(dataDir);
+  const client = opts.store ? null : await connectNode(dataDir);
   let kind: BackupKind = opts.kind ?? 'full';
   let note = '';
   if (kind === 'hot' && !client) {
@@ -124,7 +126,7 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
     const created = isoSeconds();
     await ensureConfig(loc, created);
     const background = Boolean(client && opts.backgroundWithNode);
-    cp = client ? await nodeCheckpoint(client, which, background, Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE))) : await storeCheckpoint(dataDir, which);
+    cp = client ? await nodeCheckpoint(client, which, background, Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE))) : await storeCheckpoint(dataDir, which, opts.store);
     if (opts.signal?.aborted) throw new GutsError('GUTS_CANCELLED', 'backup interrupted; no snapshot was written');
 
     // What the repository already holds: the SSTs the latest snapshot records (with their checksums) that

@@ -5,7 +5,7 @@
 //
 // Every round adds ~1% of the store's object bytes as new text blobs (random
 // hex lines: new content, as a git host receives it), flushes, and keeps the
-// store open a moment so RocksDB's background compactions run as on a node.
+// store open until RocksDB's background compactions are done, as on a node.
 import { spawnSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -40,7 +40,23 @@ async function addObjects(dataDir: string, bytes: number, tag: string): Promise<
       await store.putObjects('bench/incremental', batch);
     }
     await store.flush();
-    await new Promise((r) => setTimeout(r, 1500)); // background compactions
+    // RocksDB's background compactions (closing the store would abort them): wait until the SST set
+    // (names and sizes) is stable for 2 s, at most 120 s
+    const sig = () =>
+      fs
+        .readdirSync(path.join(dataDir, 'db'))
+        .filter((n) => n.endsWith('.sst'))
+        .map((n) => `${n}:${fs.statSync(path.join(dataDir, 'db', n)).size}`)
+        .sort()
+        .join(',');
+    let last = sig();
+    let stable = 0;
+    for (let waited = 0; waited < 120e3 && stable < 4; waited += 500) {
+      await new Promise((r) => setTimeout(r, 500));
+      const now = sig();
+      stable = now === last ? stable + 1 : 0;
+      last = now;
+    }
   } finally {
     await store.close();
   }
@@ -163,6 +179,8 @@ export async function repoBench(env: BenchEnv, rounds = 10): Promise<BenchResult
     summary('full snapshot (empty repository)', fullSamples, { stored_mb: round(fullStored / 1e6, 1) }),
     summary(`incremental snapshot after ~1% new objects (median of ${rounds} rounds)`, ours, {
       growth_mb: round(ourGrowth / 1e6, 2),
+      total_growth_mb: round(rows.reduce((x, r) => x + r.our_growth_bytes, 0) / 1e6, 1),
+      max_growth_mb: round(Math.max(...rows.map((r) => r.our_growth_bytes)) / 1e6, 1),
       growth_vs_full: round(ourGrowth / fullStored, 4),
       time_vs_full: round(ourTime / fullTime, 3),
     }),
@@ -174,8 +192,11 @@ export async function repoBench(env: BenchEnv, rounds = 10): Promise<BenchResult
       summary('restic backup, first run', resticFirst, { stored_mb: round(resticFirstBytes / 1e6, 1), ours_time_ratio: round(fullTime / med(resticFirst.map((s) => s.wall_s)), 3), ours_size_ratio: round(fullStored / resticFirstBytes, 3) }),
       summary(`restic backup after the same ~1% (median of ${rounds} rounds)`, theirs, {
         growth_mb: round(rGrowth / 1e6, 2),
+        total_growth_mb: round(rows.reduce((x, r) => x + (r.restic_growth_bytes ?? 0), 0) / 1e6, 1),
+        max_growth_mb: round(Math.max(...rows.map((r) => r.restic_growth_bytes ?? 0)) / 1e6, 1),
         ours_time_ratio: round(ourTime / rTime, 3),
         ours_growth_ratio: round(ourGrowth / Math.max(1, rGrowth), 3),
+        ours_total_growth_ratio: round(rows.reduce((x, r) => x + r.our_growth_bytes, 0) / Math.max(1, rows.reduce((x, r) => x + (r.restic_growth_bytes ?? 0), 0)), 3),
       }),
     );
   }

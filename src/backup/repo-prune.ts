@@ -13,7 +13,7 @@ import { isProcessAlive } from '../fsutil';
 import { Location } from '../location';
 import { BackupEntry } from './list';
 import { decide, KeepPolicy } from './prune';
-import { loadSnapshots, requireConfig, SNAPSHOT_KEY } from './repo-format';
+import { loadSnapshots, requireConfig } from './repo-format';
 import { acquireLock } from './repo-lock';
 
 export interface RepoPruneResult {
@@ -109,9 +109,8 @@ export async function pruneRepo(loc: Location, policy: KeepPolicy, opts: { dryRu
     });
     // mark: everything a kept snapshot references stays; sweep: manifests first, then objects
     if (!opts.dryRun) for (const k of forget) await loc.delete(k);
-    for (const prefix of ['data/', 'files/', 'snapshots/']) {
+    for (const prefix of ['data/', 'files/']) {
       for (const o of await loc.list(prefix)) {
-        if (prefix === 'snapshots/' && SNAPSHOT_KEY.test(o.key)) continue;
         if (referenced.has(o.key)) {
           result.kept_objects++;
           result.kept_bytes += o.size;

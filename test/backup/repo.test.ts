@@ -77,6 +77,28 @@ async function compareObjects(t: Test, dataDir: string, present: Obj[], absent: 
   }
 }
 
+/** docs/JSON.md: the JSON blocks of "### title" */
+function documented(title: string): unknown {
+  const text = fs.readFileSync(path.join(__dirname, '..', '..', 'docs', 'JSON.md'), 'utf8');
+  const section = text.split(/^### /m).find((s) => s.slice(0, s.indexOf('\n')).trim() === title);
+  const m = section ? /```json\n([\s\S]*?)```/.exec(section) : null;
+  if (!m) throw new Error(`docs/JSON.md has no JSON block under "### ${title}"`);
+  return JSON.parse(m[1]);
+}
+
+/** Keys of `v` (deep) that `doc` does not show, and keys that break the naming scheme of docs/JSON.md. */
+function shapeProblems(v: unknown, doc: unknown, where = '$'): string[] {
+  if (Array.isArray(v)) return Array.isArray(doc) && doc.length ? v.flatMap((x, i) => shapeProblems(x, doc[0], `${where}[${i}]`)) : [];
+  if (!v || typeof v !== 'object' || !doc || typeof doc !== 'object' || Array.isArray(doc)) return [];
+  const out: string[] = [];
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (!/^[a-z][a-z0-9]*(_[a-z0-9]+)*$/.test(k) || /(_ms|_s|_size|_kb|_mb|_millis)$|^(bytes|size|duration|elapsed|checksum|mtime_ms)$/.test(k)) out.push(`${where}.${k}: naming`);
+    if (!(k in (doc as Record<string, unknown>))) out.push(`${where}.${k}: undocumented`);
+    else out.push(...shapeProblems(x, (doc as Record<string, unknown>)[k], `${where}.${k}`));
+  }
+  return out;
+}
+
 function fullCounts(dataDir: string) {
   const r = json(['verify', '--data-dir', dataDir, '--full']);
   return { ok: r.body.ok as boolean, counts: r.body.counts as Record<string, number> };
@@ -120,6 +142,9 @@ async function roundTrip(t: Test, repo: string, env: NodeJS.ProcessEnv, dir: str
 
   const v = json(['backup', 'verify', '--repo', repo, '--deep'], env);
   t.equal(v.code, 0, `verify --deep: ${v.stdout}`);
+  t.same(shapeProblems(a.body, documented('backup create --repo')), [], 'create --json as docs/JSON.md shows');
+  t.same(shapeProblems(list.body, documented('backup list --repo')), [], 'list --json as documented');
+  t.same(shapeProblems(v.body, documented('backup verify --repo')), [], 'verify --json as documented');
   t.equal(v.body.status, 'VALID');
   t.same(v.body.snapshots.map((s: any) => s.objects_check.objects), [countsA.counts.commit + countsA.counts.tree + countsA.counts.blob + countsA.counts.tag, countsB.counts.commit + countsB.counts.tree + countsB.counts.blob + countsB.counts.tag], 'deep check: exact object counts per snapshot');
 
@@ -140,6 +165,7 @@ async function roundTrip(t: Test, repo: string, env: NodeJS.ProcessEnv, dir: str
   const out = path.join(dir, 'export.tar.zst');
   const e = json(['backup', 'export', '--repo', repo, '--snapshot', a.body.snapshot, '--output', out], env);
   t.equal(e.code, 0, `export: ${e.stderr}`);
+  t.same(shapeProblems(e.body, documented('backup export')), [], 'export --json as documented');
   t.ok(fs.existsSync(out + '.sha256'), 'sidecar written');
   const ev = json(['backup', 'verify', out, '--deep']);
   t.equal(ev.body.status, 'VALID', 'exported archive verifies (deep)');
@@ -150,6 +176,7 @@ async function roundTrip(t: Test, repo: string, env: NodeJS.ProcessEnv, dir: str
   // prune: keep the newest; A's own files and its SSTs B does not share are swept
   const p = json(['backup', 'prune', '--repo', repo, '--keep-last', '1'], env);
   t.equal(p.code, 0, `prune: ${p.stderr}`);
+  t.same(shapeProblems(p.body, documented('backup prune --repo')), [], 'prune --json as documented');
   t.same(p.body.removed.map((x: any) => x.id), [a.body.snapshot]);
   t.ok(p.body.swept_objects > 0, `swept ${p.body.swept_objects} objects`);
   const after = listObjects().filter((k) => /(data|files)\//.test(k));

@@ -42,7 +42,7 @@ export interface RepoCreateOptions {
   kind?: 'full' | 'hot';
   /** zstd level of new objects (default 3) */
   level?: number;
-  /** objects stored at once (default 2) */
+  /** objects stored at once (default 4: overlaps compression with uploads and fsyncs) */
   parallel?: number;
   backgroundWithNode?: boolean;
   cpuShare?: number;
@@ -104,7 +104,7 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
   const loc = opts.location;
   const level = opts.level ?? 3;
   if (!Number.isInteger(level) || level < 1 || level > 19) throw new GutsError('GUTS_INVALID_ARGUMENT', '--level for a repository must be an integer from 1 to 19');
-  const parallel = opts.parallel ?? Math.max(1, Math.min(4, os.availableParallelism()));
+  const parallel = opts.parallel ?? 4;
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
   if (loc.kind === 'local') {
     const real = fs.existsSync(loc.url) ? fs.realpathSync(loc.url) : loc.url;

@@ -114,7 +114,7 @@ export async function verifyRepo(loc: Location, opts: { snapshot?: string; deep?
   }
   let bytes = 0;
   const entries = [...objects.entries()];
-  await pool(entries, opts.parallel ?? 2, async ([key, o]) => {
+  await pool(entries, opts.parallel ?? 4, async ([key, o]) => {
     try {
       const r = await readObject(loc, key, { maxBytes: o.size, signal: opts.signal });
       bytes += r.storedBytes;
@@ -161,7 +161,7 @@ export async function verifyRepo(loc: Location, opts: { snapshot?: string; deep?
 export async function extractSnapshot(loc: Location, m: SnapshotManifest, dir: string, opts: { parallel?: number; signal?: AbortSignal; onFile?: (bytes: number) => void } = {}): Promise<ExtractedBase> {
   for (const sub of new Set(m.files.map((f) => f.path.split('/')[0]))) fs.mkdirSync(path.join(dir, sub), { mode: 0o700, recursive: true });
   let stored = 0;
-  await pool(m.files, opts.parallel ?? 2, async (f) => {
+  await pool(m.files, opts.parallel ?? 4, async (f) => {
     const out = path.join(dir, f.path);
     const r = await readObject(loc, f.object, { output: out, maxBytes: f.size, signal: opts.signal });
     try {

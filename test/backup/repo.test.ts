@@ -315,7 +315,7 @@ t.test('create and prune at the same time: no snapshot loses an object', async (
   t.ok(codes.every((c) => c === 0 || c === 3), `every run succeeded or found the repository locked (exit 3): ${codes}`);
   t.ok(codes.some((c) => c === 0), 'some ran');
   const v = json(['backup', 'verify', '--repo', repo, '--deep']);
-  t.equal(v.body.status, 'VALID', 'every remaining snapshot verifies, deep');
+  t.equal(v.body.status, 'VALID', `every remaining snapshot verifies, deep: ${JSON.stringify(v.body.problems ?? v.body.error ?? v.stderr)}`);
   // a live lock refuses prune with GUTS_REPO_LOCKED
   fs.writeFileSync(path.join(repo, 'locks', 'create-other-1-aaaaaaaa.json'), JSON.stringify({ kind: 'create', hostname: 'another-host', pid: 1, created: new Date().toISOString(), refreshed: new Date().toISOString() }));
   const locked = json(['backup', 'prune', '--repo', repo, '--keep-last', '1']);

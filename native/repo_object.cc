@@ -41,6 +41,13 @@ class Fd {
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
   }
+  // closes and reports the error; the descriptor is gone either way (never closed twice:
+  // another worker thread may already own the same number)
+  int CloseChecked() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd >= 0 ? close(fd) : 0;
+  }
 
  private:
   int fd_;
@@ -180,12 +187,7 @@ void Unpack(const UnpackInput& in, TaskState& state, ObjectResult& r) {
   if (pending != 0) throw GutsError(Code::Corrupt, in.name + ": truncated zstd frame", in.name);
   if (dst.get() >= 0) {
     if (fsync(dst.get()) != 0) ThrowErrno("cannot fsync", in.output, errno);
-    if (close(dst.get()) != 0) {
-      int err = errno;
-      dst.Reset(-1);
-      ThrowErrno("cannot close", in.output, err);
-    }
-    dst.Reset(-1);
+    if (dst.CloseChecked() != 0) ThrowErrno("cannot close", in.output, errno);
   }
   r.xxh3 = hash.HexDigest();
 }

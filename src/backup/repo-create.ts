@@ -25,6 +25,7 @@ import {
   latestSnapshot,
   newSnapshotId,
   ownObjectKey,
+  pipeParallelLimit,
   pool,
   putFileObject,
   snapshotKey,
@@ -42,7 +43,7 @@ export interface RepoCreateOptions {
   kind?: 'full' | 'hot';
   /** zstd level of new objects (default 3) */
   level?: number;
-  /** objects stored at once (default 4: overlaps compression with uploads and fsyncs) */
+  /** objects stored at once (default and at most: libuv pool size - 2, see pipeParallelLimit) */
   parallel?: number;
   backgroundWithNode?: boolean;
   cpuShare?: number;
@@ -104,7 +105,7 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
   const loc = opts.location;
   const level = opts.level ?? 3;
   if (!Number.isInteger(level) || level < 1 || level > 19) throw new GutsError('GUTS_INVALID_ARGUMENT', '--level for a repository must be an integer from 1 to 19');
-  const parallel = opts.parallel ?? 4;
+  const parallel = pipeParallelLimit(opts.parallel ?? 4);
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
   if (loc.kind === 'local') {
     const real = fs.existsSync(loc.url) ? fs.realpathSync(loc.url) : loc.url;

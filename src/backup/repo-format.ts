@@ -223,6 +223,18 @@ export function pickSnapshot(all: SnapshotEntry[], which: string | undefined, ur
   throw new GutsError('GUTS_NOT_FOUND', `${url} holds ${hits.length ? 'several snapshots starting with' : 'no snapshot'} ${which}`, url);
 }
 
+/**
+ * Objects streamed through a pipe at once: each occupies a libuv threadpool
+ * thread (the native packer/unpacker, blocked while the pipe is full or
+ * empty) while the other end needs the pool too (local file writes, DNS for
+ * S3): with every pool thread blocked on a pipe, nothing drains them. Two
+ * pool threads stay free.
+ */
+export function pipeParallelLimit(requested: number): number {
+  const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  return Math.max(1, Math.min(requested, pool - 2));
+}
+
 /** Runs up to `n` jobs at once; the first failure stops new jobs and is thrown once the running ones ended. */
 export async function pool<T>(items: T[], n: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
   let next = 0;

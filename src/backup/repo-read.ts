@@ -13,7 +13,12 @@ import { fsyncDir } from '../fsutil';
 import { Location } from '../location';
 import { ArchiveEntrySpec, native } from '../native';
 import { ExtractedBase } from '../restore';
-import { archiveManifestOf, checkObjectResult, loadSnapshots, pickSnapshot, pool, readObject, requireConfig, SnapshotEntry, SnapshotManifest } from './repo-format';
+import { archiveManifestOf, checkObjectResult, loadSnapshots, pickSnapshot, pipeParallelLimit, pool, readObject, requireConfig, SnapshotEntry, SnapshotManifest } from './repo-format';
+
+/** Local objects are read by the native worker straight from their file; S3 objects come through a pipe. */
+function readParallel(loc: Location, requested?: number): number {
+  return loc.kind === 'local' ? (requested ?? 4) : pipeParallelLimit(requested ?? 4);
+}
 
 export interface RepoSnapshotInfo {
   id: string;
@@ -114,7 +119,7 @@ export async function verifyRepo(loc: Location, opts: { snapshot?: string; deep?
   }
   let bytes = 0;
   const entries = [...objects.entries()];
-  await pool(entries, opts.parallel ?? 4, async ([key, o]) => {
+  await pool(entries, readParallel(loc, opts.parallel), async ([key, o]) => {
     try {
       const r = await readObject(loc, key, { maxBytes: o.size, signal: opts.signal });
       bytes += r.storedBytes;
@@ -161,7 +166,7 @@ export async function verifyRepo(loc: Location, opts: { snapshot?: string; deep?
 export async function extractSnapshot(loc: Location, m: SnapshotManifest, dir: string, opts: { parallel?: number; signal?: AbortSignal; onFile?: (bytes: number) => void } = {}): Promise<ExtractedBase> {
   for (const sub of new Set(m.files.map((f) => f.path.split('/')[0]))) fs.mkdirSync(path.join(dir, sub), { mode: 0o700, recursive: true });
   let stored = 0;
-  await pool(m.files, opts.parallel ?? 4, async (f) => {
+  await pool(m.files, readParallel(loc, opts.parallel), async (f) => {
     const out = path.join(dir, f.path);
     const r = await readObject(loc, f.object, { output: out, maxBytes: f.size, signal: opts.signal });
     try {

@@ -8,7 +8,7 @@ import { createBackupAt } from '../location/backup-stream';
 import { formatBytes, ProgressBar } from '../progress';
 import { context, intOption, printJson, run } from './context';
 import { backupCreateJson } from './json';
-import { repoCreate } from './backup-repo';
+import { repoCreate, repoUsage } from './backup-repo';
 
 interface CreateOpts {
   output?: string;
@@ -70,9 +70,9 @@ Examples:
     )
     .action(
       run(async (opts: CreateOpts, cmd: Command) => {
-        if (opts.repo && opts.output) throw new GutsError('GUTS_USAGE', 'give --output or --repo, not both');
+        if (opts.repo && opts.output) throw repoUsage('create', 'give --output or --repo, not both');
         if (opts.repo) return repoCreate(cmd, opts.repo, opts);
-        if (!opts.output) throw new GutsError('GUTS_USAGE', "required option '-o, --output <file>' not specified (or --repo <location>)");
+        if (!opts.output) throw repoUsage('create', "required option '-o, --output <file>' not specified (or --repo <location>)");
         const output = opts.output;
         const ctx = context(cmd);
         const cfg = ctx.loaded.config;

@@ -11,7 +11,7 @@ import { GutsError } from '../errors';
 import { openLocation } from '../location';
 import { formatBytes } from '../progress';
 import { context, intOption, printJson, run } from './context';
-import { repoList, repoPrune } from './backup-repo';
+import { repoList, repoPrune, repoUsage } from './backup-repo';
 
 /** LOCATION argument, else backup.to, else backup.dir. */
 export function defaultLocation(cfg: GutsConfig, arg?: string): string {
@@ -42,7 +42,7 @@ export function registerBackupOps(backup: Command): void {
     .option('--json', 'print a JSON array')
     .action(
       run(async (arg: string | undefined, opts: { json?: boolean; repo?: string }, cmd: Command) => {
-        if (opts.repo && arg) throw new GutsError('GUTS_USAGE', 'give a location or --repo, not both');
+        if (opts.repo && arg) throw repoUsage('list', 'give a location or --repo, not both');
         if (opts.repo) return repoList(cmd, opts.repo, opts);
         const cfg = context(cmd).loaded.config;
         const location = openLocation(defaultLocation(cfg, arg), cfg);
@@ -90,7 +90,7 @@ from the WAL archive when no kept backup has a WAL position.`,
       run(async (arg: string | undefined, opts: KeepFlags & { dryRun?: boolean; archiveDir?: string; json?: boolean; repo?: string }, cmd: Command) => {
         const cfg = context(cmd).loaded.config;
         const policy = policyFrom(opts, cfg.backup);
-        if (opts.repo && (arg || opts.archiveDir)) throw new GutsError('GUTS_USAGE', '--repo takes no location argument and no --archive-dir (repository prune never removes WAL segments)');
+        if (opts.repo && (arg || opts.archiveDir)) throw repoUsage('prune', '--repo takes no location argument and no --archive-dir (repository prune never removes WAL segments)');
         if (opts.repo) return repoPrune(cmd, opts.repo, policy, opts);
         const location = openLocation(defaultLocation(cfg, arg), cfg);
         try {

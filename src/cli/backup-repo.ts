@@ -10,6 +10,12 @@ import { ExitCode, GutsError } from '../errors';
 import { Location, openLocation } from '../location';
 import { formatBytes } from '../progress';
 import { context, intOption, printJson, run } from './context';
+import { UsageError } from './usage';
+
+/** A usage error of `backup NAME` in the format of commander's own (src/cli/usage.ts). */
+export function repoUsage(name: string, message: string): UsageError {
+  return new UsageError(`backup ${name}: ${message}`, `Try 'guts-node backup ${name} --help'.`);
+}
 
 function openRepo(cmd: Command, url: string): Location {
   return openLocation(url, context(cmd).loaded.config);
@@ -29,7 +35,7 @@ async function withSignals<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<
 }
 
 export async function repoCreate(cmd: Command, repo: string, opts: { hot?: boolean; consensusOnly?: boolean; level?: number; threads?: number; foreground?: boolean; cpuShare?: number; json?: boolean; includeKey?: boolean; includeConfig?: boolean }): Promise<void> {
-  if (opts.consensusOnly || opts.includeKey || opts.includeConfig) throw new GutsError('GUTS_USAGE', '--repo snapshots hold db/ and consensus/ only: --consensus-only, --include-key and --include-config need --output');
+  if (opts.consensusOnly || opts.includeKey || opts.includeConfig) throw repoUsage('create', '--repo snapshots hold db/ and consensus/ only: --consensus-only, --include-key and --include-config need --output');
   const ctx = context(cmd);
   const loc = openRepo(cmd, repo);
   try {

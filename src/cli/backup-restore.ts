@@ -10,7 +10,7 @@ import { context, intOption, printJson, run } from './context';
 import { remoteSource } from './remote';
 import { restoreJson } from './json';
 import { cancelOnSignals } from './signals';
-import { repoRestoreOptions } from './backup-repo';
+import { repoRestoreOptions, repoUsage } from './backup-repo';
 
 interface RestoreFlags {
   target?: string;
@@ -106,9 +106,9 @@ Examples:
     )
     .action(
       run(async (fileArg: string | undefined, opts: RestoreFlags, cmd: Command) => {
-        if (opts.repo && fileArg) throw new GutsError('GUTS_USAGE', 'give an archive or --repo, not both');
-        if (opts.snapshot && !opts.repo) throw new GutsError('GUTS_USAGE', '--snapshot needs --repo');
-        if (!opts.repo && !fileArg) throw new GutsError('GUTS_USAGE', "missing required argument 'file' (or --repo <location>)");
+        if (opts.repo && fileArg) throw repoUsage('restore', 'give an archive or --repo, not both');
+        if (opts.snapshot && !opts.repo) throw repoUsage('restore', '--snapshot needs --repo');
+        if (!opts.repo && !fileArg) throw repoUsage('restore', "missing required argument 'file' (or --repo <location>)");
         const repo = opts.repo ? await repoRestoreOptions(cmd, opts.repo, opts.snapshot, opts.threads) : null;
         const file = repo ? repo.file : fileArg!;
         const target = opts.target ?? context(cmd).dataDir;

@@ -7,8 +7,7 @@ import { intOption, printJson, run } from './context';
 import { remoteSource } from './remote';
 import { backupVerifyJson } from './json';
 import { cancelOnSignals } from './signals';
-import { repoVerify } from './backup-repo';
-import { GutsError } from '../errors';
+import { repoVerify, repoUsage } from './backup-repo';
 
 export function registerBackupVerify(backup: Command): void {
   backup
@@ -29,10 +28,10 @@ Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (e.g. the file is missing).
     )
     .action(
       run(async (file: string | undefined, opts: { deep?: boolean; json?: boolean; threads?: number; repo?: string; snapshot?: string }, cmd: Command) => {
-        if (opts.repo && file) throw new GutsError('GUTS_USAGE', 'give an archive or --repo, not both');
-        if (opts.snapshot && !opts.repo) throw new GutsError('GUTS_USAGE', '--snapshot needs --repo');
+        if (opts.repo && file) throw repoUsage('verify', 'give an archive or --repo, not both');
+        if (opts.snapshot && !opts.repo) throw repoUsage('verify', '--snapshot needs --repo');
         if (opts.repo) return repoVerify(cmd, opts.repo, opts);
-        if (!file) throw new GutsError('GUTS_USAGE', "missing required argument 'file' (or --repo <location>)");
+        if (!file) throw repoUsage('verify', "missing required argument 'file' (or --repo <location>)");
         const bars: ProgressBar[] = [];
         const remote = await remoteSource(file, cmd);
         const signals = cancelOnSignals();

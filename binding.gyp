@@ -29,6 +29,7 @@
         'native/priority.cc',
         'native/wal_reader.cc',
         'native/wal_codec.cc',
+        'native/repo_object.cc',
       ],
       'dependencies': [
         '<(rocksdb_gyp):rocksdb',

@@ -9,6 +9,7 @@ import { realCorpus } from './corpus';
 import { BenchResult, printTable, saveResult } from './lib';
 import { checkpointBench, latencyBench } from './node-bench';
 import { walReplayBench } from './wal-replay';
+import { repoBench } from './repo';
 import { walLatencyBench, walRpoBench } from './wal-bench';
 import { backupBench, BenchEnv, describeDataset, dirBytes, hashBench, restoreBench, seed, verifyBench } from './suites';
 
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
   let failed = 0;
   try {
     // suites that need the data set (the WAL suites build stores of their own)
-    const onDataset = ['backup', 'verify', 'restore', 'rehash', 'checkpoint', 'latency'];
+    const onDataset = ['backup', 'verify', 'restore', 'rehash', 'checkpoint', 'latency', 'repo'];
     for (const plan of plans) {
       const walOnly = only !== undefined && !only.some((n) => onDataset.includes(n));
       if (walOnly && plan.label !== 'seed') continue;
@@ -67,6 +68,8 @@ async function main(): Promise<void> {
         ['verify', () => verifyBench(env())],
         ['restore', () => restoreBench(env())],
         ['rehash', () => hashBench(env())],
+        // backup repository: incremental snapshots, rounds of 1% new objects, restic as a peer, restore (bench/repo.ts)
+        ['repo', () => repoBench(env(), 10)],
       ];
       // checkpoint and latency seed stores of their own sizes: run them once, with the seeded set
       if (plan.label === 'seed') {

@@ -10,6 +10,7 @@
 #include "hashing.h"
 #include "object_verifier.h"
 #include "priority.h"
+#include "repo_object.h"
 #include "store_napi.h"
 #include "wal_codec.h"
 #include "wal_reader.h"
@@ -24,6 +25,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   guts::InitPriority(env, exports);
   guts::InitWalReader(env, exports);
   guts::InitWalCodec(env, exports);
+  guts::InitRepoObject(env, exports);
   Napi::Object versions = Napi::Object::New(env);
   versions.Set("rocksdb", std::to_string(ROCKSDB_MAJOR) + "." + std::to_string(ROCKSDB_MINOR) + "." +
                               std::to_string(ROCKSDB_PATCH));

@@ -194,7 +194,7 @@ function extraEntries(file: string, dir: string, name: string, what: string): Ar
   ];
 }
 
-interface Checkpoint {
+export interface Checkpoint {
   dir: string;
   info: CheckpointInfo;
   counts: Counts;
@@ -211,7 +211,7 @@ interface Checkpoint {
  * checkpoint itself (a read-only open that replays its WAL copy), so that
  * work is not done in the node at the node's priority.
  */
-async function nodeCheckpoint(
+export async function nodeCheckpoint(
   client: NodeClient,
   which: { db: boolean; consensus: boolean },
   background: boolean,
@@ -233,7 +233,7 @@ async function nodeCheckpoint(
 }
 
 /** A checkpoint taken through a store this process opens (or already holds). */
-async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus: boolean }, held?: GutsStore): Promise<Checkpoint> {
+export async function storeCheckpoint(dataDir: string, which: { db: boolean; consensus: boolean }, held?: GutsStore): Promise<Checkpoint> {
   const layout = dataDirLayout(dataDir);
   let store = held;
   if (!store) {

@@ -29,6 +29,10 @@ export const ErrorCodes = [
   'GUTS_WAL_TARGET',
   /** writes refused: WAL segments not yet archived exceed wal.max_pending */
   'GUTS_WAL_BACKLOG',
+  /** a backup repository is locked by another create/prune (docs/FORMAT.md "Backup repository"): exit 3 */
+  'GUTS_REPO_LOCKED',
+  /** a backup repository object or snapshot is missing or damaged: exit 1 */
+  'GUTS_REPO_CORRUPT',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
@@ -59,8 +63,8 @@ export const ExitCode = {
 
 export function exitCodeFor(err: unknown): number {
   const code = errorCode(err);
-  if (code === 'GUTS_LOCKED') return ExitCode.LOCKED;
-  if (code === 'GUTS_CORRUPT' || code === 'GUTS_WAL_GAP' || code === 'GUTS_WAL_TARGET') return ExitCode.INVALID;
+  if (code === 'GUTS_LOCKED' || code === 'GUTS_REPO_LOCKED') return ExitCode.LOCKED;
+  if (code === 'GUTS_CORRUPT' || code === 'GUTS_REPO_CORRUPT' || code === 'GUTS_WAL_GAP' || code === 'GUTS_WAL_TARGET') return ExitCode.INVALID;
   if (code === 'GUTS_CANCELLED') return ExitCode.INTERRUPTED;
   return ExitCode.ERROR;
 }

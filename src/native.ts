@@ -283,6 +283,13 @@ export interface WalTailResult {
 
 export type RawColumnFamily = 'objects' | 'refs' | 'repos' | 'meta' | 'consensus';
 
+export interface RepoObjectResult {
+  rawBytes: number;
+  storedBytes: number;
+  /** XXH3-128 of the content, 32 hex */
+  xxh3: string;
+}
+
 export interface NativeAddon {
   Store: new (dataDir: string, options?: StoreOptions) => NativeStore;
   versions: { rocksdb: string; zstd: string; xxhash: string; napi: number };
@@ -321,6 +328,12 @@ export interface NativeAddon {
   walCompress(raw: Buffer, level: number): Promise<Buffer>;
   /** GUTS_CORRUPT unless exactly one valid frame of at most maxBytes */
   walDecompress(compressed: Buffer, maxBytes: number): Promise<Buffer>;
+  /** backup repository (native/repo_object.h): a file -> one zstd frame into outputFd (closed by the worker), with its XXH3-128 */
+  repoPack(o: { source: string; outputFd?: number; level?: number; hashOnly?: boolean }): TaskHandle<RepoObjectResult>;
+  /** a repository object from inputFd (closed by the worker), checked, optionally written to the new file `output` */
+  repoUnpack(o: { inputFd: number; output?: string; maxBytes?: number; name?: string }): TaskHandle<RepoObjectResult>;
+  /** db_session_id / db_id table properties of SST files */
+  sstIdentity(paths: string[]): Promise<Array<{ dbSessionId: string; dbId: string }>>;
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
   debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
 }

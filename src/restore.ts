@@ -45,6 +45,24 @@ export interface RestoreOptions {
    * A throw removes the staging dir: the target stays untouched.
    */
   afterExtract?: (staging: string, manifest: Manifest) => Promise<StagedCounts | void>;
+  /**
+   * Fills the staging dir from somewhere other than an archive (a backup
+   * repository snapshot, src/backup/repo-read.ts): every file written, checked
+   * and fsynced, and the archive-style manifest it matches returned. `file` is
+   * then only the name used in messages and reports; --key-to / --config-to
+   * are not available.
+   */
+  extract?: (staging: string) => Promise<ExtractedBase>;
+}
+
+export interface ExtractedBase {
+  manifest: Manifest;
+  format: string;
+  /** regular files written and their total size */
+  files: number;
+  bytes: number;
+  /** bytes read from storage */
+  stored_bytes: number;
 }
 
 export interface StagedCounts {
@@ -172,11 +190,51 @@ function checkSecretDest(dest: string, data: Buffer, what: string): 'write' | 'u
   throw new GutsError('GUTS_EXISTS', `${dest} exists and differs from the archived ${what} (refusing to replace it)`, dest);
 }
 
+/** What the rest of the restore needs from the extraction step. */
+interface StagedRead {
+  manifest: Manifest;
+  format: string;
+  files: Array<{ size: number }>;
+  archiveBytes: number;
+  memory: Record<string, Buffer>;
+}
+
+async function extractedAsRead(x: ExtractedBase): Promise<StagedRead> {
+  return { manifest: x.manifest, format: x.format, files: x.manifest.files, archiveBytes: x.stored_bytes, memory: {} };
+}
+
+/** The archive into the staging dir, checked against its index, manifest and sidecar. */
+async function readIntoStaging(opts: RestoreOptions, src: ArchiveSource | undefined, file: string, staging: string): Promise<StagedRead> {
+  const sidecar = src ? src.sidecar : readSidecar(file);
+  const options = { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), skipFrameChecksums: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] };
+  const onTask = (h: TaskHandle<ReadArchiveResult>) => opts.onTask?.(h, 'restore');
+  const read = (o: Parameters<typeof readArchive>[0], t?: typeof onTask) => (src ? src.read((input) => readArchive({ ...o, ...input }, t)) : readArchive(o, t));
+  const r = await read(options, onTask).catch(async (e: GutsError) => {
+    if (e?.code !== 'GUTS_NOT_ARCHIVE' || !sidecar?.sha256) throw e;
+    // Fail-fast stopped before the digest: take it, to tell "not a backup" from "what is left of one".
+    const whole = await read({ path: file, threads: opts.threads, sha256: true, layout: [] });
+    throw notArchiveError(file, e.message.replace(/^.* is not a guts-node backup archive: /, ''), sidecar, whole.sha256);
+  });
+  if (sidecar && !sidecar.sha256) throw new GutsError('GUTS_CORRUPT', `${sidecar.file}: ${sidecar.problem}`, sidecar.file);
+  if (sidecar && sidecar.sha256 !== r.sha256) {
+    throw new GutsError('GUTS_CORRUPT', `SHA-256 of ${file} is ${r.sha256}, ${path.basename(sidecar.file)} says ${sidecar.sha256}`, file);
+  }
+  const checked = checkArchive(r);
+  if (checked.problems.length || !checked.manifest) {
+    const p = checked.problems[0] ?? { path: 'MANIFEST.json', code: 'GUTS_CORRUPT', message: 'unusable' };
+    throw new GutsError(p.code === 'GUTS_UNSAFE_PATH' ? 'GUTS_UNSAFE_PATH' : 'GUTS_CORRUPT', `${p.path || path.basename(file)}: ${p.message}`, p.path);
+  }
+  const files = r.entries.filter((e) => e.type === 'file' && e.path !== KEY_ENTRY && e.path !== CONFIG_ENTRY);
+  return { manifest: checked.manifest, format: r.format, files, archiveBytes: r.archiveBytes, memory: r.memory };
+}
+
 export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport> {
   const t0 = Date.now();
   const src = opts.source;
-  const file = src ? src.url : path.resolve(opts.file);
-  if (!src) statArchive(file);
+  const ext = opts.extract;
+  const file = src ? src.url : ext ? opts.file : path.resolve(opts.file);
+  if (ext && (opts.keyTo || opts.configTo)) throw new GutsError('GUTS_INVALID_ARGUMENT', `${file} holds no node key or config: --key-to / --config-to need an archive`);
+  if (!src && !ext) statArchive(file);
   // The physical path: "..", symlinks and /var/lib/guts -> /data/guts all
   // restore into (and are checked as) the directory the kernel would write to.
   const target = resolveStorePath(opts.target);
@@ -187,7 +245,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   // Before anything is created or removed (staging dir, leftovers, parents).
   await refuseLiveStoreTarget(target);
   // An archive kept inside the target would be deleted by the swap it feeds.
-  if (!src) {
+  if (!src && !ext) {
     const real = resolveStorePath(file);
     if (real === target || real.startsWith(target + path.sep)) {
       throw new GutsError('GUTS_INVALID_ARGUMENT', `archive ${file} lies inside the target ${target}: restoring would delete it (move it out of ${target} first)`, file);
@@ -221,26 +279,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
   }
   let stagingHoldsOldData = false;
   try {
-    const sidecar = src ? src.sidecar : readSidecar(file);
-    const options = { path: file, threads: opts.threads, extractTo: staging, fsync: true, failFast: true, sha256: Boolean(sidecar?.sha256), skipFrameChecksums: Boolean(sidecar?.sha256), inMemory: [KEY_ENTRY, CONFIG_ENTRY] };
-    const onTask = (h: TaskHandle<ReadArchiveResult>) => opts.onTask?.(h, 'restore');
-    const read = (o: Parameters<typeof readArchive>[0], t?: typeof onTask) => (src ? src.read((input) => readArchive({ ...o, ...input }, t)) : readArchive(o, t));
-    const r = await read(options, onTask).catch(async (e: GutsError) => {
-      if (e?.code !== 'GUTS_NOT_ARCHIVE' || !sidecar?.sha256) throw e;
-      // Fail-fast stopped before the digest: take it, to tell "not a backup" from "what is left of one".
-      const whole = await read({ path: file, threads: opts.threads, sha256: true, layout: [] });
-      throw notArchiveError(file, e.message.replace(/^.* is not a guts-node backup archive: /, ''), sidecar, whole.sha256);
-    });
-    if (sidecar && !sidecar.sha256) throw new GutsError('GUTS_CORRUPT', `${sidecar.file}: ${sidecar.problem}`, sidecar.file);
-    if (sidecar && sidecar.sha256 !== r.sha256) {
-      throw new GutsError('GUTS_CORRUPT', `SHA-256 of ${file} is ${r.sha256}, ${path.basename(sidecar.file)} says ${sidecar.sha256}`, file);
-    }
-    const checked = checkArchive(r);
-    if (checked.problems.length || !checked.manifest) {
-      const p = checked.problems[0] ?? { path: 'MANIFEST.json', code: 'GUTS_CORRUPT', message: 'unusable' };
-      throw new GutsError(p.code === 'GUTS_UNSAFE_PATH' ? 'GUTS_UNSAFE_PATH' : 'GUTS_CORRUPT', `${p.path || path.basename(file)}: ${p.message}`, p.path);
-    }
-    const manifest: Manifest = checked.manifest;
+    const r = ext ? await extractedAsRead(await ext(staging)) : await readIntoStaging(opts, src, file, staging);
+    const manifest: Manifest = r.manifest;
+
     // Directory entries for the secrets' dirs may have been created: they do not belong in a data dir.
     for (const d of ['keys', 'config']) {
       try {
@@ -298,7 +339,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<RestoreReport
       fs.rmSync(staging, { recursive: true, force: true });
       fsyncDir(parent);
     }
-    const files = r.entries.filter((e) => e.type === 'file' && e.path !== KEY_ENTRY && e.path !== CONFIG_ENTRY);
+    const files = r.files;
     const secretReport = (p: string | undefined, entry: string) => {
       const s = secrets.find((x) => x.entry === entry);
       return p && s ? { path: p, action: s.action === 'write' ? ('written' as const) : ('unchanged' as const) } : undefined;

@@ -8,9 +8,11 @@ import { createBackupAt } from '../location/backup-stream';
 import { formatBytes, ProgressBar } from '../progress';
 import { context, intOption, printJson, run } from './context';
 import { backupCreateJson } from './json';
+import { repoCreate, repoUsage } from './backup-repo';
 
 interface CreateOpts {
-  output: string;
+  output?: string;
+  repo?: string;
   hot?: boolean;
   consensusOnly?: boolean;
   includeKey?: boolean;
@@ -27,7 +29,8 @@ export function registerBackupCreate(backup: Command): void {
   backup
     .command('create')
     .description('archive a consistent RocksDB checkpoint of the data dir (tar + parallel zstd/gzip) with a .sha256 sidecar')
-    .requiredOption('-o, --output <file>', 'archive path or s3://bucket/prefix/name (streamed to a multipart upload); the extension picks the format: .tar.zst (recommended), .tar.gz, .tar')
+    .option('-o, --output <file>', 'archive path or s3://bucket/prefix/name (streamed to a multipart upload); the extension picks the format: .tar.zst (recommended), .tar.gz, .tar')
+    .option('--repo <location>', 'instead of an archive: a snapshot into this backup repository (a directory or s3://bucket/prefix); SSTs already stored are not stored again (docs/FORMAT.md "Backup repository")')
     .option('--hot', 'hot backup while the node keeps running (kind "hot"), through its admin socket; with no node running, a direct checkpoint of the stopped store, labelled kind "full" (stderr says so)')
     .option('--consensus-only', 'only the consensus store (kind "consensus-only")')
     .option('--include-key', 'also store the node key (p2p.key_file) as keys/node.key, mode 0600')
@@ -62,10 +65,15 @@ takes about twice as long as a cold one (--foreground: normal priority, no pacin
 Examples:
   guts-node backup create --output /backup/guts-$(date +%Y%m%d-%H%M%S).tar.zst
   guts-node backup create --hot --output /backup/guts-hot-$(date +%Y%m%d).tar.gz
-  guts-node backup create --consensus-only --output /var/backups/guts/consensus-$(date +%H).tar.gz`,
+  guts-node backup create --consensus-only --output /var/backups/guts/consensus-$(date +%H).tar.gz
+  guts-node backup create --hot --repo s3://backups/guts-repo      # incremental: only new SSTs are stored`,
     )
     .action(
       run(async (opts: CreateOpts, cmd: Command) => {
+        if (opts.repo && opts.output) throw repoUsage('create', 'give --output or --repo, not both');
+        if (opts.repo) return repoCreate(cmd, opts.repo, opts);
+        if (!opts.output) throw repoUsage('create', "required option '-o, --output <file>' not specified (or --repo <location>)");
+        const output = opts.output;
         const ctx = context(cmd);
         const cfg = ctx.loaded.config;
         const kind: BackupKind = opts.consensusOnly ? 'consensus-only' : opts.hot ? 'hot' : 'full';
@@ -77,7 +85,7 @@ Examples:
         process.on('SIGINT', onSignal);
         process.on('SIGTERM', onSignal);
         let bar: ProgressBar | null = null;
-        const remote = isRemote(opts.output) ? splitUrl(opts.output, cfg) : null;
+        const remote = isRemote(output) ? splitUrl(output, cfg) : null;
         try {
           const common = {
             dataDir: ctx.dataDir,
@@ -85,7 +93,7 @@ Examples:
             keyFile: opts.includeKey ? cfg.p2p.key_file : undefined,
             configFile: opts.includeConfig ? ctx.loaded.path : undefined,
             // backup.level allows zstd's 1-19; gzip stops at 9 (an explicit --level is checked as given)
-            level: opts.level ?? (/\.(tar\.gz|tgz)$/.test(opts.output) ? Math.min(cfg.backup.level, 9) : cfg.backup.level),
+            level: opts.level ?? (/\.(tar\.gz|tgz)$/.test(output) ? Math.min(cfg.backup.level, 9) : cfg.backup.level),
             threads: opts.threads,
             force: opts.force,
             signal: ac.signal,
@@ -98,7 +106,7 @@ Examples:
           };
           const r = remote
             ? await createBackupAt({ ...common, location: remote.location, key: remote.key })
-            : await createBackup({ ...common, output: opts.output });
+            : await createBackup({ ...common, output });
           (bar as ProgressBar | null)?.stop();
           bar = null;
           if (opts.json) {

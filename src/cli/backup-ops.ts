@@ -11,6 +11,7 @@ import { GutsError } from '../errors';
 import { openLocation } from '../location';
 import { formatBytes } from '../progress';
 import { context, intOption, printJson, run } from './context';
+import { repoList, repoPrune, repoUsage } from './backup-repo';
 
 /** LOCATION argument, else backup.to, else backup.dir. */
 export function defaultLocation(cfg: GutsConfig, arg?: string): string {
@@ -37,9 +38,12 @@ export function registerBackupOps(backup: Command): void {
     .command('list')
     .description('every backup at a location: kind, created, size, objects, repositories, WAL position, sidecar/manifest present')
     .argument('[location]', 'directory or s3://bucket/prefix (default: backup.to, else backup.dir)')
+    .option('--repo <location>', 'list the snapshots of a backup repository instead (--json: one object, docs/JSON.md)')
     .option('--json', 'print a JSON array')
     .action(
-      run(async (arg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+      run(async (arg: string | undefined, opts: { json?: boolean; repo?: string }, cmd: Command) => {
+        if (opts.repo && arg) throw repoUsage('list', 'give a location or --repo, not both');
+        if (opts.repo) return repoList(cmd, opts.repo, opts);
         const cfg = context(cmd).loaded.config;
         const location = openLocation(defaultLocation(cfg, arg), cfg);
         try {
@@ -69,6 +73,7 @@ export function registerBackupOps(backup: Command): void {
       .argument('[location]', 'directory or s3://bucket/prefix (default: backup.to, else backup.dir)'),
   )
     .option('--dry-run', 'print what would be removed, remove nothing')
+    .option('--repo <location>', 'prune the snapshots of a backup repository instead, then sweep objects no kept snapshot references (under an exclusive repository lock)')
     .option('--archive-dir <dir|url>', 'WAL archive whose segments older than every kept backup are removed (default: wal.archive_dir)')
     .option('--json', 'print one JSON object: kept (with reasons), removed, wal')
     .addHelpText(
@@ -82,9 +87,11 @@ the oldest kept backup's WAL position are removed with them; nothing is removed
 from the WAL archive when no kept backup has a WAL position.`,
     )
     .action(
-      run(async (arg: string | undefined, opts: KeepFlags & { dryRun?: boolean; archiveDir?: string; json?: boolean }, cmd: Command) => {
+      run(async (arg: string | undefined, opts: KeepFlags & { dryRun?: boolean; archiveDir?: string; json?: boolean; repo?: string }, cmd: Command) => {
         const cfg = context(cmd).loaded.config;
         const policy = policyFrom(opts, cfg.backup);
+        if (opts.repo && (arg || opts.archiveDir)) throw repoUsage('prune', '--repo takes no location argument and no --archive-dir (repository prune never removes WAL segments)');
+        if (opts.repo) return repoPrune(cmd, opts.repo, policy, opts);
         const location = openLocation(defaultLocation(cfg, arg), cfg);
         try {
           const r = await pruneBackups(location, policy, {

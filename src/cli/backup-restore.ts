@@ -10,6 +10,7 @@ import { context, intOption, printJson, run } from './context';
 import { remoteSource } from './remote';
 import { restoreJson } from './json';
 import { cancelOnSignals } from './signals';
+import { repoRestoreOptions, repoUsage } from './backup-repo';
 
 interface RestoreFlags {
   target?: string;
@@ -27,6 +28,8 @@ interface RestoreFlags {
   timeline?: string;
   archiveDir?: string;
   prefetch?: number;
+  repo?: string;
+  snapshot?: string;
 }
 
 function untilTarget(opts: RestoreFlags): RestoreTarget {
@@ -56,7 +59,9 @@ export function registerBackupRestore(backup: Command): void {
   backup
     .command('restore')
     .description('restore a backup archive into the data dir (or --target), verified and atomic')
-    .argument('<file>', 'backup archive (.tar.zst, .tar.gz or .tar): a path or s3://bucket/key (streamed, with FILE.sha256 from the bucket)')
+    .argument('[file]', 'backup archive (.tar.zst, .tar.gz or .tar): a path or s3://bucket/key (streamed, with FILE.sha256 from the bucket)')
+    .option('--repo <location>', 'restore a snapshot of this backup repository instead of an archive (same staging, checks, swap and --wal)')
+    .option('--snapshot <id>', 'with --repo: snapshot id, unique prefix, or latest (default)')
     .option('--target <dir>', 'data dir to restore into (default: storage.data_dir / --data-dir)')
     .option('--verify', 're-hash every git object of the staged store before putting it in place')
     .option('--force', 'replace a non-empty target that is a data dir or an earlier restore (the old data is removed once the new data is in place)')
@@ -100,10 +105,15 @@ Examples:
   guts-node backup restore /backup/guts-hot.tar.zst --wal --until 2026-01-31T11:59:00Z --target /tmp/guts-pitr`,
     )
     .action(
-      run(async (file: string, opts: RestoreFlags, cmd: Command) => {
+      run(async (fileArg: string | undefined, opts: RestoreFlags, cmd: Command) => {
+        if (opts.repo && fileArg) throw repoUsage('restore', 'give an archive or --repo, not both');
+        if (opts.snapshot && !opts.repo) throw repoUsage('restore', '--snapshot needs --repo');
+        if (!opts.repo && !fileArg) throw repoUsage('restore', "missing required argument 'file' (or --repo <location>)");
+        const repo = opts.repo ? await repoRestoreOptions(cmd, opts.repo, opts.snapshot, opts.threads) : null;
+        const file = repo ? repo.file : fileArg!;
         const target = opts.target ?? context(cmd).dataDir;
         const bars: ProgressBar[] = [];
-        const remote = await remoteSource(file, cmd);
+        const remote = repo ? null : await remoteSource(file, cmd);
         const signals = cancelOnSignals();
         // a WAL replay stops between segments (native tasks are cancelled through `signals`)
         const abort = new AbortController();
@@ -116,6 +126,7 @@ Examples:
           const base = {
             file,
             source: remote?.source,
+            extract: repo?.extract,
             target,
             verify: opts.verify,
             force: opts.force,
@@ -170,6 +181,7 @@ Examples:
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
           remote?.location.close();
+          repo?.close();
         }
       }),
     );

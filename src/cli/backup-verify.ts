@@ -7,12 +7,15 @@ import { intOption, printJson, run } from './context';
 import { remoteSource } from './remote';
 import { backupVerifyJson } from './json';
 import { cancelOnSignals } from './signals';
+import { repoVerify, repoUsage } from './backup-repo';
 
 export function registerBackupVerify(backup: Command): void {
   backup
     .command('verify')
     .description('check a backup archive: sidecar SHA-256, every byte decompressed, every file against MANIFEST.json')
-    .argument('<file>', 'backup archive (.tar.zst, .tar.gz or .tar): a path or s3://bucket/key (streamed, with FILE.sha256 from the bucket)')
+    .argument('[file]', 'backup archive (.tar.zst, .tar.gz or .tar): a path or s3://bucket/key (streamed, with FILE.sha256 from the bucket)')
+    .option('--repo <location>', 'verify a backup repository instead: every object the snapshots reference read once and checked; a damaged object names every snapshot that depends on it')
+    .option('--snapshot <id>', 'with --repo: only this snapshot (id, unique prefix or latest)')
     .option('--deep', 'also extract to a temp dir and re-hash every git object; counts must equal the manifest')
     .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
     .option('--threads <n>', 'decoder threads (default: CPUs)', intOption('--threads', 1, 64))
@@ -24,7 +27,11 @@ by one line per problem naming the file and the reason.
 Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (e.g. the file is missing).`,
     )
     .action(
-      run(async (file: string, opts: { deep?: boolean; json?: boolean; threads?: number }, cmd: Command) => {
+      run(async (file: string | undefined, opts: { deep?: boolean; json?: boolean; threads?: number; repo?: string; snapshot?: string }, cmd: Command) => {
+        if (opts.repo && file) throw repoUsage('verify', 'give an archive or --repo, not both');
+        if (opts.snapshot && !opts.repo) throw repoUsage('verify', '--snapshot needs --repo');
+        if (opts.repo) return repoVerify(cmd, opts.repo, opts);
+        if (!file) throw repoUsage('verify', "missing required argument 'file' (or --repo <location>)");
         const bars: ProgressBar[] = [];
         const remote = await remoteSource(file, cmd);
         const signals = cancelOnSignals();

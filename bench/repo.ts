@@ -1,0 +1,235 @@
+// Backup repository (issue 15): incremental snapshots vs a full one, growth
+// over rounds of ~1% new objects with the store's own compactions running,
+// restic as a peer (first backup and each round, time and repository
+// growth), and restore from the repository vs from a single archive.
+//
+// Every round adds ~1% of the store's object bytes as new text blobs (random
+// hex lines: new content, as a git host receives it), flushes, and keeps the
+// store open until RocksDB's background compactions are done, as on a node.
+import { spawnSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { GutsStore } from '../src/store';
+import { BenchResult, cli, loadAverage, machineInfo, q, round, Sample, stat, SubjectResult, timeShell } from './lib';
+import { BenchEnv, dirBytes } from './suites';
+
+function rmrf(p: string): void {
+  fs.rmSync(p, { recursive: true, force: true });
+}
+
+function hasRestic(): boolean {
+  return spawnSync('restic', ['version'], { stdio: 'ignore' }).status === 0;
+}
+
+/** Adds about `bytes` of new text blobs, flushes, lets compactions run. */
+async function addObjects(dataDir: string, bytes: number, tag: string): Promise<void> {
+  const store = await GutsStore.open(dataDir);
+  try {
+    await store.putRepo('bench/incremental');
+    let total = 0;
+    let n = 0;
+    while (total < bytes) {
+      const batch = [];
+      for (let i = 0; i < 64; i++, n++) {
+        const data = Buffer.from(`// ${tag} ${n}\n` + Array.from({ length: 30 }, (_, j) => `${j}\t${crypto.randomBytes(16).toString('hex')} ${tag}\n`).join(''));
+        batch.push({ type: 'blob' as const, data });
+        total += data.length;
+      }
+      await store.putObjects('bench/incremental', batch);
+    }
+    await store.flush();
+    // RocksDB's background compactions (closing the store would abort them): wait until the SST set
+    // (names and sizes) is stable for 2 s, at most 120 s
+    const sig = () =>
+      fs
+        .readdirSync(path.join(dataDir, 'db'))
+        .filter((n) => n.endsWith('.sst'))
+        .map((n) => `${n}:${fs.statSync(path.join(dataDir, 'db', n), { throwIfNoEntry: false })?.size ?? 'gone'}`)
+        .sort()
+        .join(',');
+    let last = sig();
+    let stable = 0;
+    for (let waited = 0; waited < 120e3 && stable < 4; waited += 500) {
+      await new Promise((r) => setTimeout(r, 500));
+      const now = sig();
+      stable = now === last ? stable + 1 : 0;
+      last = now;
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+function createJson(dataDir: string, repo: string): { sample: Sample; out: Record<string, number | string> } {
+  const outFile = `${repo}.last.json`;
+  const sample = timeShell(`${cli('--data-dir', dataDir, 'backup', 'create', '--repo', repo, '--json')} > ${q(outFile)}`, { GUTS_CONFIG: '/dev/null' });
+  const out = JSON.parse(fs.readFileSync(outFile, 'utf8')) as Record<string, number | string>;
+  fs.rmSync(outFile, { force: true });
+  return { sample, out };
+}
+
+const RESTIC_ENV = { RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: '' };
+
+function resticInit(repo: string): void {
+  rmrf(repo);
+  const r = spawnSync('restic', ['init', '--repo', repo], { env: { ...process.env, ...RESTIC_ENV }, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (r.status !== 0) throw new Error(`restic init failed: ${r.stderr}`);
+}
+
+function resticBackup(repo: string, dataDir: string, cacheDir: string): Sample {
+  return timeShell(`restic --repo ${q(repo)} --cache-dir ${q(cacheDir)} backup --quiet ${q(dataDir)}`, RESTIC_ENV);
+}
+
+function summary(label: string, samples: Sample[], extra: Record<string, number | string>): SubjectResult {
+  return {
+    label,
+    command: '',
+    wall_s: stat(samples.map((s) => s.wall_s)),
+    cpu_s: stat(samples.map((s) => s.cpu_s)),
+    peak_rss_mb: stat(samples.map((s) => s.peak_rss_mb)),
+    extra,
+  };
+}
+
+export async function repoBench(env: BenchEnv, rounds = 10): Promise<BenchResult> {
+  const before = loadAverage();
+  const work = path.join(env.work, 'repo-bench');
+  rmrf(work);
+  fs.mkdirSync(work, { recursive: true });
+  // a private copy: rounds add objects
+  const data = path.join(work, 'data');
+  spawnSync('cp', ['-a', env.dataDir, data]);
+  const restic = hasRestic();
+  const notes: string[] = [];
+  if (!restic) notes.push('restic is not installed (apt-get install restic): peer comparison skipped');
+  const resticCache = path.join(work, 'restic-cache');
+
+  // 1. first (full) snapshot into an empty repository, vs restic's first backup, alternated
+  const fullSamples: Sample[] = [];
+  const resticFirst: Sample[] = [];
+  let fullStored = 0;
+  let resticFirstBytes = 0;
+  const repo = path.join(work, 'repo');
+  const rrepo = path.join(work, 'restic');
+  for (let i = 0; i < env.runs; i++) {
+    rmrf(repo);
+    fullSamples.push(createJson(data, repo).sample);
+    fullStored = dirBytes(repo);
+    if (restic) {
+      resticInit(rrepo);
+      rmrf(resticCache);
+      resticFirst.push(resticBackup(rrepo, data, resticCache));
+      resticFirstBytes = dirBytes(rrepo);
+    }
+  }
+  const objectBytes = env.dataset.object_bytes ?? env.dataBytes;
+  const onePercent = Math.max(64 << 10, Math.round(objectBytes / 100));
+
+  // 2. rounds of ~1% new objects: our incremental snapshot and restic's, time and growth
+  const ours: Sample[] = [];
+  const theirs: Sample[] = [];
+  const rows: Array<Record<string, number>> = [];
+  for (let r = 0; r < rounds; r++) {
+    await addObjects(data, onePercent, `round${r}`);
+    const sizeBefore = dirBytes(repo);
+    const c = createJson(data, repo);
+    ours.push(c.sample);
+    const grew = dirBytes(repo) - sizeBefore;
+    const row: Record<string, number> = { round: r + 1, our_seconds: c.sample.wall_s, our_growth_bytes: grew, reused_files: Number(c.out.reused_files), added_objects: Number(c.out.added_objects) };
+    if (restic) {
+      const rb = dirBytes(rrepo);
+      const s = resticBackup(rrepo, data, resticCache);
+      theirs.push(s);
+      row.restic_seconds = s.wall_s;
+      row.restic_growth_bytes = dirBytes(rrepo) - rb;
+    }
+    rows.push(row);
+    process.stdout.write(`#   round ${r + 1}: ${JSON.stringify(row)}\n`);
+  }
+  const med = (xs: number[]) => stat(xs).median;
+  // rounds where a compaction rewrote much of the store are reported apart (their growth is the rewrite)
+  const plain = rows.filter((x) => x.our_growth_bytes <= 5 * onePercent);
+  const compacted = rows.filter((x) => x.our_growth_bytes > 5 * onePercent);
+  const basis = plain.length ? plain : rows;
+  const ourGrowth = med(basis.map((x) => x.our_growth_bytes));
+  const ourTime = med(basis.map((x) => x.our_seconds));
+  const fullTime = med(fullSamples.map((s) => s.wall_s));
+
+  // 3. restore the latest snapshot from the repository vs from a single archive of it
+  const archive = path.join(work, 'latest.tar.zst');
+  const ex = spawnSync(process.execPath, [path.join(__dirname, '..', '..', 'bin', 'guts-node.js'), 'backup', 'export', '--repo', repo, '--snapshot', 'latest', '--output', archive], { env: { ...process.env, GUTS_CONFIG: '/dev/null' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  if (ex.status !== 0) throw new Error(`export failed: ${ex.stderr}`);
+  const fromRepo: Sample[] = [];
+  const fromArchive: Sample[] = [];
+  for (let i = 0; i < env.runs; i++) {
+    const t1 = path.join(work, 'restore-repo');
+    const t2 = path.join(work, 'restore-archive');
+    rmrf(t1);
+    rmrf(t2);
+    const a = () => fromRepo.push(timeShell(cli('backup', 'restore', '--repo', repo, '--target', t1), { GUTS_CONFIG: '/dev/null' }));
+    const b = () => fromArchive.push(timeShell(cli('backup', 'restore', archive, '--target', t2), { GUTS_CONFIG: '/dev/null' }));
+    if (i % 2) {
+      a();
+      b();
+    } else {
+      b();
+      a();
+    }
+  }
+
+  const subjects: SubjectResult[] = [
+    summary('full snapshot (empty repository)', fullSamples, { stored_mb: round(fullStored / 1e6, 1) }),
+    summary(`incremental snapshot after ~1% new objects (${rounds} rounds; ratios: median of the ${basis.length} without a large compaction)`, ours, {
+      compaction_rounds: compacted.length,
+      compaction_growth_mb: compacted.length ? round(med(compacted.map((x) => x.our_growth_bytes)) / 1e6, 1) : 0,
+      growth_mb: round(ourGrowth / 1e6, 2),
+      total_growth_mb: round(rows.reduce((x, r) => x + r.our_growth_bytes, 0) / 1e6, 1),
+      max_growth_mb: round(Math.max(...rows.map((r) => r.our_growth_bytes)) / 1e6, 1),
+      growth_vs_full: round(ourGrowth / fullStored, 4),
+      time_vs_full: round(ourTime / fullTime, 3),
+    }),
+  ];
+  if (restic) {
+    const rGrowth = med(basis.map((x) => x.restic_growth_bytes));
+    const rTime = med(basis.map((x) => x.restic_seconds));
+    subjects.push(
+      summary('restic backup, first run', resticFirst, { stored_mb: round(resticFirstBytes / 1e6, 1), ours_time_ratio: round(fullTime / med(resticFirst.map((s) => s.wall_s)), 3), ours_size_ratio: round(fullStored / resticFirstBytes, 3) }),
+      summary(`restic backup after the same ~1% (${rounds} rounds; ratios as above)`, theirs, {
+        compaction_growth_mb: compacted.length ? round(med(compacted.map((x) => x.restic_growth_bytes)) / 1e6, 1) : 0,
+        growth_mb: round(rGrowth / 1e6, 2),
+        total_growth_mb: round(rows.reduce((x, r) => x + (r.restic_growth_bytes ?? 0), 0) / 1e6, 1),
+        max_growth_mb: round(Math.max(...rows.map((r) => r.restic_growth_bytes ?? 0)) / 1e6, 1),
+        ours_time_ratio: round(ourTime / rTime, 3),
+        ours_growth_ratio: round(ourGrowth / Math.max(1, rGrowth), 3),
+        ours_total_growth_ratio: round(rows.reduce((x, r) => x + r.our_growth_bytes, 0) / Math.max(1, rows.reduce((x, r) => x + (r.restic_growth_bytes ?? 0), 0)), 3),
+      }),
+    );
+  }
+  const restoreArchive = med(fromArchive.map((s) => s.wall_s));
+  subjects.push(
+    summary('restore from a single archive of the latest snapshot', fromArchive, { archive_mb: round(fs.statSync(archive).size / 1e6, 1) }),
+    summary('restore from the repository (same snapshot)', fromRepo, { vs_archive: round(med(fromRepo.map((s) => s.wall_s)) / restoreArchive, 3) }),
+  );
+  subjects[1].ratio_vs_baseline = round(ourTime / fullTime, 3);
+  notes.push(
+    `one round adds ${round(onePercent / 1e6, 2)} MB of new blobs (1% of ${round(objectBytes / 1e6, 1)} MB object bytes), flushed, with the store's compactions running`,
+    'targets: incremental ≤ 3% of the full snapshot\'s stored bytes and ≤ 10% of its time; ≤ 0.5× restic\'s time at ≤ 1.0× its growth; restore from the repository ≤ 1.1× from an archive',
+    `rounds: ${JSON.stringify(rows)}`,
+  );
+  rmrf(work);
+  return {
+    name: 'repo',
+    baseline: 'full snapshot (empty repository)',
+    runs: env.runs,
+    data: { one_percent_bytes: onePercent, rounds: rows, full_stored_bytes: fullStored, restic_first_bytes: resticFirstBytes },
+    dataset: env.dataset,
+    machine: machineInfo(),
+    load: { before, after: loadAverage() },
+    columns: [],
+    subjects,
+    notes,
+    date: new Date().toISOString(),
+  };
+}

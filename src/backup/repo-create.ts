@@ -1,0 +1,241 @@
+// `backup create --repo LOCATION`: a snapshot of a RocksDB checkpoint into a
+// backup repository (repo-format.ts). The checkpoint is taken exactly as for
+// an archive (through the running node when one serves the data dir). Every
+// SST is named by its db_session_id table property + file number + size
+// (read from the file's properties block, not its data): one already in the
+// repository and recorded by a snapshot is not read at all; a new one is
+// streamed once through zstd into its object, its XXH3-128 computed on the
+// same pass. The small mutable files go under files/<id>/. The manifest
+// snapshots/<id>.json is written last: until then the snapshot does not
+// exist, and the objects a killed run left are swept by the next prune.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { BackupKind, isoSeconds, LastBackup, nodeCheckpoint, recordLastBackup, removeStaleCheckpoints, storeCheckpoint, DEFAULT_BACKGROUND_CPU_SHARE } from '../backup';
+import { GutsError } from '../errors';
+import { Location } from '../location';
+import { connectNode } from '../node-client';
+import { dataDirLayout, GutsStore } from '../store';
+import { VERSION } from '../version';
+import {
+  contentObjectKey,
+  ensureConfig,
+  hashFile,
+  latestSnapshot,
+  newSnapshotId,
+  ownObjectKey,
+  pipeParallelLimit,
+  pool,
+  putFileObject,
+  snapshotKey,
+  SnapshotFile,
+  SnapshotManifest,
+  sstObjectKey,
+} from './repo-format';
+import { acquireLock } from './repo-lock';
+import { native } from '../native';
+
+export interface RepoCreateOptions {
+  dataDir: string;
+  location: Location;
+  /** 'hot' without a running node becomes 'full' (log says so) */
+  kind?: 'full' | 'hot';
+  /** zstd level of new objects (default 3) */
+  level?: number;
+  /** objects stored at once (default and at most: libuv pool size - 2, see pipeParallelLimit) */
+  parallel?: number;
+  backgroundWithNode?: boolean;
+  cpuShare?: number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  /** a store this process already holds open (the node itself, tests): checkpointed directly */
+  store?: GutsStore;
+}
+
+export interface RepoCreateResult {
+  repo: string;
+  snapshot: string;
+  manifest: string;
+  created: string;
+  kind: 'full' | 'hot';
+  source: 'node' | 'store';
+  duration_seconds: number;
+  files: number;
+  total_bytes: number;
+  /** SST files found in the repository already (not read) */
+  reused_files: number;
+  reused_bytes: number;
+  /** objects written by this run and their stored size (what the snapshot cost) */
+  added_objects: number;
+  added_bytes: number;
+  /** raw size of the files those objects hold */
+  added_raw_bytes: number;
+  stored_bytes: number;
+  objects: { commit: number; tree: number; blob: number; tag: number };
+  repositories: number;
+  wal?: { timeline: number; segment: number };
+}
+
+interface CpFile {
+  rel: string;
+  abs: string;
+  size: number;
+  mtime: number;
+}
+
+function checkpointFiles(cpDir: string): CpFile[] {
+  const out: CpFile[] = [];
+  for (const sub of ['db', 'consensus']) {
+    const dir = path.join(cpDir, sub);
+    if (!fs.existsSync(dir)) continue;
+    for (const d of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const abs = path.join(dir, d.name);
+      if (!d.isFile()) throw new GutsError('GUTS_INVALID_ARGUMENT', `checkpoint holds ${abs}, which is not a regular file`, abs);
+      const st = fs.statSync(abs);
+      out.push({ rel: `${sub}/${d.name}`, abs, size: st.size, mtime: Math.floor(st.mtimeMs / 1000) });
+    }
+  }
+  return out;
+}
+
+export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoCreateResult> {
+  const started = process.hrtime.bigint();
+  const dataDir = path.resolve(opts.dataDir);
+  const loc = opts.location;
+  const level = opts.level ?? 3;
+  if (!Number.isInteger(level) || level < 1 || level > 19) throw new GutsError('GUTS_INVALID_ARGUMENT', '--level for a repository must be an integer from 1 to 19');
+  const parallel = pipeParallelLimit(opts.parallel ?? 4);
+  if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
+  if (loc.kind === 'local') {
+    const real = fs.existsSync(loc.url) ? fs.realpathSync(loc.url) : loc.url;
+    if ((real + path.sep).startsWith(fs.realpathSync(dataDir) + path.sep)) throw new GutsError('GUTS_INVALID_ARGUMENT', `repository ${loc.url} lies inside the data dir ${dataDir}: keep backups elsewhere`, loc.url);
+  }
+  if (loc.kind === 'local') fs.mkdirSync(loc.url, { recursive: true, mode: 0o700 });
+  removeStaleCheckpoints(dataDir);
+  const lock = await acquireLock(loc, 'create');
+  const client = opts.store ? null : await connectNode(dataDir);
+  let kind: BackupKind = opts.kind ?? 'full';
+  let note = '';
+  if (kind === 'hot' && !client) {
+    kind = 'full';
+    note = `--hot: no node answers on ${dataDirLayout(dataDir).socket}, so this is a direct checkpoint of the stopped store (kind "full", not "hot")`;
+  } else if (kind === 'hot' && client) note = `--hot: checkpoint through the running node (process ${client.node.pid}, ${dataDirLayout(dataDir).socket})`;
+  const which = { db: true, consensus: true };
+  let cp: Awaited<ReturnType<typeof storeCheckpoint>> | null = null;
+  try {
+    const created = isoSeconds();
+    await ensureConfig(loc, created);
+    const background = Boolean(client && opts.backgroundWithNode);
+    cp = client ? await nodeCheckpoint(client, which, background, Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE))) : await storeCheckpoint(dataDir, which, opts.store);
+    if (opts.signal?.aborted) throw new GutsError('GUTS_CANCELLED', 'backup interrupted; no snapshot was written');
+
+    // What the repository already holds: the SSTs the latest snapshot records (with their checksums) that
+    // exist with the recorded stored size. Only the latest manifest is read (one GET, whatever the history):
+    // an older snapshot's SST that the store still holds is in the latest one too; anything else is
+    // stored again under the same name (same name, same content).
+    const known = new Map<string, SnapshotFile>();
+    const latest = await latestSnapshot(loc);
+    if (latest) for (const f of latest.files) if (f.shared) known.set(f.object, f);
+    const present = new Map<string, number>();
+    for (const o of await loc.list('data/')) present.set(o.key, o.size);
+
+    const id = newSnapshotId();
+    const files = checkpointFiles(cp.dir);
+    const ssts = files.filter((f) => /^\d+\.sst$/.test(path.basename(f.rel)));
+    const ids = await native.sstIdentity(ssts.map((f) => f.abs));
+    const sstKey = new Map<string, string | null>(ssts.map((f, i) => [f.rel, sstObjectKey(path.basename(f.rel), f.size, ids[i].dbSessionId)]));
+
+    const out: SnapshotFile[] = new Array(files.length);
+    let reused = 0;
+    let reusedBytes = 0;
+    let added = 0;
+    let addedBytes = 0;
+    let addedRaw = 0;
+    await pool(files, parallel, async (f, i) => {
+      if (opts.signal?.aborted) throw new GutsError('GUTS_CANCELLED', 'backup interrupted; no snapshot was written');
+      const shared = sstKey.has(f.rel);
+      let key = shared ? sstKey.get(f.rel)! : ownObjectKey(id, f.rel);
+      if (shared && !key) {
+        // no session id: named by content (one extra read of this file)
+        const h = await hashFile(f.abs);
+        key = contentObjectKey(h.xxh3, f.size);
+      }
+      const k = known.get(key);
+      if (shared && k && k.size === f.size && present.get(key) === k.stored_size) {
+        out[i] = { path: f.rel, size: f.size, mode: 0o600, mtime: f.mtime, xxh3: k.xxh3, object: key, stored_size: k.stored_size, shared: true };
+        reused++;
+        reusedBytes += f.size;
+        return;
+      }
+      const r = await putFileObject(loc, key, f.abs, level, opts.signal);
+      if (r.rawBytes !== f.size) throw new GutsError('GUTS_IO', `${f.abs} changed size while it was stored (${f.size} -> ${r.rawBytes})`, f.abs);
+      out[i] = { path: f.rel, size: f.size, mode: 0o600, mtime: f.mtime, xxh3: r.xxh3, object: key, stored_size: r.storedBytes, shared };
+      added++;
+      addedBytes += r.storedBytes;
+      addedRaw += r.rawBytes;
+    });
+
+    const c = cp.counts;
+    const objects = { commit: c.commit, tree: c.tree, blob: c.blob, tag: c.tag };
+    const rocksdb: Record<string, { sequence: number }> = {};
+    if (cp.info.db) rocksdb.db = { sequence: cp.info.db.sequence };
+    if (cp.info.consensus) rocksdb.consensus = { sequence: cp.info.consensus.sequence };
+    const manifest: SnapshotManifest = {
+      format: 'guts-repo-snapshot',
+      format_version: 1,
+      id,
+      tool: `guts-store ${VERSION}`,
+      created,
+      kind: kind as 'full' | 'hot',
+      hostname: os.hostname(),
+      source_data_dir: dataDir,
+      encryption: null,
+      rocksdb,
+      objects,
+      repositories: c.repositories,
+      consensus: { blocks: cp.consensus.blocks, finalized_height: cp.consensus.finalizedHeight },
+      compression: { format: 'zstd', level },
+      ...(cp.wal ? { wal: { timeline: cp.wal.timeline, segment: cp.wal.segment, db_seq: cp.info.db?.sequence ?? null, consensus_seq: cp.info.consensus?.sequence ?? null } } : {}),
+      files: out,
+      total_bytes: out.reduce((s, f) => s + f.size, 0),
+      stored_bytes: out.reduce((s, f) => s + f.stored_size, 0),
+      added_objects: added,
+      added_bytes: addedBytes,
+    };
+    const text = JSON.stringify(manifest, null, 1) + '\n';
+    if (opts.signal?.aborted) throw new GutsError('GUTS_CANCELLED', 'backup interrupted; no snapshot was written');
+    await loc.put(snapshotKey(id), text);
+
+    const record: LastBackup = { file: `${loc.url.replace(/\/$/, '')}#${id}`, size_bytes: addedBytes, created, kind, checksum: '' };
+    await recordLastBackup(dataDir, record, client, cp.wal ?? null).catch(() => undefined);
+    if (note) opts.log?.(note);
+    return {
+      repo: loc.url,
+      snapshot: id,
+      manifest: loc.urlOf(snapshotKey(id)),
+      created,
+      kind: kind as 'full' | 'hot',
+      source: cp.source,
+      duration_seconds: Math.round(Number(process.hrtime.bigint() - started) / 1e6) / 1e3,
+      files: out.length,
+      total_bytes: manifest.total_bytes,
+      reused_files: reused,
+      reused_bytes: reusedBytes,
+      added_objects: added,
+      added_bytes: addedBytes,
+      added_raw_bytes: addedRaw,
+      stored_bytes: manifest.stored_bytes,
+      objects,
+      repositories: c.repositories,
+      ...(cp.wal ? { wal: cp.wal } : {}),
+    };
+  } finally {
+    try {
+      if (cp) await cp.release();
+    } finally {
+      client?.close();
+      await lock.release().catch(() => undefined);
+    }
+  }
+}

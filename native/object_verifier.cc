@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <mutex>
 #include <set>
 #include <thread>
@@ -566,6 +569,15 @@ void VerifyConsensus(Store& store, ObjectReport& report) {
 
 ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
   if (!store.db() && !store.consensus()) throw GutsError(Code::Closed, "store is not open");
+#ifdef __GLIBC__
+  // A large object is one data block: read, decompressed, hashed, freed, per
+  // thread. glibc's dynamic mmap threshold would move such buffers into the
+  // threads' arenas after the first free, where they stay (RSS grows with the
+  // largest objects seen, per thread). A fixed threshold hands every buffer of
+  // 1 MiB or more back to the OS when freed. Process-wide, set once.
+  static std::once_flag malloc_once;
+  std::call_once(malloc_once, [] { mallopt(M_MMAP_THRESHOLD, 1 << 20); });
+#endif
   ObjectReport report;
   if (store.db()) VerifyObjectStore(store, threads, state, report);
   state.CheckCancelled();

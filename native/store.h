@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "store_options.h"
+
 namespace guts {
 
 struct ObjectCounts {
@@ -65,6 +67,7 @@ class Store {
     bool create = true;
     bool open_db = true;
     bool open_consensus = true;
+    StoreTuning tuning;  // bounded_memory is set for read-only opens
   };
   enum Cf { kDefault = 0, kObjects, kRefs, kRepos, kMeta, kCfCount };
 

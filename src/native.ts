@@ -63,6 +63,21 @@ export interface StoreOptions {
   create?: boolean;
   db?: boolean;
   consensus?: boolean;
+  /**
+   * SST format of what this open writes (native/store_options.h): 'default' (LZ4 above, ZSTD at the
+   * bottommost level) or 'snappy' (the format before issue 14; tests and benchmarks build old stores with it).
+   * Every store opens with either.
+   */
+  format?: 'default' | 'snappy';
+  /** a RocksDB ColumnFamilyOptions string applied last (benchmarks compare tunings with it) */
+  rocksdbOptions?: string;
+}
+
+/** Live SST files of both RocksDB instances; compression: lower-case RocksDB name ("lz4", "snappy", "zstd", "none") -> bytes */
+export interface SstSummary {
+  files: number;
+  bytes: number;
+  compression: Record<string, number>;
 }
 
 export interface Progress {
@@ -317,6 +332,11 @@ export interface NativeAddon {
   walCompress(raw: Buffer, level: number): Promise<Buffer>;
   /** GUTS_CORRUPT unless exactly one valid frame of at most maxBytes */
   walDecompress(compressed: Buffer, maxBytes: number): Promise<Buffer>;
+  /** rewrites every SST with the store's options (bottommost level forced); progress per column family */
+  compactStore(store: NativeStore): TaskHandle<{ before: SstSummary; after: SstSummary; columnFamilies: number }>;
+  sstSummary(store: NativeStore): Promise<SstSummary>;
+  /** compression types this build of RocksDB supports, sorted ("lz4", "snappy", "zstd") */
+  compressions: string[];
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
   debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
 }

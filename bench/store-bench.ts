@@ -33,12 +33,12 @@ export async function storeBench(env: BenchEnv): Promise<BenchResult> {
   const out = path.join(env.work, 'store-tool.json');
   const copy: Record<Format, Array<{ sample: Sample; out: Record<string, number> }>> = { snappy: [], default: [] };
   const imp: Record<Format, Array<{ sample: Sample; out: Record<string, number> }>> = { snappy: [], default: [] };
-  // import: the real files' git repositories, the smaller ones (the largest alone takes minutes)
+  // import: the real files' git repositories, the smaller ones up to ~400 MB of repository dirs
   const repos = (env.repos ?? []).map((r) => ({ r, bytes: dirSize(r) })).sort((a, b) => a.bytes - b.bytes);
   const importRepos: string[] = [];
   let importBytes = 0;
   for (const x of repos) {
-    if (importBytes + x.bytes > 120e6) break;
+    if (importBytes + x.bytes > 400e6) break;
     importRepos.push(x.r);
     importBytes += x.bytes;
   }
@@ -74,8 +74,8 @@ export async function storeBench(env: BenchEnv): Promise<BenchResult> {
     }
   }
   const counts = JSON.parse(execFileSync(CLI[0], [CLI[1], 'verify', '--data-dir', dir('default', 'copy'), '--full', '--json']).toString()) as { objects: number };
-  // git fsck --full of the largest repository, exported (objects/s)
-  const fsck = await fsckRate(env, dir('default', 'copy'));
+  // git fsck --full of one repository of the data set, exported (objects/s; the copies hold no repositories)
+  const fsck = await fsckRate(env, env.dataDir);
 
   const objBytes = copy.default[0].out.bytes;
   const subjects: SubjectResult[] = [];
@@ -88,7 +88,12 @@ export async function storeBench(env: BenchEnv): Promise<BenchResult> {
       wall_s: stat(copy[f].map((c) => c.sample.wall_s)),
       cpu_s: stat(copy[f].map((c) => c.sample.cpu_s)),
       peak_rss_mb: stat(copy[f].map((c) => c.sample.peak_rss_mb)),
-      extra: { MB_per_s: round(objBytes / med(putS) / 1e6, 1), sst_MB: round(written[f] / 1e6, 1), compacted_MB: round(compacted[f] / 1e6, 1) },
+      extra: {
+        MB_per_s: round(objBytes / med(putS) / 1e6, 1),
+        settled_MB_per_s: round(objBytes / med(copy[f].map((c) => c.out.settled_seconds)) / 1e6, 1),
+        sst_MB: round(written[f] / 1e6, 1),
+        compacted_MB: round(compacted[f] / 1e6, 1),
+      },
     });
   }
   if (importRepos.length) {
@@ -124,7 +129,8 @@ export async function storeBench(env: BenchEnv): Promise<BenchResult> {
     `store size, default / snappy: as written ${ratio(written.default, written.snappy)}× (${round(written.default / 1e6, 1)} / ${round(written.snappy / 1e6, 1)} MB), ` +
       `compacted ${ratio(compacted.default, compacted.snappy)}× (${round(compacted.default / 1e6, 1)} / ${round(compacted.snappy / 1e6, 1)} MB) (target ≤ 0.7×); ` +
       `object bytes ${round(objBytes / 1e6, 1)} MB; compact took ${round(compactS.snappy, 1)} s (snappy) / ${round(compactS.default, 1)} s (default)`,
-    `batch API write throughput, default / snappy: ${ratio(Number(subj('batch API writes, default').extra!.MB_per_s), Number(subj('batch API writes, snappy').extra!.MB_per_s))}× (target ≥ 0.9×)`,
+    `batch API write throughput, default / snappy: as the client sees it ${ratio(Number(subj('batch API writes, default').extra!.MB_per_s), Number(subj('batch API writes, snappy').extra!.MB_per_s))}×, ` +
+      `with the compactions it caused ${ratio(Number(subj('batch API writes, default').extra!.settled_MB_per_s), Number(subj('batch API writes, snappy').extra!.settled_MB_per_s))}× (target ≥ 0.9×)`,
     ...(importRepos.length
       ? [`import throughput, default / snappy: ${ratio(Number(subj('import ' + importRepos.length + ' git repos, default').extra!.MB_per_s), Number(subj('import ' + importRepos.length + ' git repos, snappy').extra!.MB_per_s))}× (target ≥ 0.9×)`]
       : []),
@@ -148,6 +154,7 @@ export async function storeBench(env: BenchEnv): Promise<BenchResult> {
     load: { before, after: loadAverage() },
     columns: [
       ['MB/s', 'MB_per_s'],
+      ['settled MB/s', 'settled_MB_per_s'],
       ['SST MB', 'sst_MB'],
       ['compacted MB', 'compacted_MB'],
       ['objects/s', 'objects_per_s'],

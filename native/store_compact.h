@@ -8,6 +8,7 @@
 //   compactStore(store) -> TaskHandle<{ before, after: { files, bytes,
 //       compression: {name: bytes} }, columnFamilies }>
 //   sstSummary(store) -> Promise<{ files, bytes, compression }>
+//   backgroundWork(store) -> number of flushes and compactions running or pending (synchronous)
 //   compressions: the compression types this build supports ("lz4", "snappy", "zstd")
 //   progress: done/total = SST bytes of the column families finished / all;
 //   files = column families finished. cancel(): stops the running manual

@@ -335,6 +335,8 @@ export interface NativeAddon {
   /** rewrites every SST with the store's options (bottommost level forced); progress per column family */
   compactStore(store: NativeStore): TaskHandle<{ before: SstSummary; after: SstSummary; columnFamilies: number }>;
   sstSummary(store: NativeStore): Promise<SstSummary>;
+  /** flushes and compactions running or pending in both RocksDB instances (synchronous; benchmarks wait for 0) */
+  backgroundWork(store: NativeStore): number;
   /** compression types this build of RocksDB supports, sorted ("lz4", "snappy", "zstd") */
   compressions: string[];
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */

@@ -117,18 +117,24 @@ t.test('a snappy store opens, reads, takes writes and verifies; compact converts
   const digests = await objectDigests(data);
   t.equal(digests.size, new Set(files.map((f) => f.toString('base64'))).size, 'every object stored');
 
-  // opened with today's options: reads, writes and verifies
-  const s = await GutsStore.open(data);
+  // opened with today's options, a copy of it reads, takes writes and verifies
+  // (its flushes may trigger compactions that already rewrite part of it)
+  const copy = path.join(dir, 'copy');
+  fs.cpSync(data, copy, { recursive: true });
+  const s = await GutsStore.open(copy);
   const extra = Buffer.from('a blob written into a snappy store with the new options\n');
-  const { ids } = await s.putObjects('alice/rocksdb', [{ type: 'blob', data: extra }]);
+  await s.putObjects('alice/rocksdb', [{ type: 'blob', data: extra }]);
   const first = digests.keys().next().value!;
   t.ok((await s.getObject(first))?.data.length, 'an old object reads');
   await s.flush();
   await s.close();
-  digests.set(ids[0], `blob:${crypto.createHash('sha256').update(extra).digest('hex')}`);
-  const v0 = cli(['verify', '--data-dir', data, '--full', '--json'], { env: ENV });
+  const v0 = cli(['verify', '--data-dir', copy, '--full', '--json'], { env: ENV });
   t.equal(v0.status, 0, v0.stderr);
-  t.equal(JSON.parse(v0.stdout).objects, digests.size);
+  t.equal(JSON.parse(v0.stdout).objects, digests.size + 1);
+  const copied = await objectDigests(copy);
+  let kept = 0;
+  for (const [id, d] of digests) if (copied.get(id) === d) kept++;
+  t.equal(kept, digests.size, 'every old object reads back identical');
 
   const r = cli(['compact', '--data-dir', data, '--json'], { env: ENV });
   t.equal(r.status, 0, r.stderr);
@@ -168,13 +174,20 @@ t.test('compact through the running node: writes go on, the store ends in the ne
   const digests = await objectDigests(data);
   const node = await startNode(data, [], ENV);
   t.teardown(() => node.stop());
+  // maintenance promises a quiet store: compact is refused until it ends
+  t.equal(cli(['maintenance', 'enter', '--data-dir', data, '--timeout', '1m'], { env: ENV }).status, 0);
+  const refused = cli(['compact', '--data-dir', data, '--json'], { env: ENV });
+  t.not(refused.status, 0);
+  t.equal(JSON.parse(refused.stdout).error.code, 'GUTS_MAINTENANCE');
+  t.equal(cli(['maintenance', 'exit', '--data-dir', data], { env: ENV }).status, 0);
   const r = cli(['compact', '--data-dir', data, '--json'], { env: ENV });
   t.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   t.equal(j.via, 'node');
   t.ok(j.before.compression_bytes.snappy > 0);
   t.notOk(j.after.compression_bytes.snappy, 'no snappy left');
-  t.ok(j.after.sst_bytes < j.before.sst_bytes, 'smaller');
+  // (the node's own compactions may have converted part of it before)
+  t.ok(j.after.sst_bytes <= j.before.sst_bytes, 'not larger');
   // the node still serves writes
   const imp = cli(['dev', 'seed', '--data-dir', data, '--size', '256KiB', '--repos', '1', '--json'], { env: ENV });
   t.equal(imp.status, 0, imp.stderr);

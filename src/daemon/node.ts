@@ -231,8 +231,10 @@ export class GutsNode {
     }
   }
 
-  /** `guts-node compact` through the node (src/compact.ts): writes go on meanwhile; a stopping node cancels it. */
+  /** `guts-node compact` through the node (src/compact.ts): writes go on meanwhile; a stopping node cancels it; refused in maintenance. */
   async compact(): Promise<CompactStoreResult> {
+    // maintenance promises a quiet store (file-system snapshots): no SST rewrites either
+    if (this.maintenance.active) throw new GutsError('GUTS_MAINTENANCE', 'the node is in maintenance mode: compact after `maintenance exit`');
     const abort = new AbortController();
     this.compactions.add(abort);
     try {

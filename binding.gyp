@@ -3,7 +3,7 @@
 # OpenSSL and zlib symbols come from the node binary itself).
 {
   'variables': {
-    'rocksdb_gyp': '<(module_root_dir)/node_modules/rocksdb/deps/rocksdb/rocksdb.gyp',
+    'rocksdb_gyp': '<(module_root_dir)/native/deps/rocksdb/rocksdb.gyp',
     'zstd_gyp': '<(module_root_dir)/node_modules/zstd-napi/deps/zstd.gyp',
   },
   'targets': [
@@ -15,6 +15,8 @@
         'native/hashing.cc',
         'native/store.cc',
         'native/store_napi.cc',
+        'native/store_options.cc',
+        'native/store_compact.cc',
         'native/async.cc',
         'native/checkpoint.cc',
         'native/tar_writer.cc',

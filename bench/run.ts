@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { realCorpus } from './corpus';
 import { BenchResult, printTable, saveResult } from './lib';
 import { checkpointBench, latencyBench } from './node-bench';
+import { storeBench } from './store-bench';
 import { walReplayBench } from './wal-replay';
 import { repoBench } from './repo';
 import { walLatencyBench, walRpoBench } from './wal-bench';
@@ -49,14 +50,14 @@ async function main(): Promise<void> {
         const label = `real files: ${c.files} files, ${Math.round(c.fileBytes / 1e6)} MB, ${c.commits} commits in ${c.repos.length} repositories`;
         const dataset = describeDataset(c.dataDir, label, work);
         process.stdout.write(`# data set: ${JSON.stringify(dataset)}\n`);
-        return { work, dataDir: c.dataDir, dataBytes: dirBytes(c.dataDir), dataset, runs, threads };
+        return { work, dataDir: c.dataDir, dataBytes: dirBytes(c.dataDir), dataset, runs, threads, repos: c.repos };
       },
     });
   }
   let failed = 0;
   try {
     // suites that need the data set (the WAL suites build stores of their own)
-    const onDataset = ['backup', 'verify', 'restore', 'rehash', 'checkpoint', 'latency', 'repo'];
+    const onDataset = ['backup', 'verify', 'restore', 'rehash', 'checkpoint', 'latency', 'repo', 'store'];
     for (const plan of plans) {
       const walOnly = only !== undefined && !only.some((n) => onDataset.includes(n));
       if (walOnly && plan.label !== 'seed') continue;
@@ -70,6 +71,8 @@ async function main(): Promise<void> {
         ['rehash', () => hashBench(env())],
         // backup repository: incremental snapshots, rounds of 1% new objects, restic as a peer, restore (bench/repo.ts)
         ['repo', () => repoBench(env(), 10)],
+        // SST format: LZ4/ZSTD by level vs snappy (issue 14): size, write throughput, verify --full
+        ['store', () => storeBench(env())],
       ];
       // checkpoint and latency seed stores of their own sizes: run them once, with the seeded set
       if (plan.label === 'seed') {

@@ -14,6 +14,8 @@ export interface BenchEnv {
   dataset: Dataset;
   runs: number;
   threads: number;
+  /** the git repositories the data dir was imported from (the real-files corpus) */
+  repos?: string[];
 }
 
 function rm(p: string): void {

@@ -11,6 +11,7 @@
 #include "object_verifier.h"
 #include "priority.h"
 #include "repo_object.h"
+#include "store_compact.h"
 #include "store_napi.h"
 #include "wal_codec.h"
 #include "wal_reader.h"
@@ -22,6 +23,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   guts::InitArchiveWriter(env, exports);
   guts::InitArchiveReader(env, exports);
   guts::InitObjectVerifier(env, exports);
+  guts::InitStoreCompact(env, exports);
   guts::InitPriority(env, exports);
   guts::InitWalReader(env, exports);
   guts::InitWalCodec(env, exports);

@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <mutex>
 #include <set>
 #include <thread>
@@ -374,6 +377,10 @@ void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport
         from = Pad20(last);
         if (last.size() >= 20 && !Increment20(from)) break;  // the last possible key was read
       }
+      // A bad block straddling this range's end fails a seek to the end
+      // itself: nothing of this range is left, the next range reports it
+      // (an empty interval here would overlap the neighbour's).
+      if (!KeyBefore(from, range_end)) break;
       std::string resume = find_readable_from(from);
       if (resume == from) resume.clear();  // readable again at once: not a block problem, stop here
       local_bad.push_back({from, resume.empty() ? range_end : resume, StatusKind(st), st.ToString()});
@@ -397,7 +404,10 @@ void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport
 
   // One line per run of adjacent unreadable intervals with the same cause
   // (a bad block spanning two work ranges is one interval).
-  std::sort(bad.begin(), bad.end(), [](const BadInterval& a, const BadInterval& b) { return a.from < b.from; });
+  std::sort(bad.begin(), bad.end(), [](const BadInterval& a, const BadInterval& b) {
+    if (a.from != b.from) return a.from < b.from;
+    return !a.to.empty() && (b.to.empty() || a.to < b.to);  // empty `to`: the end of the key space
+  });
   std::vector<BadInterval> merged;
   for (auto& b : bad) {
     if (!merged.empty() && !merged.back().to.empty() && merged.back().to == b.from && merged.back().status == b.status) merged.back().to = b.to;
@@ -566,6 +576,15 @@ void VerifyConsensus(Store& store, ObjectReport& report) {
 
 ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
   if (!store.db() && !store.consensus()) throw GutsError(Code::Closed, "store is not open");
+#ifdef __GLIBC__
+  // A large object is one data block: read, decompressed, hashed, freed, per
+  // thread. glibc's dynamic mmap threshold would move such buffers into the
+  // threads' arenas after the first free, where they stay (RSS grows with the
+  // largest objects seen, per thread). A fixed threshold hands every buffer of
+  // 1 MiB or more back to the OS when freed. Process-wide, set once.
+  static std::once_flag malloc_once;
+  std::call_once(malloc_once, [] { mallopt(M_MMAP_THRESHOLD, 1 << 20); });
+#endif
   ObjectReport report;
   if (store.db()) VerifyObjectStore(store, threads, state, report);
   state.CheckCancelled();

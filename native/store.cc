@@ -2,9 +2,6 @@
 
 #include "wal_reader.h"
 
-#include <rocksdb/cache.h>
-#include <rocksdb/filter_policy.h>
-#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -83,28 +80,6 @@ static bool WalRetained(const std::string& data_dir) {
   return stat((data_dir + "/wal").c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static rocksdb::Options BaseOptions(bool create, bool retain_wal) {
-  rocksdb::Options o;
-  if (retain_wal) {
-    o.WAL_ttl_seconds = 100ull * 365 * 24 * 3600;
-    o.WAL_size_limit_MB = 0;
-  }
-  o.create_if_missing = create;
-  o.create_missing_column_families = create;
-  o.max_background_jobs = 2;
-  o.max_open_files = 1024;
-  o.keep_log_file_num = 4;
-  o.bytes_per_sync = 1 << 20;
-  o.compression = rocksdb::kSnappyCompression;
-  static std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(64 << 20);
-  rocksdb::BlockBasedTableOptions t;
-  t.block_cache = cache;
-  t.block_size = 16 * 1024;
-  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
-  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
-  return o;
-}
-
 static void EnsureDir(const std::string& path) {
   if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) ThrowErrno("cannot create directory", path, errno);
 }
@@ -118,7 +93,9 @@ std::shared_ptr<Store> Store::Open(const Options& options) {
   } else if (!S_ISDIR(st.st_mode)) {
     throw GutsError(Code::InvalidArgument, "data dir " + options.data_dir + " is not a directory", options.data_dir);
   }
-  rocksdb::Options base = BaseOptions(options.create && !options.read_only, WalRetained(options.data_dir));
+  StoreTuning tuning = options.tuning;
+  tuning.bounded_memory = options.read_only;
+  rocksdb::Options base = MakeStoreOptions(tuning, options.create && !options.read_only, WalRetained(options.data_dir));
   if (options.replay) TuneForReplay(&base);
   if (options.create && !options.read_only) {
     // RocksDB creates missing store dirs 0755 (env/fs_posix.cc), whatever we

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "store_options.h"
+
 namespace guts {
 
 struct ObjectCounts {
@@ -69,6 +71,7 @@ class Store {
     // TuneForReplay): bulk-load memtables, archived batches written without a
     // WAL, flushed by the restore before the swap.
     bool replay = false;
+    StoreTuning tuning;  // bounded_memory is set for read-only opens
   };
   enum Cf { kDefault = 0, kObjects, kRefs, kRepos, kMeta, kCfCount };
 

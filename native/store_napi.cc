@@ -64,7 +64,7 @@ StoreWrap* StoreWrap::FromValue(Napi::Value v) {
   return Unwrap(v.As<Napi::Object>());
 }
 
-// new Store(dataDir, { readOnly, create, db, consensus, replay })
+// new Store(dataDir, { readOnly, create, db, consensus, replay, format, rocksdbOptions }) (store_options.h)
 StoreWrap::StoreWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StoreWrap>(info) {
   options_.data_dir = StringArg(info, 0, "dataDir");
   if (info.Length() > 1 && info[1].IsObject()) {
@@ -75,6 +75,9 @@ StoreWrap::StoreWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StoreWra
     options_.open_db = flag("db", true);
     options_.open_consensus = flag("consensus", true);
     options_.replay = flag("replay", false);
+    if (o.Has("format") && o.Get("format").IsString()) options_.tuning.format = o.Get("format").As<Napi::String>();
+    if (o.Has("rocksdbOptions") && o.Get("rocksdbOptions").IsString())
+      options_.tuning.rocksdb_options = o.Get("rocksdbOptions").As<Napi::String>();
   }
 }
 

@@ -65,6 +65,21 @@ export interface StoreOptions {
   consensus?: boolean;
   /** staging store of a point-in-time restore: walApply writes without a WAL; flush() before closing (native/wal_reader.cc TuneForReplay) */
   replay?: boolean;
+  /**
+   * SST format of what this open writes (native/store_options.h): 'default' (LZ4 above, ZSTD at the
+   * bottommost level) or 'snappy' (the format before issue 14; tests and benchmarks build old stores with it).
+   * Every store opens with either.
+   */
+  format?: 'default' | 'snappy';
+  /** a RocksDB ColumnFamilyOptions string applied last (benchmarks compare tunings with it) */
+  rocksdbOptions?: string;
+}
+
+/** Live SST files of both RocksDB instances; compression: lower-case RocksDB name ("lz4", "snappy", "zstd", "none") -> bytes */
+export interface SstSummary {
+  files: number;
+  bytes: number;
+  compression: Record<string, number>;
 }
 
 export interface Progress {
@@ -334,6 +349,13 @@ export interface NativeAddon {
   repoUnpack(o: { inputFd: number; output?: string; maxBytes?: number; name?: string }): TaskHandle<RepoObjectResult>;
   /** db_session_id / db_id table properties of SST files */
   sstIdentity(paths: string[]): Promise<Array<{ dbSessionId: string; dbId: string }>>;
+  /** rewrites every SST with the store's options (bottommost level forced); progress per column family */
+  compactStore(store: NativeStore): TaskHandle<{ before: SstSummary; after: SstSummary; columnFamilies: number }>;
+  sstSummary(store: NativeStore): Promise<SstSummary>;
+  /** flushes and compactions running or pending in both RocksDB instances (synchronous; benchmarks wait for 0) */
+  backgroundWork(store: NativeStore): number;
+  /** compression types this build of RocksDB supports, sorted ("lz4", "snappy", "zstd") */
+  compressions: string[];
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
   debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
 }

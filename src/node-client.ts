@@ -78,6 +78,8 @@ export interface NodeClient extends ObjectSink {
   walStatus(): Promise<WalStatus>;
   /** `wal mark NAME`: restore point written and its segment closed */
   walMark(name: string): Promise<{ name: string; seq: number; time: string; segment: string }>;
+  /** `guts-node compact` through the node: every SST rewritten with the store's options (no timeout: it takes minutes on a large store) */
+  compact(): Promise<import('./compact').CompactStoreResult>;
   close(): void;
 }
 
@@ -220,6 +222,10 @@ class AdminClient implements NodeClient {
 
   async recordBackup(info: BackupRecord, wal?: { timeline: number } | null): Promise<void> {
     await this.call('recordBackup', wal ? { info, wal } : { info });
+  }
+
+  async compact(): Promise<import('./compact').CompactStoreResult> {
+    return (await this.call('compact', {}, 0)) as import('./compact').CompactStoreResult;
   }
 
   async walStatus(): Promise<WalStatus> {

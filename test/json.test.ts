@@ -128,11 +128,15 @@ t.test('every command: --json follows the naming scheme and the documented shape
   const hot = json('backup create', ['--data-dir', data, 'backup', 'create', '--hot', '--cpu-share', '40', '--output', path.join(dir, 'out', 'hot.tar.gz')]);
   t.equal(hot.cpu_share, 40, 'cpu_share as given on the command line');
   t.equal(hot.via, 'node');
+  const compactedNode = json('compact', ['--data-dir', data, 'compact']);
+  t.equal(compactedNode.via, 'node');
   const entered = json('maintenance enter / maintenance exit', ['--data-dir', data, 'maintenance', 'enter', '--timeout', '1m']);
   t.equal(entered.maintenance, true);
   const left = json('maintenance enter / maintenance exit', ['--data-dir', data, 'maintenance', 'exit'], { docIndex: 1 });
   t.equal(left.was_active, true);
   await node.stop();
+  const compacted = json('compact', ['--data-dir', data, 'compact']);
+  t.equal(compacted.via, 'store');
 
   const config = path.join(dir, 'config.yaml');
   const set = json('config get / config set / config keys', ['--config', config, 'config', 'set', 'backup.level', '5']);

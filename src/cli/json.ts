@@ -160,3 +160,17 @@ export function maintenanceEnterJson(pid: number, r: { until: string; alreadyAct
 export function maintenanceExitJson(pid: number, r: { wasActive: boolean }): Json {
   return { maintenance: false, pid, was_active: r.wasActive };
 }
+
+export function compactJson(r: import('../compact').CompactResult): Json {
+  const sst = (s: import('../native').SstSummary) => ({ files: s.files, sst_bytes: s.bytes, compression_bytes: s.compression });
+  return {
+    data_dir: path.resolve(r.dataDir),
+    via: r.via,
+    before: sst(r.before),
+    after: sst(r.after),
+    // after / before SST bytes
+    ratio: r.before.bytes ? Math.round((r.after.bytes / r.before.bytes) * 1000) / 1000 : null,
+    column_families: r.columnFamilies,
+    duration_seconds: round3(r.durationS),
+  };
+}

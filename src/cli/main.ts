@@ -18,6 +18,7 @@ const GROUPS: Array<[string[], () => Register]> = [
   [['import', 'export', 'dev'], () => (require('./data') as typeof import('./data')).registerData],
   [['demo'], () => (require('./demo') as typeof import('./demo')).registerDemo],
   [['wal'], () => (require('./wal') as typeof import('./wal')).registerWal],
+  [['compact'], () => (require('./compact') as typeof import('./compact')).registerCompact],
 ];
 
 // Global options that take a value (the command name comes after them).

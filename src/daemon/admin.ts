@@ -187,6 +187,8 @@ class Session {
         return {};
       case 'counts':
         return n.counts();
+      case 'compact':
+        return n.compact();
       default:
         throw new GutsError('GUTS_INVALID_ARGUMENT', `unknown admin op "${op}"`);
     }

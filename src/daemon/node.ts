@@ -8,6 +8,7 @@ import { GutsError } from '../errors';
 import { dirSize } from '../fsutil';
 import { LastBackup, MetricsSnapshot, readBackupRecords, readLastBackup, renderMetrics, writeBackupTextfileAsync, writeLastBackupAsync } from '../metrics';
 import { Counts } from '../native';
+import { compactStore, CompactStoreResult } from '../compact';
 import { checkRepoName, dataDirLayout, GitObject, GutsStore, storeLockHolder } from '../store';
 import { storePermissionWarnings } from '../store-permissions';
 import { VERSION } from '../version';
@@ -197,6 +198,7 @@ export class GutsNode {
     // Held checkpoints stay on disk for their readers; sessions closing below must not delete them.
     this.checkpoints.stop();
     this.maintenance.stop();
+    for (const c of this.compactions) c.abort();
     // Stop accepting; in-flight HTTP and admin requests run to completion (bounded by grace).
     const closing = Promise.all([this.api?.close(grace), this.metricsApi?.close(grace), this.admin?.close(grace)]);
     await closing;
@@ -228,6 +230,21 @@ export class GutsNode {
       removePidFileIfOurs(this.dataDir);
     }
   }
+
+  /** `guts-node compact` through the node (src/compact.ts): writes go on meanwhile; a stopping node cancels it; refused in maintenance. */
+  async compact(): Promise<CompactStoreResult> {
+    // maintenance promises a quiet store (file-system snapshots): no SST rewrites either
+    if (this.maintenance.active) throw new GutsError('GUTS_MAINTENANCE', 'the node is in maintenance mode: compact after `maintenance exit`');
+    const abort = new AbortController();
+    this.compactions.add(abort);
+    try {
+      return await compactStore(this.requireStore(), { signal: abort.signal });
+    } finally {
+      this.compactions.delete(abort);
+    }
+  }
+
+  private readonly compactions = new Set<AbortController>();
 
   private requireStore(): GutsStore {
     if (!this.store || this.state === 'stopped') throw new GutsError('GUTS_CLOSED', 'the store is not open (node starting or stopping)');

@@ -1,0 +1,17 @@
+# The `rocksdb` npm package's RocksDB 6.17.3 target, built with ZSTD (zstd-napi's
+# vendored libzstd) and LZ4 (the `lz4` package's C sources) besides snappy.
+# The package's .gyp is included unchanged (gyp rebases the paths of its
+# sources); target_defaults add defines and dependencies to its `rocksdb`
+# target. Its dependency '../snappy/snappy.gyp:snappy' is not rebased, hence
+# the sibling folder ../snappy with a wrapper of the package's snappy.gyp.
+{
+  'includes': ['../../../node_modules/rocksdb/deps/rocksdb/rocksdb.gyp'],
+  'target_defaults': {
+    'defines': ['ZSTD=1', 'LZ4=1'],
+    'dependencies': [
+      '../../../node_modules/zstd-napi/deps/zstd.gyp:libzstd',
+      '../lz4/lz4.gyp:liblz4',
+      '../lz4/lz4.gyp:zdict_stub',
+    ],
+  },
+}

@@ -1,0 +1,94 @@
+#include "store_options.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include <algorithm>
+
+#include "errors.h"
+
+namespace guts {
+
+namespace {
+
+// Measured on the real-files corpus (bench `store` suite, docs/TUNING.md):
+// ZSTD level 3 at the bottom with 16 KiB blocks; LZ4 above.
+constexpr int kZstdLevel = 3;
+constexpr size_t kBlockSize = 16 * 1024;
+// The node's block cache (shared by every store of the process).
+constexpr size_t kNodeCacheBytes = 64 << 20;
+// Read-only scans: index and filter blocks and the few data blocks point
+// lookups touch (refs against objects); the object scan itself does not fill it.
+constexpr size_t kBoundedCacheBytes = 16 << 20;
+constexpr int kBoundedMaxOpenFiles = 256;
+
+}  // namespace
+
+rocksdb::Options MakeStoreOptions(const StoreTuning& tuning, bool create, bool retain_wal) {
+  rocksdb::Options o;
+  if (retain_wal) {
+    o.WAL_ttl_seconds = 100ull * 365 * 24 * 3600;
+    o.WAL_size_limit_MB = 0;
+  }
+  o.create_if_missing = create;
+  o.create_missing_column_families = create;
+  o.max_background_jobs = 2;
+  o.max_open_files = tuning.bounded_memory ? kBoundedMaxOpenFiles : 1024;
+  o.keep_log_file_num = 4;
+  o.bytes_per_sync = 1 << 20;
+  if (tuning.format == "snappy") {
+    o.compression = rocksdb::kSnappyCompression;
+  } else if (tuning.format == "default") {
+    o.compression = rocksdb::kLZ4Compression;
+    o.bottommost_compression = rocksdb::kZSTD;
+    o.bottommost_compression_opts.enabled = true;
+    o.bottommost_compression_opts.level = kZstdLevel;
+  } else {
+    throw GutsError(Code::InvalidArgument, "unknown store format \"" + tuning.format + "\" (expected default or snappy)");
+  }
+  static std::shared_ptr<rocksdb::Cache> node_cache = rocksdb::NewLRUCache(kNodeCacheBytes);
+  rocksdb::BlockBasedTableOptions t;
+  if (tuning.bounded_memory) {
+    t.block_cache = rocksdb::NewLRUCache(kBoundedCacheBytes);
+    t.cache_index_and_filter_blocks = true;
+    t.pin_l0_filter_and_index_blocks_in_cache = false;
+  } else {
+    t.block_cache = node_cache;
+  }
+  t.block_size = kBlockSize;
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10, false));
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  if (!tuning.rocksdb_options.empty()) {
+    rocksdb::ConfigOptions config;
+    config.ignore_unknown_options = false;
+    config.input_strings_escaped = false;
+    rocksdb::ColumnFamilyOptions cf;
+    rocksdb::Status st = rocksdb::GetColumnFamilyOptionsFromString(config, rocksdb::ColumnFamilyOptions(o), tuning.rocksdb_options, &cf);
+    if (!st.ok()) throw GutsError(Code::InvalidArgument, "invalid RocksDB options \"" + tuning.rocksdb_options + "\": " + st.ToString());
+    o = rocksdb::Options(rocksdb::DBOptions(o), cf);
+  }
+  return o;
+}
+
+std::vector<std::string> SupportedCompressions() {
+  std::vector<std::string> out;
+  for (rocksdb::CompressionType t : rocksdb::GetSupportedCompressions()) {
+    switch (t) {
+      case rocksdb::kSnappyCompression: out.push_back("snappy"); break;
+      case rocksdb::kZlibCompression: out.push_back("zlib"); break;
+      case rocksdb::kBZip2Compression: out.push_back("bzip2"); break;
+      case rocksdb::kLZ4Compression: out.push_back("lz4"); break;
+      case rocksdb::kLZ4HCCompression: out.push_back("lz4hc"); break;
+      case rocksdb::kXpressCompression: out.push_back("xpress"); break;
+      case rocksdb::kZSTD: out.push_back("zstd"); break;
+      default: break;
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace guts

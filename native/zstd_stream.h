@@ -11,7 +11,9 @@
 // zstd levels 1-3 use the "fast" strategy with a window as large as the
 // frame and a large hash table (TuneZstd): on snappy-compressed SSTs that is
 // both smaller and ~2x faster than stock level 3. gzip: a sample of each chunk
-// picks stored / Huffman-only / requested deflate (ChooseLevel).
+// picks stored / Huffman-only / requested deflate (ChooseLevel); zstd: a
+// chunk whose sample does not compress (SSTs whose blocks RocksDB already
+// compressed with ZSTD/LZ4, random data) becomes a frame of raw blocks.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -31,12 +33,20 @@ namespace guts {
 
 enum class Compression { kNone, kZstd, kGzip };
 
-// Level of one frame; for gzip, Huffman-only deflate is a tier of its own.
+// Level of one frame; for gzip, Huffman-only deflate is a tier of its own;
+// for zstd, `raw` is a frame of raw (stored) blocks.
 struct FrameLevel {
   int level = 0;
   bool huffman_only = false;
-  std::string Name() const;  // "3", "0", "huffman-only"
+  bool raw = false;
+  std::string Name() const;  // "3", "0", "huffman-only", "raw"
 };
+
+// One standard zstd frame (content size, XXH64 content checksum) holding
+// in[0..n) in raw blocks: what zstd itself emits for incompressible blocks,
+// without searching for matches. Any zstd decoder reads it. Returns its length.
+size_t WriteRawZstdFrame(uint8_t* out, size_t cap, const uint8_t* in, size_t n);
+size_t RawZstdFrameBound(size_t n);
 
 struct Chunk {
   std::unique_ptr<uint8_t[]> in;

@@ -251,18 +251,19 @@ class Codec {
     if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_contentSizeFlag, 1);
     if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_checksumFlag, 1);
     if (ZSTD_isError(r)) ZstdFail(r);
-    // Beside a running node: compressed in slices with both buffers stable
-    // (no copy into zstd's window buffer): cancel is checked and the CPU
-    // offered back between them.
+    // Beside a running node, and at levels above 3: compressed in slices with
+    // both buffers stable (no copy into zstd's window buffer): cancel is
+    // checked and, beside a node, the CPU offered back between them.
     if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_stableInBuffer, 1);
     if (!ZSTD_isError(r)) r = ZSTD_CCtx_setParameter(cctx_, ZSTD_c_stableOutBuffer, 1);
     if (!ZSTD_isError(r)) r = ZSTD_CCtx_setPledgedSrcSize(cctx_, ch.in_len);  // content size in the frame header
     if (ZSTD_isError(r)) ZstdFail(r);
-    if (!InBackgroundMode()) {
+    if (!InBackgroundMode() && t.level <= 3) {
       // One call: libzstd 1.5.7 splits blocks better when it sees the whole
       // chunk (real files, stock level 3: 0.874 of the input instead of
-      // 0.883 fed in 256 KiB slices) and is no slower. An 8 MiB chunk takes
-      // 10-80 ms, so cancel() still takes effect within ~0.1 s.
+      // 0.883 fed in 256 KiB slices) and is no slower. At levels 1-3 an 8 MiB
+      // chunk takes 10-80 ms, so cancel() still takes effect within ~0.1 s;
+      // higher levels (seconds per chunk) stay in slices.
       CheckCancelled();
       r = ZSTD_compress2(cctx_, ch.out.get(), ch.out_cap, ch.in.get(), ch.in_len);
       if (ZSTD_isError(r)) ZstdFail(r);

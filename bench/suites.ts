@@ -73,9 +73,14 @@ export function dirBytes(dir: string): number {
 
 export function backupBench(env: BenchEnv): BenchResult {
   const ours = path.join(env.work, 'ours.tar.zst');
+  const oursGz = path.join(env.work, 'ours.tar.gz');
   const base = path.join(env.work, 'base.tar.zst');
   const gz = path.join(env.work, 'base.tar.gz');
   const src = `-C ${q(env.dataDir)} db consensus`;
+  const rawFrames = (file: string) => {
+    const r = runJson(['backup', 'create', '--data-dir', env.dataDir, '--output', file, '--force', '--json']);
+    return Number(r.raw_frames ?? 0);
+  };
   const r = compare(
     'backup',
     [
@@ -86,11 +91,19 @@ export function backupBench(env: BenchEnv): BenchResult {
         measure: () => ({ size_mb: mb(fileSize(ours)) }),
       },
       {
+        label: 'guts-node backup create (.tar.gz)',
+        command: cli('backup', 'create', '--data-dir', env.dataDir, '--output', oursGz, '--force'),
+        prepare: () => rm(oursGz),
+        measure: () => ({ size_mb: mb(fileSize(oursGz)) }),
+      },
+      {
         label: 'tar -czf',
         command: `tar -czf ${q(gz)} ${src}`,
         prepare: () => rm(gz),
         measure: () => ({ size_mb: mb(fileSize(gz)) }),
       },
+      // The floor the sidecar sets: SHA-256 of the archive written (one core, OpenSSL).
+      { label: 'openssl dgst -sha256 (own archive)', command: `openssl dgst -sha256 ${q(ours)} > /dev/null` },
       {
         label: 'tar | zstd -T0 -3',
         command: `tar -cf - ${src} | zstd -T0 -3 -q -f -o ${q(base)}`,
@@ -100,10 +113,19 @@ export function backupBench(env: BenchEnv): BenchResult {
     ],
     env.runs,
     { data_dir_bytes: env.dataBytes },
-    ['targets: ≤ 0.8× tar|zstd -T0 -3 at ≤ 1.02× its size; ≥ 10× faster than tar -czf; peak RSS ≤ 150 MB'],
+    [
+      'targets (issue 14): ≤ 0.7× tar|zstd -T0 -3 at ≤ 1.0× its size and ≤ 1.2× openssl dgst -sha256 of its own archive; ' +
+        '.tar.gz ≥ 10× faster than tar -czf at ≤ 1.02× its size; peak RSS ≤ 150 MB',
+    ],
   );
+  const med = (i: number) => r.subjects[i].wall_s!.median;
   const size = (i: number) => Number(r.subjects[i].extra?.size_mb ?? 0);
-  r.notes.push(`size ratio vs tar|zstd -3: ${round(size(0) / size(2))}; speed vs tar -czf: ${round(r.subjects[1].wall_s!.median / r.subjects[0].wall_s!.median, 1)}× faster`);
+  const raw = rawFrames(ours);
+  r.notes.push(
+    `.tar.zst: ${round(med(0) / med(4))}× tar|zstd -3 at ${round(size(0) / size(4), 3)}× its size; ${round(med(0) / med(3))}× openssl dgst of its own archive; ` +
+      `raw frames: ${raw}; CLI startup ${machineInfo().cli_startup_s} s`,
+    `.tar.gz: ${round(med(2) / med(1), 1)}× faster than tar -czf at ${round(size(1) / size(2), 3)}× its size`,
+  );
   r.dataset = env.dataset;
   r.columns = [['size MB', 'size_mb']];
   return r;
@@ -118,18 +140,18 @@ export function verifyBench(env: BenchEnv): BenchResult {
     [
       { label: 'guts-node backup verify', command: cli('backup', 'verify', archive) },
       { label: 'sha256sum -c (sidecar only)', command: `cd ${q(env.work)} && sha256sum -c --quiet ${q(path.basename(archive) + '.sha256')}` },
+      { label: 'zstd -t', command: `zstd -t -q ${q(archive)}` },
       // The floor of any check of the sidecar: one core of OpenSSL SHA-256 (SHA-NI), what ours uses.
       { label: 'openssl dgst -sha256 (SHA-256 alone)', command: `openssl dgst -sha256 ${q(archive)} > /dev/null` },
-      { label: 'zstd -t', command: `zstd -t -q ${q(archive)}` },
     ],
     env.runs,
     { archive_bytes: fileSize(archive) },
-    ['target: backup verify ≤ 0.7× zstd -t (it also checks the SHA-256 sidecar and every file XXH3-128)'],
+    ['target (issue 14): backup verify ≤ 1.15× openssl dgst -sha256 of the archive (it also decodes every frame and checks every file XXH3-128)'],
   );
-  const zstdT = r.subjects[3].wall_s!.median;
+  const sha = r.subjects[3].wall_s!.median;
   r.notes.push(
-    `guts-node startup alone: ${startup} s; ours without it: ${round((r.subjects[0].wall_s!.median - startup) / zstdT, 2)}× zstd -t; ` +
-      `SHA-256 of the archive alone (OpenSSL, one core; it cannot be split across cores): ${round(r.subjects[2].wall_s!.median / zstdT, 2)}× zstd -t`,
+    `guts-node startup alone: ${startup} s; ours ${round(r.subjects[0].wall_s!.median / sha, 2)}× openssl dgst, ` +
+      `without the startup ${round((r.subjects[0].wall_s!.median - startup) / sha, 2)}×; zstd -t ${round(r.subjects[2].wall_s!.median / sha, 2)}×`,
   );
   r.dataset = env.dataset;
   return r;
@@ -147,6 +169,8 @@ export function restoreBench(env: BenchEnv): BenchResult {
         command: cli('backup', 'restore', archive, '--target', t1),
         prepare: () => rm(t1),
       },
+      // decoding alone, no writes: with the CLI startup, the CPU floor of a restore
+      { label: 'zstd -d > /dev/null', command: `zstd -d -q -c ${q(archive)} > /dev/null` },
       {
         label: 'tar -I zstd -xf && sync',
         command: `mkdir -p ${q(t2)} && tar -I zstd -xf ${q(archive)} -C ${q(t2)} && sync`,
@@ -155,7 +179,10 @@ export function restoreBench(env: BenchEnv): BenchResult {
     ],
     env.runs,
     { archive_bytes: fileSize(archive) },
-    ['target: ≤ 0.9× tar -I zstd -xf + sync (ours also fsyncs every file and checks every byte against the manifest)'],
+    [
+      'target (issue 14): ≤ 0.6× tar -I zstd -xf && sync (ours also fsyncs every file and checks every byte against the manifest; ' +
+        '`sync` also flushes whatever else the machine has dirty, so the baseline varies with the other load)',
+    ],
   );
   r.dataset = env.dataset;
   return r;

@@ -29,6 +29,7 @@ constexpr size_t kReadBlock = 8 << 20;
 constexpr size_t kMaxParallelFrame = 32 << 20;   // larger frames are streamed
 constexpr size_t kOutBlock = 4 << 20;            // streaming / inflate output block
 constexpr size_t kFrameHeaderMax = 18;           // ZSTD_FRAMEHEADERSIZE_MAX (static-only API)
+constexpr size_t kDirectReadAhead = 1 << 20;     // ReadWholeFrame: least read straight into a frame buffer
 
 uint32_t Le32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
@@ -652,7 +653,11 @@ size_t ReadWholeFrame(InputBuffer& in, Chunk* c, size_t bound) {
         have += k;
         continue;
       }
-      const size_t r = in.ReadDirect(p + have, n - have);
+      // Ahead of what the block headers ask for: libzstd 1.5.7 splits a
+      // chunk into blocks of a few KiB, and one read (and one hasher
+      // hand-off) per block was ~700 reads per frame. What lies past the
+      // frame goes back into `in` below.
+      const size_t r = in.ReadDirect(p + have, std::max(n - have, std::min(bound - have, kDirectReadAhead)));
       if (r == 0) return false;
       have += r;
       direct = true;
@@ -680,7 +685,7 @@ size_t ReadWholeFrame(InputBuffer& in, Chunk* c, size_t bound) {
   }
   if (fh.checksumFlag) pos += 4;
   if (!need(pos)) return give_back();
-  if (have != pos) {  // read past the frame (only when `in` had it buffered): hand the rest back
+  if (have != pos) {  // read past the frame (buffered in `in`, or read ahead): hand the rest back
     in.Unread(p + pos, have - pos);
     have = pos;
   }

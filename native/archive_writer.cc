@@ -32,6 +32,11 @@ namespace guts {
 
 namespace {
 
+bool EndsWith(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
 constexpr const char* kIndexName = "GUTS-INDEX";
 constexpr const char* kManifestName = "MANIFEST.json";
 constexpr uint64_t kReadSize = 1 << 20;
@@ -322,6 +327,8 @@ class TarEmitter {
     cur_ = nullptr;
   }
   uint64_t bytes() const { return bytes_; }
+  // Bytes put from now on are counted as already compressed (Chunk::precompressed).
+  void SetPrecompressed(bool on) { precompressed_ = on; }
 
  private:
   Chunk* Space() {
@@ -333,6 +340,7 @@ class TarEmitter {
   }
   void Advance(size_t n) {
     cur_->in_len += n;
+    if (precompressed_) cur_->precompressed += n;
     bytes_ += n;
     if (cur_->in_len == cur_->in_cap) Flush();
   }
@@ -341,6 +349,7 @@ class TarEmitter {
   TaskState& state_;
   Chunk* cur_ = nullptr;
   uint64_t bytes_ = 0;
+  bool precompressed_ = false;
 };
 
 // Test hook: with GUTS_TEST_HOOKS=1 and GUTS_TEST_CRASH_COMMIT=N in the
@@ -772,8 +781,12 @@ ArchiveResult WriteArchive(const ArchiveOptions& o, TaskState& state) {
           throw GutsError(Code::Io, "file " + p.spec->source + " changed while it was archived", p.spec->source);
         posix_fadvise(f.fd(), 0, 0, POSIX_FADV_SEQUENTIAL);
         tar.Put(hdr);
+        const bool sst = o.compression == Compression::kZstd && EndsWith(p.header.path, ".sst") &&
+                         SstIsPrecompressed(f.fd(), p.header.size);
+        tar.SetPrecompressed(sst);
         if (direct) tar.PutFileDirect(f.fd(), p.header.size, hash, p.spec->source, *direct);
         else tar.PutFile(f.fd(), p.header.size, hash, p.spec->source);
+        tar.SetPrecompressed(false);
       }
       tar.Zeros(TarPadding(p.header.size));
       result.files.push_back({p.header.path, p.header.size, p.header.mode, p.header.mtime, hash.HexDigest()});

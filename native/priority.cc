@@ -66,6 +66,8 @@ BackgroundResult EnterBackgroundPriority(double cpu_share) {
   return r;
 }
 
+bool InBackgroundMode() { return g_background.load(std::memory_order_relaxed); }
+
 void PreemptionPoint() {
   if (!g_background.load(std::memory_order_relaxed)) return;
   const double ratio = g_sleep_per_cpu.load(std::memory_order_relaxed);

@@ -34,6 +34,10 @@ constexpr size_t kPreemptionSlice = 256 << 10;
 // outside background mode.
 void PreemptionPoint();
 
+// True once EnterBackgroundPriority ran: loops that would rather run in one
+// piece (one-shot compression) keep their preemption points then.
+bool InBackgroundMode();
+
 // Names the calling thread (max 15 characters) for top -H, ps -L and perf.
 void NameThisThread(const char* name);
 

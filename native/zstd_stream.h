@@ -8,10 +8,14 @@
 // Memory is bounded: a fixed pool of chunk buffers circulates (producer ->
 // workers -> writer -> producer), so nothing grows with the data size.
 //
-// zstd levels 1-3 use the "fast" strategy with a window as large as the
-// frame and a large hash table (TuneZstd): on snappy-compressed SSTs that is
-// both smaller and ~2x faster than stock level 3. gzip: a sample of each chunk
-// picks stored / Huffman-only / requested deflate (ChooseLevel).
+// zstd levels 1-3, per chunk (ChooseLevel, from a level-1 sample): text-like
+// chunks get the level's stock parameters with a frame-sized window; chunks
+// whose redundancy is far apart (snappy SSTs of random-looking blobs) the
+// "fast" strategy with a frame-sized window and a large hash table
+// (TuneZstd), both smaller and ~2x faster than stock level 3 there. gzip: a sample of each chunk
+// picks stored / Huffman-only / requested deflate (ChooseLevel); zstd: a
+// chunk whose sample does not compress (SSTs whose blocks RocksDB already
+// compressed with ZSTD/LZ4, random data) becomes a frame of raw blocks.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -31,12 +35,21 @@ namespace guts {
 
 enum class Compression { kNone, kZstd, kGzip };
 
-// Level of one frame; for gzip, Huffman-only deflate is a tier of its own.
+// Level of one frame; for gzip, Huffman-only deflate is a tier of its own;
+// for zstd, `raw` is a frame of raw (stored) blocks.
 struct FrameLevel {
   int level = 0;
   bool huffman_only = false;
-  std::string Name() const;  // "3", "0", "huffman-only"
+  bool raw = false;
+  bool fast = false;         // zstd 1-3: the tuned fast strategy (TuneZstd)
+  std::string Name() const;  // "3", "3-fast", "0", "huffman-only", "raw"
 };
+
+// One standard zstd frame (content size, XXH64 content checksum) holding
+// in[0..n) in raw blocks: what zstd itself emits for incompressible blocks,
+// without searching for matches. Any zstd decoder reads it. Returns its length.
+size_t WriteRawZstdFrame(uint8_t* out, size_t cap, const uint8_t* in, size_t n);
+size_t RawZstdFrameBound(size_t n);
 
 struct Chunk {
   std::unique_ptr<uint8_t[]> in;
@@ -44,6 +57,9 @@ struct Chunk {
   std::unique_ptr<uint8_t[]> out;
   size_t out_cap = 0, out_len = 0;
   uint64_t seq = 0;
+  // Bytes of `in` that come from files whose content is already compressed
+  // (SSTs RocksDB wrote with ZSTD: see SstIsPrecompressed); set by the producer.
+  size_t precompressed = 0;
   FrameLevel level;  // level actually used for this frame
 };
 
@@ -54,8 +70,14 @@ struct CompressStats {
   std::map<std::string, uint64_t> frames_by_level;
 };
 
-// Level for one chunk given the level-1 sample gain (1 - compressed/original).
-FrameLevel ChooseLevel(Compression c, int requested, double sample_gain);
+// Level for one chunk given the level-1 sample gain (1 - compressed/original)
+// and the share of its bytes from already compressed files.
+FrameLevel ChooseLevel(Compression c, int requested, double sample_gain, double precompressed_share = 0);
+
+// True when the file at fd is a RocksDB SST whose data blocks are ZSTD
+// compressed: its properties block (read from the tail) says
+// rocksdb.compression=ZSTD. Never throws (unreadable: false).
+bool SstIsPrecompressed(int fd, uint64_t size);
 
 // zstd parameters for a requested level (0 = the level's stock value).
 struct ZstdTuning {

@@ -39,7 +39,7 @@ export interface CreateBackupOptions {
   keyFile?: string;
   /** config file to store as config/config.yaml (0600); omitted when unset */
   configFile?: string;
-  /** requested compression level (default 3; zstd 1-3 are tuned for SSTs, see native/zstd_stream.cc) */
+  /** requested compression level (default 3; zstd picks parameters per chunk, see docs/FORMAT.md) */
   level?: number;
   /** compression threads (default: number of cores) */
   threads?: number;

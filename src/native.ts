@@ -132,7 +132,7 @@ export interface CreateArchiveOptions {
   /** write to this descriptor (a pipe to an upload; owned and closed by the writer) instead of a file; `output` only names it */
   outputFd?: number;
   format: ArchiveFormat;
-  /** requested level (zstd -7..22, gzip 1..9; ignored for tar); zstd 1-3 are tuned for SSTs, gzip chunks that barely compress get a faster one */
+  /** requested level (zstd -7..22, gzip 1..9; ignored for tar); zstd 1-3: parameters per chunk, chunks that do not compress stored raw; gzip chunks that barely compress get a faster one */
   level: number;
   /** compression worker threads */
   threads: number;

@@ -35,7 +35,7 @@ export function registerBackupCreate(backup: Command): void {
     .option('--consensus-only', 'only the consensus store (kind "consensus-only")')
     .option('--include-key', 'also store the node key (p2p.key_file) as keys/node.key, mode 0600')
     .option('--include-config', 'also store the config file as config/config.yaml, mode 0600')
-    .option('--level <n>', 'compression level: zstd 1-19, gzip 1-9 (default: backup.level, 3); zstd 1-3 are tuned for snappy-compressed SSTs (docs/FORMAT.md)', intOption('--level', 1, 19))
+    .option('--level <n>', 'compression level: zstd 1-19, gzip 1-9 (default: backup.level, 3); zstd picks parameters per chunk and stores chunks that do not compress in raw frames (docs/FORMAT.md)', intOption('--level', 1, 19))
     .option('--threads <n>', `compression threads (default: number of cores, here ${os.availableParallelism()})`, intOption('--threads', 1, 256))
     .option('--force', 'replace an existing output file that is not a guts-node archive (an existing archive is always replaced, once the new one is complete)')
     .option('--foreground', 'beside a running node, keep normal CPU and I/O priority and do not pace (faster backup, slower node writes)')

@@ -73,7 +73,9 @@ export function backupCreateJson(r: BackupResult): Json {
     duration_seconds: r.duration_s,
     // in percent, as --cpu-share takes it (100 = not paced)
     cpu_share: Math.round(r.cpu_share * 100),
-  }) as Json, ['file', 'sidecar_file', 'sha256', 'format', 'kind', 'created', 'size_bytes', 'total_bytes', 'files', 'frames', 'objects', 'repositories', 'via', 'priority', 'cpu_share', 'replaced_existing', 'duration_seconds']);
+    // zstd frames stored in raw blocks (chunks that do not compress)
+    raw_frames: r.levels.raw ?? 0,
+  }) as Json, ['file', 'sidecar_file', 'sha256', 'format', 'kind', 'created', 'size_bytes', 'total_bytes', 'files', 'frames', 'raw_frames', 'objects', 'repositories', 'via', 'priority', 'cpu_share', 'replaced_existing', 'duration_seconds']);
 }
 
 export function backupVerifyJson(r: BackupVerifyReport): Json {

@@ -255,6 +255,16 @@ function spawnCli(args: string[]): ChildProcess {
 const exited = (c: ChildProcess) => new Promise<number | null>((resolve) => (c.exitCode !== null || c.signalCode !== null ? resolve(c.exitCode) : c.once('exit', (code) => resolve(code))));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** resolves once a create lock is in the repository or the process has exited */
+async function untilCreateLocked(repo: string, c: ChildProcess): Promise<void> {
+  const locks = path.join(repo, 'locks');
+  const deadline = Date.now() + 60_000;
+  while (c.exitCode === null && c.signalCode === null && Date.now() < deadline) {
+    if (fs.existsSync(locks) && fs.readdirSync(locks).some((n) => n.startsWith('create-'))) return;
+    await sleep(5);
+  }
+}
+
 t.test('kill -9 during create and during prune, 10 times each', async (t) => {
   const dir = tmp(t);
   const repo = path.join(dir, 'repo');
@@ -264,7 +274,12 @@ t.test('kill -9 during create and during prune, 10 times each', async (t) => {
   for (let i = 0; i < 10; i++) {
     await grow(data, 2e5, `k${i}`);
     const c = spawnCli(['--data-dir', data, 'backup', 'create', '--repo', repo, '--level', '9']);
-    await sleep(300 + ((i * 97) % 600));
+    // kill once the create holds its lock (Node start-up under load can take
+    // longer than any fixed delay), at a different point of its work each time;
+    // the last kill lands right at the lock, so the prune below always has a
+    // stale lock to collect (a later create reuses what an earlier one left)
+    await untilCreateLocked(repo, c);
+    await sleep(((9 - i) * 97) % 600);
     c.kill('SIGKILL');
     await exited(c);
   }

@@ -31,7 +31,8 @@ export interface Corpus {
   commits: number;
 }
 
-const VERSION = 1;
+// 2: the cached data dir is imported with the store format of issue 14 (LZ4 above, ZSTD at the bottommost level)
+const VERSION = 2;
 /** files larger than this are left out (a git host's objects are mostly small) */
 const MAX_FILE = 4 << 20;
 /** commits that add the files, then rounds that edit some of them */

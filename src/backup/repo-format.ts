@@ -21,6 +21,7 @@ import { Readable, Transform } from 'node:stream';
 import { ManifestFile, Manifest } from '../archive';
 import { errorCode, GutsError } from '../errors';
 import { Location } from '../location';
+import { readThroughPipe } from '../location/backup-stream';
 import { native, RepoObjectResult } from '../native';
 
 export const REPO_FORMAT = 'guts-repo';
@@ -352,42 +353,7 @@ export async function readObject(loc: Location, key: string, opts: { output?: st
     if (errorCode(e) === 'GUTS_NOT_FOUND') throw new GutsError('GUTS_REPO_CORRUPT', `${url}: object missing`, url);
     throw e;
   }
-  const [rfd, wfd] = native.makePipe();
-  const sock = new net.Socket({ fd: wfd, readable: false, writable: true });
-  sock.on('error', () => undefined);
-  let readerDone = false;
-  let downloadErr: unknown;
-  const download = (async () => {
-    try {
-      for await (const chunk of body) {
-        if (readerDone || sock.destroyed) break;
-        if (!sock.write(chunk as Buffer))
-          await new Promise<void>((resolve) => {
-            sock.once('drain', resolve);
-            sock.once('close', resolve);
-          });
-      }
-    } catch (e) {
-      if (!readerDone) downloadErr = e;
-    } finally {
-      body.destroy();
-      await new Promise<void>((resolve) => sock.end(() => resolve())).catch(() => undefined);
-      sock.destroy();
-    }
-  })();
-  try {
-    const r = await unpack(rfd);
-    readerDone = true;
-    await download;
-    if (downloadErr) throw downloadErr;
-    return r;
-  } catch (e) {
-    readerDone = true;
-    sock.destroy();
-    await download;
-    if (downloadErr) throw downloadErr;
-    throw e;
-  }
+  return readThroughPipe(async () => body, unpack);
 }
 
 /** Checks an unpacked object against the manifest's record of the file. */

@@ -171,54 +171,63 @@ export async function archiveSource(location: Location, key: string, opts: { sig
     url,
     size: st.size,
     sidecar,
-    async read<T>(fn: (input: { inputFd: number; inputSize: number }) => Promise<T>): Promise<T> {
-      const [rfd, wfd] = native.makePipe();
-      const sock = new net.Socket({ fd: wfd, readable: false, writable: true });
-      let downloadErr: unknown;
-      let readerDone = false;
-      const download = (async () => {
-        let body: Readable | undefined;
-        try {
-          body = await location.read(key, { signal: opts.signal });
-          for await (const chunk of body) {
-            if (readerDone) break;
-            if (!sock.write(chunk as Buffer)) await new Promise<void>((resolve, reject) => {
-              const onErr = (e: Error) => reject(e);
-              sock.once('error', onErr);
-              sock.once('drain', () => {
-                sock.off('error', onErr);
-                resolve();
-              });
-              sock.once('close', () => resolve());
-            });
-            if (sock.destroyed) break;
-          }
-        } catch (e) {
-          // EPIPE: the reader stopped early (a problem found in fail-fast mode): not a download error
-          if (!readerDone && (e as NodeJS.ErrnoException).code !== 'EPIPE') downloadErr = e;
-        } finally {
-          body?.destroy();
-          await new Promise<void>((resolve) => sock.end(() => resolve())).catch(() => undefined);
-          sock.destroy();
-        }
-      })();
-      sock.on('error', () => undefined); // EPIPE after the reader closed its end: seen above
-      let value: T;
-      try {
-        value = await fn({ inputFd: rfd, inputSize: st.size });
-      } catch (e) {
-        readerDone = true;
-        sock.destroy();
-        await download;
-        if (downloadErr) throw downloadErr;
-        throw e;
-      }
-      readerDone = true;
-      await download;
-      if (downloadErr) throw downloadErr;
-      return value;
+    read<T>(fn: (input: { inputFd: number; inputSize: number }) => Promise<T>): Promise<T> {
+      return readThroughPipe(() => location.read(key, { signal: opts.signal }), (inputFd) => fn({ inputFd, inputSize: st.size }));
     },
   };
+}
+
+/**
+ * Runs `fn` (a native reader) on the read end of a pipe that `open()`'s stream
+ * is copied into, off the reader's thread. The download's own failure wins over
+ * what the reader saw (a truncated stream looks like a damaged file to it); an
+ * EPIPE after the reader stopped early is not a download error.
+ */
+export async function readThroughPipe<T>(open: () => Promise<Readable>, fn: (inputFd: number) => Promise<T>): Promise<T> {
+  const [rfd, wfd] = native.makePipe();
+  const sock = new net.Socket({ fd: wfd, readable: false, writable: true });
+  let downloadErr: unknown;
+  let readerDone = false;
+  const download = (async () => {
+    let body: Readable | undefined;
+    try {
+      body = await open();
+      for await (const chunk of body) {
+        if (readerDone) break;
+        if (!sock.write(chunk as Buffer)) await new Promise<void>((resolve, reject) => {
+          const onErr = (e: Error) => reject(e);
+          sock.once('error', onErr);
+          sock.once('drain', () => {
+            sock.off('error', onErr);
+            resolve();
+          });
+          sock.once('close', () => resolve());
+        });
+        if (sock.destroyed) break;
+      }
+    } catch (e) {
+      if (!readerDone && (e as NodeJS.ErrnoException).code !== 'EPIPE') downloadErr = e;
+    } finally {
+      body?.destroy();
+      await new Promise<void>((resolve) => sock.end(() => resolve())).catch(() => undefined);
+      sock.destroy();
+    }
+  })();
+  sock.on('error', () => undefined); // EPIPE after the reader closed its end: seen above
+  let value: T;
+  try {
+    value = await fn(rfd);
+  } catch (e) {
+    readerDone = true;
+    sock.destroy();
+    await download;
+    if (downloadErr) throw downloadErr;
+    throw e;
+  }
+  readerDone = true;
+  await download;
+  if (downloadErr) throw downloadErr;
+  return value;
 }
 
 /** GUTS_* code of a location error (for step reports). */

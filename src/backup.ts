@@ -289,6 +289,20 @@ export async function recordLastBackup(dataDir: string, record: LastBackup, clie
   if (s && s.timeline === wal!.timeline && s.needs_base_backup) writeWalState(dataDir, { ...s, needs_base_backup: false });
 }
 
+/**
+ * GUTS_INVALID_ARGUMENT when `p` (an archive or a repository) is or lies inside the
+ * data dir it backs up: a backup inside the store it protects is lost with it,
+ * and a restore over that store would delete it. Paths are resolved physically
+ * (symlinks, `..`, components that do not exist yet).
+ */
+export function refuseInsideDataDir(what: string, p: string, dataDir: string): void {
+  const real = resolveStorePath(p);
+  const realDataDir = resolveStorePath(dataDir);
+  if (real === realDataDir || real.startsWith(realDataDir + path.sep)) {
+    throw new GutsError('GUTS_INVALID_ARGUMENT', `${what} lies inside the data dir ${dataDir}: write backups elsewhere`, p);
+  }
+}
+
 export async function createBackup(opts: CreateBackupOptions): Promise<BackupResult> {
   const started = process.hrtime.bigint();
   const dataDir = path.resolve(opts.dataDir);
@@ -301,12 +315,7 @@ export async function createBackup(opts: CreateBackupOptions): Promise<BackupRes
   const frameSize = opts.frameSize ?? DEFAULT_FRAME_SIZE;
   checkLevel(format, level);
   if (!Number.isInteger(threads) || threads < 1) throw new GutsError('GUTS_INVALID_ARGUMENT', '--threads must be a positive integer');
-  if (!streamed) {
-    // A backup inside the store it protects is lost with it, and a restore over that store would delete it.
-    const real = resolveStorePath(output);
-    const realDataDir = resolveStorePath(dataDir);
-    if (real.startsWith(realDataDir + path.sep)) throw new GutsError('GUTS_INVALID_ARGUMENT', `output ${output} lies inside the data dir ${dataDir}: write backups elsewhere`, output);
-  }
+  if (!streamed) refuseInsideDataDir(`output ${output}`, output, dataDir);
   const { replaces } = streamed ? { replaces: false } : checkOutput(output, Boolean(opts.force));
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
 

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { BackupKind, isoSeconds, LastBackup, nodeCheckpoint, recordLastBackup, removeStaleCheckpoints, storeCheckpoint, DEFAULT_BACKGROUND_CPU_SHARE } from '../backup';
+import { BackupKind, isoSeconds, refuseInsideDataDir, LastBackup, nodeCheckpoint, recordLastBackup, removeStaleCheckpoints, storeCheckpoint, DEFAULT_BACKGROUND_CPU_SHARE } from '../backup';
 import { GutsError } from '../errors';
 import { Location } from '../location';
 import { connectNode } from '../node-client';
@@ -107,10 +107,7 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
   if (!Number.isInteger(level) || level < 1 || level > 19) throw new GutsError('GUTS_INVALID_ARGUMENT', '--level for a repository must be an integer from 1 to 19');
   const parallel = pipeParallelLimit(opts.parallel ?? 4);
   if (!fs.existsSync(dataDir)) throw new GutsError('GUTS_NOT_FOUND', `data dir ${dataDir} does not exist`, dataDir);
-  if (loc.kind === 'local') {
-    const real = fs.existsSync(loc.url) ? fs.realpathSync(loc.url) : loc.url;
-    if ((real + path.sep).startsWith(fs.realpathSync(dataDir) + path.sep)) throw new GutsError('GUTS_INVALID_ARGUMENT', `repository ${loc.url} lies inside the data dir ${dataDir}: keep backups elsewhere`, loc.url);
-  }
+  if (loc.kind === 'local') refuseInsideDataDir(`repository ${loc.url}`, loc.url, dataDir);
   if (loc.kind === 'local') fs.mkdirSync(loc.url, { recursive: true, mode: 0o700 });
   removeStaleCheckpoints(dataDir);
   const lock = await acquireLock(loc, 'create');

@@ -207,6 +207,21 @@ t.test('local repository: incremental snapshot, exact restores, export, prune', 
   t.equal(json(['backup', 'restore', '--repo', repo, '--snapshot', 'nope', '--target', path.join(dir, 'x')]).body.error?.code, 'GUTS_NOT_FOUND');
 });
 
+t.test('a repository at or inside the data dir it backs up is refused, nothing written', async (t) => {
+  const dir = tmp(t);
+  const data = path.join(dir, 'data');
+  await grow(data, 1e4, 'in');
+  fs.symlinkSync(data, path.join(dir, 'link'));
+  for (const repo of [data, path.join(data, 'repo'), path.join(dir, 'link', 'new', 'repo')]) {
+    const r = json(['--data-dir', data, 'backup', 'create', '--repo', repo]);
+    t.equal(r.body.error?.code, 'GUTS_INVALID_ARGUMENT', `refused: ${repo}`);
+    t.equal(r.code, 2);
+  }
+  t.notOk(fs.existsSync(path.join(data, 'repo')), 'no repository created in the data dir');
+  t.notOk(fs.existsSync(path.join(data, 'new')), 'nor through a link to it');
+  t.notOk(fs.existsSync(path.join(data, 'snapshots')), 'nor in the data dir itself');
+});
+
 t.test('a corrupted shared SST: verify names every dependent snapshot, restore refuses', async (t) => {
   const dir = tmp(t);
   const repo = path.join(dir, 'repo');

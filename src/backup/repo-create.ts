@@ -51,6 +51,8 @@ export interface RepoCreateOptions {
   log?: (line: string) => void;
   /** a store this process already holds open (the node itself, tests): checkpointed directly */
   store?: GutsStore;
+  /** seconds to wait for a running prune's exclusive lock (default 0: GUTS_REPO_LOCKED at once) */
+  lockWait?: number;
 }
 
 export interface RepoCreateResult {
@@ -110,7 +112,7 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
   if (loc.kind === 'local') refuseInsideDataDir(`repository ${loc.url}`, loc.url, dataDir);
   if (loc.kind === 'local') fs.mkdirSync(loc.url, { recursive: true, mode: 0o700 });
   removeStaleCheckpoints(dataDir);
-  const lock = await acquireLock(loc, 'create');
+  const lock = await acquireLock(loc, 'create', { waitSeconds: opts.lockWait, onWait: opts.log, signal: opts.signal });
   const client = opts.store ? null : await connectNode(dataDir);
   let kind: BackupKind = opts.kind ?? 'full';
   let note = '';

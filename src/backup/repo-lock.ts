@@ -4,7 +4,10 @@
 // an object locks/<kind>-<host>-<pid>-<random>.json = {kind, hostname, pid,
 // created, refreshed}. To lock: look for a conflicting live lock, write ours,
 // look again (two processes that raced both see each other and both back
-// off); GUTS_REPO_LOCKED (exit 3) on a conflict. A lock is stale when its
+// off). On a conflict the caller waits up to `waitSeconds` (the CLI's
+// --lock-wait, default 300 s; 0 = no wait), polling with a doubling backoff
+// (250 ms up to 5 s, jittered) and judging staleness afresh at each poll, then
+// GUTS_REPO_LOCKED (exit 3). A lock is stale when its
 // process is gone (same host) or it was not refreshed for LOCK_STALE_MS
 // (another host; holders refresh every LOCK_REFRESH_MS): stale locks are
 // removed by whoever finds them. So prune never sweeps while a create is
@@ -19,6 +22,11 @@ import { Location } from '../location';
 
 export const LOCK_REFRESH_MS = 5 * 60e3;
 export const LOCK_STALE_MS = 30 * 60e3;
+
+/** --lock-wait default: an hourly create outlasts a daily prune, a prune a create */
+export const DEFAULT_LOCK_WAIT_SECONDS = 300;
+const POLL_FIRST_MS = 250;
+const POLL_MAX_MS = 5_000;
 
 export type LockKind = 'create' | 'prune';
 
@@ -72,8 +80,58 @@ function describe(l: LockInfo): string {
   return `${l.kind} lock of process ${l.pid} on ${l.hostname || '?'} (since ${l.created || '?'})`;
 }
 
-export async function acquireLock(loc: Location, kind: LockKind): Promise<RepoLock> {
+export interface LockWait {
+  /** how long to wait for a conflicting live lock to go (default 0: fail at once) */
+  waitSeconds?: number;
+  /** called once, when the wait starts (the CLI prints it on stderr) */
+  onWait?: (line: string) => void;
+  /** aborts the wait with GUTS_CANCELLED */
+  signal?: AbortSignal;
+}
+
+function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new GutsError('GUTS_CANCELLED', 'interrupted while waiting for the repository lock'));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new GutsError('GUTS_CANCELLED', 'interrupted while waiting for the repository lock'));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Takes a `kind` lock, waiting up to wait.waitSeconds for conflicting live locks to go. */
+export async function acquireLock(loc: Location, kind: LockKind, wait: LockWait = {}): Promise<RepoLock> {
+  const waitMs = Math.max(0, (wait.waitSeconds ?? 0) * 1000);
+  const deadline = Date.now() + waitMs;
   const removedStale: string[] = [];
+  let delay = POLL_FIRST_MS;
+  let noted = false;
+  for (;;) {
+    try {
+      return await tryLock(loc, kind, removedStale);
+    } catch (e) {
+      if (!(e instanceof GutsError) || e.code !== 'GUTS_REPO_LOCKED') throw e;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        if (waitMs > 0) throw new GutsError('GUTS_REPO_LOCKED', `${e.message.replace(/; try again once it finished$/, '')}; still locked after waiting ${Math.round(waitMs / 1000)} s (--lock-wait)`, e.path);
+        throw e;
+      }
+      if (!noted) {
+        noted = true;
+        wait.onWait?.(`${e.message.replace(/; try again once it finished$/, '')}; waiting up to ${Math.round(waitMs / 1000)} s for it (--lock-wait)`);
+      }
+      await pause(Math.min(left, delay * (0.75 + Math.random() / 2)), wait.signal);
+      delay = Math.min(delay * 2, POLL_MAX_MS);
+    }
+  }
+}
+
+async function tryLock(loc: Location, kind: LockKind, removedStale: string[]): Promise<RepoLock> {
   const check = async (ownKey?: string) => {
     for (const l of await listLocks(loc)) {
       if (l.key === ownKey) continue;

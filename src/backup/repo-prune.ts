@@ -61,9 +61,19 @@ function deadUploadTemps(root: string): string[] {
   return out;
 }
 
-export async function pruneRepo(loc: Location, policy: KeepPolicy, opts: { dryRun?: boolean; log?: (line: string) => void } = {}): Promise<RepoPruneResult> {
+export interface RepoPruneOptions {
+  dryRun?: boolean;
+  log?: (line: string) => void;
+  /** seconds to wait for running creates (and another prune) to finish (default 0: GUTS_REPO_LOCKED at once) */
+  lockWait?: number;
+  /** the one-line note when the wait starts (the CLI prints it on stderr, also with --json) */
+  onLockWait?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export async function pruneRepo(loc: Location, policy: KeepPolicy, opts: RepoPruneOptions = {}): Promise<RepoPruneResult> {
   await requireConfig(loc);
-  const lock = await acquireLock(loc, 'prune');
+  const lock = await acquireLock(loc, 'prune', { waitSeconds: opts.lockWait, onWait: opts.onLockWait ?? opts.log, signal: opts.signal });
   try {
     const snaps = await loadSnapshots(loc);
     const entries: BackupEntry[] = snaps.map((s) => ({

@@ -8,7 +8,7 @@ import { createBackupAt } from '../location/backup-stream';
 import { formatBytes, ProgressBar } from '../progress';
 import { context, intOption, printJson, run } from './context';
 import { backupCreateJson } from './json';
-import { repoCreate, repoUsage } from './backup-repo';
+import { LOCK_WAIT_FLAG, LOCK_WAIT_HELP, lockWaitOption, repoCreate, repoUsage } from './backup-repo';
 
 interface CreateOpts {
   output?: string;
@@ -23,6 +23,7 @@ interface CreateOpts {
   foreground?: boolean;
   cpuShare?: number;
   json?: boolean;
+  lockWait?: number;
 }
 
 export function registerBackupCreate(backup: Command): void {
@@ -45,6 +46,7 @@ export function registerBackupCreate(backup: Command): void {
       intOption('--cpu-share', 5, 100),
     )
     .option('--json', 'print one JSON object on stdout (docs/JSON.md)')
+    .option(LOCK_WAIT_FLAG, LOCK_WAIT_HELP, lockWaitOption)
     .addHelpText(
       'after',
       `
@@ -71,6 +73,7 @@ Examples:
     .action(
       run(async (opts: CreateOpts, cmd: Command) => {
         if (opts.repo && opts.output) throw repoUsage('create', 'give --output or --repo, not both');
+        if (opts.lockWait !== undefined && !opts.repo) throw repoUsage('create', '--lock-wait needs --repo (an archive takes no repository lock)');
         if (opts.repo) return repoCreate(cmd, opts.repo, opts);
         if (!opts.output) throw repoUsage('create', "required option '-o, --output <file>' not specified (or --repo <location>)");
         const output = opts.output;

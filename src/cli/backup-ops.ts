@@ -11,7 +11,7 @@ import { GutsError } from '../errors';
 import { openLocation } from '../location';
 import { formatBytes } from '../progress';
 import { context, intOption, printJson, run } from './context';
-import { repoList, repoPrune, repoUsage } from './backup-repo';
+import { LOCK_WAIT_FLAG, LOCK_WAIT_HELP, lockWaitOption, repoList, repoPrune, repoUsage } from './backup-repo';
 
 /** LOCATION argument, else backup.to, else backup.dir. */
 export function defaultLocation(cfg: GutsConfig, arg?: string): string {
@@ -76,6 +76,7 @@ export function registerBackupOps(backup: Command): void {
     .option('--repo <location>', 'prune the snapshots of a backup repository instead, then sweep objects no kept snapshot references (under an exclusive repository lock)')
     .option('--archive-dir <dir|url>', 'WAL archive whose segments older than every kept backup are removed (default: wal.archive_dir)')
     .option('--json', 'print one JSON object: kept (with reasons), removed, wal')
+    .option(LOCK_WAIT_FLAG, LOCK_WAIT_HELP, lockWaitOption)
     .addHelpText(
       'after',
       `
@@ -87,10 +88,11 @@ the oldest kept backup's WAL position are removed with them; nothing is removed
 from the WAL archive when no kept backup has a WAL position.`,
     )
     .action(
-      run(async (arg: string | undefined, opts: KeepFlags & { dryRun?: boolean; archiveDir?: string; json?: boolean; repo?: string }, cmd: Command) => {
+      run(async (arg: string | undefined, opts: KeepFlags & { dryRun?: boolean; archiveDir?: string; json?: boolean; repo?: string; lockWait?: number }, cmd: Command) => {
         const cfg = context(cmd).loaded.config;
         const policy = policyFrom(opts, cfg.backup);
         if (opts.repo && (arg || opts.archiveDir)) throw repoUsage('prune', '--repo takes no location argument and no --archive-dir (repository prune never removes WAL segments)');
+        if (opts.lockWait !== undefined && !opts.repo) throw repoUsage('prune', '--lock-wait needs --repo (archive prune takes no repository lock)');
         if (opts.repo) return repoPrune(cmd, opts.repo, policy, opts);
         const location = openLocation(defaultLocation(cfg, arg), cfg);
         try {

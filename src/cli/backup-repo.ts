@@ -4,6 +4,7 @@ import { Command } from 'commander';
 
 import { createRepoSnapshot } from '../backup/repo-create';
 import { pruneRepo } from '../backup/repo-prune';
+import { DEFAULT_LOCK_WAIT_SECONDS } from '../backup/repo-lock';
 import { exportSnapshot, listRepo, repoRestoreSource, verifyRepo } from '../backup/repo-read';
 import { KeepPolicy } from '../backup/prune';
 import { ExitCode, GutsError } from '../errors';
@@ -11,6 +12,11 @@ import { Location, openLocation } from '../location';
 import { formatBytes } from '../progress';
 import { context, intOption, printJson, run } from './context';
 import { UsageError } from './usage';
+
+/** `--lock-wait SECONDS` of backup create --repo, prune --repo and run (0 = fail at once with exit 3). */
+export const LOCK_WAIT_FLAG = '--lock-wait <seconds>';
+export const LOCK_WAIT_HELP = `with --repo: wait up to this long for a conflicting repository lock (a create waits for a running prune, a prune for running creates), polling with backoff; 0 = exit 3 at once (default ${DEFAULT_LOCK_WAIT_SECONDS})`;
+export const lockWaitOption = intOption('--lock-wait', 0, 86_400);
 
 /** A usage error of `backup NAME` in the format of commander's own (src/cli/usage.ts). */
 export function repoUsage(name: string, message: string): UsageError {
@@ -34,7 +40,7 @@ async function withSignals<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<
   }
 }
 
-export async function repoCreate(cmd: Command, repo: string, opts: { hot?: boolean; consensusOnly?: boolean; level?: number; threads?: number; foreground?: boolean; cpuShare?: number; json?: boolean; includeKey?: boolean; includeConfig?: boolean }): Promise<void> {
+export async function repoCreate(cmd: Command, repo: string, opts: { hot?: boolean; consensusOnly?: boolean; level?: number; threads?: number; foreground?: boolean; cpuShare?: number; json?: boolean; includeKey?: boolean; includeConfig?: boolean; lockWait?: number }): Promise<void> {
   if (opts.consensusOnly || opts.includeKey || opts.includeConfig) throw repoUsage('create', '--repo snapshots hold db/ and consensus/ only: --consensus-only, --include-key and --include-config need --output');
   const ctx = context(cmd);
   const loc = openRepo(cmd, repo);
@@ -50,6 +56,7 @@ export async function repoCreate(cmd: Command, repo: string, opts: { hot?: boole
         cpuShare: opts.cpuShare !== undefined ? opts.cpuShare / 100 : undefined,
         signal,
         log: (line) => process.stderr.write(`${line}\n`),
+        lockWait: opts.lockWait ?? DEFAULT_LOCK_WAIT_SECONDS,
       }),
     );
     if (opts.json) printJson(r);
@@ -114,10 +121,18 @@ export async function repoRestoreOptions(cmd: Command, repo: string, snapshot: s
   }
 }
 
-export async function repoPrune(cmd: Command, repo: string, policy: KeepPolicy, opts: { dryRun?: boolean; json?: boolean }): Promise<void> {
+export async function repoPrune(cmd: Command, repo: string, policy: KeepPolicy, opts: { dryRun?: boolean; json?: boolean; lockWait?: number }): Promise<void> {
   const loc = openRepo(cmd, repo);
   try {
-    const r = await pruneRepo(loc, policy, { dryRun: opts.dryRun, log: opts.json ? undefined : (l) => process.stderr.write(l + '\n') });
+    const r = await withSignals((signal) =>
+      pruneRepo(loc, policy, {
+        dryRun: opts.dryRun,
+        log: opts.json ? undefined : (l) => process.stderr.write(l + '\n'),
+        lockWait: opts.lockWait ?? DEFAULT_LOCK_WAIT_SECONDS,
+        onLockWait: (l) => process.stderr.write(l + '\n'),
+        signal,
+      }),
+    );
     if (opts.json) printJson(r);
     else process.stderr.write(`${r.dry_run ? 'would remove' : 'removed'} ${r.removed.length} snapshots and ${r.swept_objects} objects (${formatBytes(r.swept_bytes)}), kept ${r.kept.length} at ${r.repo}\n`);
   } finally {

@@ -348,7 +348,7 @@ t.test('create and prune at the same time: no snapshot loses an object', async (
   t.equal(v.body.status, 'VALID', `every remaining snapshot verifies, deep: ${JSON.stringify(v.body.problems ?? v.body.error ?? v.stderr)}`);
   // a live lock refuses prune with GUTS_REPO_LOCKED
   fs.writeFileSync(path.join(repo, 'locks', 'create-other-1-aaaaaaaa.json'), JSON.stringify({ kind: 'create', hostname: 'another-host', pid: 1, created: new Date().toISOString(), refreshed: new Date().toISOString() }));
-  const locked = json(['backup', 'prune', '--repo', repo, '--keep-last', '1']);
+  const locked = json(['backup', 'prune', '--repo', repo, '--keep-last', '1', '--lock-wait', '0']);
   t.equal(locked.code, 3, 'exit 3');
   t.equal(locked.body.error?.code, 'GUTS_REPO_LOCKED');
   // one of another host not refreshed for 30+ minutes is stale

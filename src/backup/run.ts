@@ -8,6 +8,14 @@
 //   metrics Pushgateway and/or node_exporter textfile
 //   notify  POST the JSON result
 //
+// With a backup repository (--repo / backup.repo, docs/FORMAT.md "Backup
+// repository"), create is a snapshot (only new SSTs stored), verify reads every
+// object of that snapshot back, prune applies the same keep rules to snapshots
+// and sweeps unreferenced objects (WAL segments are left alone); both wait up
+// to lockWait seconds for a conflicting repository lock. Same metrics (size =
+// the bytes the snapshot added, as the node's /metrics records it), same exit
+// codes.
+//
 // One log line per step. A failed step stops the run (nothing is pruned
 // after a failed backup or verify): the result names the step, metrics say
 // guts_backup_last_success 0, the failure is notified, and the exit code is
@@ -24,6 +32,9 @@ import { Location } from '../location';
 import { archiveSource, createBackupAt, MANIFEST_SUFFIX } from '../location/backup-stream';
 import { connectNode } from '../node-client';
 import { KeepPolicy, pruneBackups, PruneResult } from './prune';
+import { createRepoSnapshot } from './repo-create';
+import { pruneRepo } from './repo-prune';
+import { verifyRepo } from './repo-read';
 import { Delivery, notify, pushMetrics, redactUrl, RunMetrics, writeTextfile } from './report';
 
 export type StepName = 'create' | 'verify' | 'upload' | 'prune' | 'metrics' | 'notify';
@@ -48,6 +59,10 @@ export interface RunOptions {
   log: (line: string) => void;
   /** the archive's name (default guts-YYYYMMDD-HHMMSS.tar.zst, consensus-YYYYMMDD-HHMMSS.tar.zst) */
   name?: string;
+  /** `location` is a backup repository: a snapshot instead of an archive (not with consensusOnly) */
+  repository?: boolean;
+  /** repository runs: seconds create and prune wait for a conflicting repository lock (default 0) */
+  lockWait?: number;
 }
 
 export interface RunStep {
@@ -72,6 +87,8 @@ export interface RunResult {
   prune: { kept: number; removed: string[]; wal: string } | null;
   metrics: { pushgateway: Delivery | null; textfile: Delivery | null };
   notify?: Delivery | null;
+  /** repository runs only: the snapshot made (file is then REPO#ID, checksum null) */
+  snapshot?: { id: string; total_bytes: number; stored_bytes: number; added_bytes: number; added_objects: number; reused_files: number } | null;
 }
 
 function defaultName(consensus: boolean, now = new Date()): string {
@@ -102,8 +119,10 @@ export async function runBackup(opts: RunOptions): Promise<{ result: RunResult; 
     prune: null,
     metrics: { pushgateway: null, textfile: null },
   };
+  if (opts.repository) result.snapshot = null;
   let exitCode = 0;
   let verifyOk: 0 | 1 | undefined;
+  let snapshotId = '';
 
   const step = async (name: StepName, fn: () => Promise<string>): Promise<boolean> => {
     const s0 = Date.now();
@@ -127,6 +146,27 @@ export async function runBackup(opts: RunOptions): Promise<{ result: RunResult; 
 
   const ok =
     (await step('create', async () => {
+      if (opts.repository) {
+        if (opts.consensusOnly) throw new GutsError('GUTS_INVALID_ARGUMENT', 'a backup repository holds whole snapshots (db/ and consensus/): consensus-only backups need a directory or s3:// location (--output-dir / --to)');
+        const r = await createRepoSnapshot({
+          dataDir: opts.dataDir,
+          location: loc,
+          kind: hot ? 'hot' : 'full',
+          level: opts.level,
+          parallel: opts.threads,
+          backgroundWithNode: true,
+          cpuShare: opts.cpuShare,
+          signal: opts.signal,
+          lockWait: opts.lockWait,
+          log: opts.log,
+        });
+        snapshotId = r.snapshot;
+        result.kind = r.kind;
+        result.file = `${loc.url.replace(/\/$/, '')}#${r.snapshot}`;
+        result.size_bytes = r.added_bytes;
+        result.snapshot = { id: r.snapshot, total_bytes: r.total_bytes, stored_bytes: r.stored_bytes, added_bytes: r.added_bytes, added_objects: r.added_objects, reused_files: r.reused_files };
+        return `snapshot ${r.snapshot} in ${r.repo} (${r.kind}, ${r.files} files, ${r.total_bytes} bytes; ${r.reused_files} SSTs already stored, ${r.added_objects} objects added, ${r.added_bytes} bytes; ${r.source === 'node' ? 'through the running node' : 'node not running'})`;
+      }
       if (loc.kind === 'local') fs.mkdirSync(loc.url, { recursive: true, mode: 0o700 }); // the guide's mkdir -p "$BACKUP_DIR"
       const common = {
         dataDir: opts.dataDir,
@@ -149,6 +189,15 @@ export async function runBackup(opts: RunOptions): Promise<{ result: RunResult; 
       return `${r.file} (${r.kind}, ${r.size_bytes} bytes, ${r.checksum}, ${r.source === 'node' ? 'through the running node' : 'node not running'})`;
     })) &&
     (await step('verify', async () => {
+      if (opts.repository) {
+        const report = await verifyRepo(loc, { snapshot: snapshotId, parallel: opts.threads, signal: opts.signal });
+        verifyOk = report.status === 'VALID' ? 1 : 0;
+        if (report.status !== 'VALID') {
+          const p = report.problems[0];
+          throw new GutsError('GUTS_REPO_CORRUPT', `snapshot ${snapshotId} of ${loc.url} is INVALID: ${p ? `${p.object}: ${p.message}` : 'see backup verify --repo'}`);
+        }
+        return `snapshot ${snapshotId} VALID (${report.objects_checked} objects, ${report.bytes_checked} bytes read back)`;
+      }
       const source = loc.kind === 's3' ? await archiveSource(loc, key, { signal: opts.signal }) : undefined;
       const report = await verifyBackup({ file: loc.urlOf(key), source, threads: opts.threads });
       verifyOk = report.status === 'VALID' ? 1 : 0;
@@ -158,9 +207,14 @@ export async function runBackup(opts: RunOptions): Promise<{ result: RunResult; 
       }
       return `${result.file} VALID (sidecar ${report.sidecar})`;
     })) &&
-    (await step('upload', async () => (loc.kind === 's3' ? `${result.file} (streamed by create: multipart upload completed)` : `skipped: ${loc.url} is local`))) &&
+    (await step('upload', async () => (loc.kind === 's3' ? `${result.file} (streamed by create${opts.repository ? ': every object uploaded before the snapshot manifest' : ': multipart upload completed'})` : `skipped: ${loc.url} is local`))) &&
     (opts.noPrune ||
       (await step('prune', async () => {
+        if (opts.repository) {
+          const r = await pruneRepo(loc, opts.policy, { lockWait: opts.lockWait, onLockWait: opts.log, signal: opts.signal });
+          result.prune = { kept: r.kept.length, removed: r.removed.map((x) => `${loc.url.replace(/\/$/, '')}#${x.id}`), wal: 'repository prune never removes WAL segments' };
+          return `kept ${r.kept.length}, removed ${r.removed.length}${r.removed.length ? ` (${r.removed.map((x) => x.id).join(', ')})` : ''}, swept ${r.swept_objects} unreferenced objects (${r.swept_bytes} bytes)`;
+        }
         const r: PruneResult = await pruneBackups(loc, opts.policy, { walArchive: opts.walArchive, config: opts.config });
         result.prune = { kept: r.kept.length, removed: r.removed.map((x) => x.url), wal: r.wal.note };
         return `kept ${r.kept.length}, removed ${r.removed.length}${r.removed.length ? ` (${r.removed.map((x) => path.posix.basename(x.url)).join(', ')})` : ''}`;

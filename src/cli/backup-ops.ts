@@ -123,6 +123,8 @@ interface RunFlags extends KeepFlags {
   threads?: number;
   cpuShare?: number;
   json?: boolean;
+  repo?: string;
+  lockWait?: number;
 }
 
 export function registerBackupRun(backup: Command): void {
@@ -132,7 +134,8 @@ export function registerBackupRun(backup: Command): void {
       .description('the whole scheduled job: hot backup if a node runs (else cold), verify, upload, prune, metrics, notify')
       .option('--output-dir <dir>', 'store the backup in this directory (default: backup.to, else backup.dir)')
       .option('--to <url>', 'store the backup at s3://bucket/prefix (streamed upload; default: backup.to)')
-      .option('--consensus-only', 'only the consensus store (kind consensus-only; metrics labelled kind="consensus-only")'),
+      .option('--consensus-only', 'only the consensus store (kind consensus-only; metrics labelled kind="consensus-only")')
+      .option('--repo <location>', 'a snapshot into this backup repository (a directory or s3://bucket/prefix; only new SSTs are stored) instead of an archive; prune applies the keep rules to its snapshots (default: backup.repo)'),
   )
     .option('--no-prune', 'skip the prune step')
     .option('--pushgateway <url>', 'push metrics to this Prometheus Pushgateway (job guts-backup; default: backup.pushgateway)')
@@ -142,6 +145,7 @@ export function registerBackupRun(backup: Command): void {
     .option('--threads <n>', 'compression / verify threads (default: CPUs)', intOption('--threads', 1, 256))
     .option('--cpu-share <percent>', 'beside a running node, each archiver thread runs at most this share of the time (default 50)', intOption('--cpu-share', 5, 100))
     .option('--json', 'print the result (the notification body) as one JSON object on stdout')
+    .option(LOCK_WAIT_FLAG, LOCK_WAIT_HELP, lockWaitOption)
     .addHelpText(
       'after',
       `
@@ -153,9 +157,18 @@ push metrics or to notify are reported and never change the exit code.
 Every flag has a backup.* key in config.yaml, so a systemd unit runs just
 "guts-node --config /etc/guts/config.yaml backup run".
 
+With --repo (or backup.repo) the backup is a snapshot into a backup repository
+(docs/FORMAT.md "Backup repository"): create stores only new SSTs, verify reads
+every object of the snapshot back, prune applies the same keep rules to the
+repository's snapshots and sweeps objects none of the kept ones references (no
+WAL segments are removed). A create meeting a running prune (and the reverse)
+waits up to --lock-wait seconds, then exits 3 (GUTS_REPO_LOCKED). Metrics are
+the same; guts_backup_size_bytes is the bytes the snapshot added. --output-dir
+or --to on the command line make an archive run even when backup.repo is set.
+
 Notification / --json: {"status":"success"|"failure","timestamp","file","size_bytes",
 "checksum","kind","location","duration_seconds","failed_step","error","steps",
-"prune","metrics"}`,
+"prune","metrics"}; repository runs add "snapshot" (docs/OPERATIONS.md)`,
     )
     .action(
       run(async (opts: RunFlags, cmd: Command) => {
@@ -163,7 +176,11 @@ Notification / --json: {"status":"success"|"failure","timestamp","file","size_by
         const cfg = ctx.loaded.config;
         if (opts.outputDir && opts.to) throw new GutsError('GUTS_INVALID_ARGUMENT', 'give --output-dir or --to, not both');
         if (opts.to && !/^s3:\/\//.test(opts.to)) throw new GutsError('GUTS_INVALID_ARGUMENT', `--to takes an s3://bucket/prefix URL, not ${opts.to} (use --output-dir for a directory)`);
-        const where = opts.to || opts.outputDir || cfg.backup.to || cfg.backup.dir;
+        if (opts.repo && (opts.outputDir || opts.to)) throw repoUsage('run', 'give --repo or --output-dir / --to, not both');
+        if (opts.repo && opts.consensusOnly) throw repoUsage('run', '--consensus-only needs an archive location (--output-dir / --to): repository snapshots hold db/ and consensus/');
+        // a repository run: --repo, or backup.repo unless the command line names an archive location
+        const repo = opts.repo || (opts.outputDir || opts.to ? '' : cfg.backup.repo);
+        const where = repo || opts.to || opts.outputDir || cfg.backup.to || cfg.backup.dir;
         const policy = policyFrom(opts, cfg.backup);
         const location = openLocation(where, cfg);
         const ac = new AbortController();
@@ -187,6 +204,8 @@ Notification / --json: {"status":"success"|"failure","timestamp","file","size_by
             cpuShare: opts.cpuShare !== undefined ? opts.cpuShare / 100 : undefined,
             signal: ac.signal,
             log: (line) => process.stderr.write(`[${isoSeconds()}] ${line}\n`),
+            repository: Boolean(repo),
+            lockWait: opts.lockWait ?? cfg.backup.lock_wait,
           });
           if (opts.json) printJson(result);
           return exitCode;

@@ -327,10 +327,13 @@ export async function hashBench(env: BenchEnv): Promise<BenchResult> {
       `scaling 1 → ${env.threads} threads: ${round(one.wall_s.median / best.wall_s.median, 2)}× (target ≥ 1.8×); the most the serial part allows: ` +
         `${amdahl(serial)}× (start-up + open, ${serial} s), ${amdahl(floor)}× (node + addon alone, ${floor} s); ` +
         `1 thread: ${one.cpu_s.median} s CPU of which SHA-1 alone is ${round(sha1One, 2)} s (openssl speed, one core)`,
-      fsck
+      fsck && env.repos?.length
         ? `CPU (less noisy on a shared machine): ${fsckLabel} ${fsck.cpu_s.median} s, ours ${one.cpu_s.median} s (1 thread), ${best.cpu_s.median} s (${env.threads} threads): ` +
           `${round(fsck.cpu_s.median / best.cpu_s.median, 1)}× less CPU`
-        : 'no git fsck CPU figure',
+        : fsck
+          ? `CPU per object (less noisy on a shared machine): ${fsckLabel} ${round((fsck.cpu_s.median / fsckObjects) * 1e6, 1)} µs, ` +
+            `ours ${round((best.cpu_s.median / objects) * 1e6, 1)} µs (start-up included in both)`
+          : 'no git fsck CPU figure',
       fsck
         ? env.repos?.length
           ? `${fsckLabel}: ${fsck.wall_s.median} s; ours ${best.wall_s.median} s = ${round(fsck.wall_s.median / best.wall_s.median, 1)}× faster (target ≥ 10×); ` +

@@ -10,7 +10,7 @@ import type * as YAMLTypes from 'yaml';
 
 import { fsError, GutsError } from './errors';
 import { writeFileAtomic } from './fsutil';
-import { checkWalCommandTemplate } from './wal/command';
+import type { checkWalCommandTemplate as CheckWalCommandTemplate } from './wal/command';
 
 // yaml costs ~25 ms to load: only when a config file is actually parsed
 // (every CLI call loads the config; most have none).
@@ -48,7 +48,8 @@ function absolutePath(v: string, emptyOk: boolean): string | undefined {
 /** A WAL command: placeholders known; it must name the file (any of `need`) or it cannot do its job. */
 function walCommand(v: string, need: string[], anyOf = false): string | undefined {
   if (v === '') return undefined;
-  checkWalCommandTemplate(v);
+  // loaded only when a config sets a WAL command (every CLI call reads the config)
+  (require('./wal/command') as { checkWalCommandTemplate: typeof CheckWalCommandTemplate }).checkWalCommandTemplate(v);
   const has = need.filter((p) => v.replace(/%%/g, '').includes(p));
   if (anyOf ? has.length === 0 : has.length < need.length) return `must use ${need.join(anyOf ? ' or ' : ' and ')} (PostgreSQL semantics: %p = path, %f = file name)`;
   return undefined;

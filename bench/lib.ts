@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-export const CLI = [process.execPath, path.join(ROOT, 'bin', 'guts-node.js')];
+// GUTS_BENCH_CLI: another build's bin/guts-node.js (an old commit's tree, for before/after in the same run)
+export const CLI = [process.execPath, process.env.GUTS_BENCH_CLI || path.join(ROOT, 'bin', 'guts-node.js')];
 export const RESULTS_DIR = path.join(ROOT, 'bench', 'results');
 
 export interface Sample {

@@ -4,10 +4,12 @@ import { formatVerifyReport, verifyBackup } from '../backup-verify';
 import { ExitCode } from '../errors';
 import { ProgressBar } from '../progress';
 import { intOption, printJson, run } from './context';
-import { remoteSource } from './remote';
 import { backupVerifyJson } from './json';
 import { cancelOnSignals } from './signals';
-import { repoVerify, repoUsage } from './backup-repo';
+
+// The backup repository code (--repo) and the s3:// plumbing load only when used.
+const repo = () => require('./backup-repo') as typeof import('./backup-repo');
+const repoUsage = (name: string, message: string) => repo().repoUsage(name, message);
 
 export function registerBackupVerify(backup: Command): void {
   backup
@@ -30,10 +32,10 @@ Exit codes: 0 valid, 1 invalid, 2 usage or I/O error (e.g. the file is missing).
       run(async (file: string | undefined, opts: { deep?: boolean; json?: boolean; threads?: number; repo?: string; snapshot?: string }, cmd: Command) => {
         if (opts.repo && file) throw repoUsage('verify', 'give an archive or --repo, not both');
         if (opts.snapshot && !opts.repo) throw repoUsage('verify', '--snapshot needs --repo');
-        if (opts.repo) return repoVerify(cmd, opts.repo, opts);
+        if (opts.repo) return repo().repoVerify(cmd, opts.repo, opts);
         if (!file) throw repoUsage('verify', "missing required argument 'file' (or --repo <location>)");
         const bars: ProgressBar[] = [];
-        const remote = await remoteSource(file, cmd);
+        const remote = await (require('./remote') as typeof import('./remote')).remoteSource(file, cmd);
         const signals = cancelOnSignals();
         try {
           const report = await verifyBackup({

@@ -9,7 +9,8 @@ import { installUsageErrors, jsonRequested, UsageError } from './usage';
 // the group the command line names is loaded (all of them for help or an
 // unknown command), so that `backup verify` does not pay for the daemon, the
 // seed generator or git import (~40 ms of every CLI call).
-type Register = (program: Command) => void;
+// A group may also load only the subcommand named next (`sub`, when given).
+type Register = (program: Command, sub?: string) => void;
 const GROUPS: Array<[string[], () => Register]> = [
   [['backup'], () => (require('./backup') as typeof import('./backup')).registerBackup],
   [['verify'], () => (require('./verify') as typeof import('./verify')).registerVerify],
@@ -35,8 +36,12 @@ export function commandName(args: string[]): string | undefined {
   return undefined;
 }
 
-/** The CLI; with `only`, just the group holding that command (when it names one). */
-export function buildProgram(only?: string): Command {
+/**
+ * The CLI; with `only`, just the group holding that command (when it names
+ * one), and with `sub` just that subcommand of the group (when it names one);
+ * `noGroups` (a bare --version) loads none.
+ */
+export function buildProgram(only?: string, sub?: string, noGroups = false): Command {
   const program = new Command('guts-node');
   program
     .description('Guts node storage engine: git-object store, hot backups, verify, restore, WAL archiving')
@@ -54,7 +59,7 @@ Exit codes:
   130  interrupted (nothing half-written is left)`,
     );
   const group = only === undefined ? undefined : GROUPS.find(([names]) => names.includes(only));
-  for (const g of group ? [group] : GROUPS) g[1]()(program);
+  if (!noGroups) for (const g of group ? [group] : GROUPS) g[1]()(program, group ? sub : undefined);
   installUsageErrors(program);
   return program;
 }
@@ -67,14 +72,20 @@ export async function main(argv = process.argv): Promise<void> {
   // copy db/ and export private repositories. `export` writes private
   // repositories too.
   process.umask(0o077);
-  const name = commandName(argv.slice(2));
+  const args = argv.slice(2);
+  const name = commandName(args);
+  // The subcommand named after the command (`backup verify`): the group loads only its module.
+  const rest = name === undefined ? [] : args.slice(args.indexOf(name) + 1);
+  const sub = rest.length && !rest[0].startsWith('-') ? rest[0] : undefined;
+  // `guts-node --version` alone needs no command module (~100 ms of requires).
+  const versionOnly = name === undefined && args.length === 1 && (args[0] === '--version' || args[0] === '-V');
   // A write past RLIMIT_FSIZE must fail with EFBIG (GUTS_NO_SPACE, cleanup,
   // exit 2), not kill the process. The addon ignores SIGXFSZ when nothing
   // handles it; this listener also covers a preloaded handler that would
   // re-raise it (signal-exit, as test runners and some tools preload).
   process.on('SIGXFSZ', () => {});
   try {
-    await buildProgram(name).parseAsync(argv);
+    await buildProgram(name, sub, versionOnly).parseAsync(argv);
   } catch (err) {
     // Actions report their own errors (run()); what arrives here is a usage error.
     if (!(err instanceof UsageError)) throw err;

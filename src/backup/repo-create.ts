@@ -23,6 +23,7 @@ import {
   ensureConfig,
   hashFile,
   latestSnapshot,
+  LocalObjectBatch,
   newSnapshotId,
   ownObjectKey,
   pipeParallelLimit,
@@ -120,11 +121,20 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
   } else if (kind === 'hot' && client) note = `--hot: checkpoint through the running node (process ${client.node.pid}, ${dataDirLayout(dataDir).socket})`;
   const which = { db: true, consensus: true };
   let cp: Awaited<ReturnType<typeof storeCheckpoint>> | null = null;
+  // local repository: objects packed straight into their files, directories fsynced once (repo-format.ts)
+  const batch = loc.kind === 'local' ? new LocalObjectBatch(loc) : null;
   try {
     const created = isoSeconds();
-    await ensureConfig(loc, created);
+    // The repository's config and latest manifest are read while the checkpoint is taken (both only read
+    // under our create lock; the checkpoint does not depend on them).
+    const repoState = ensureConfig(loc, created).then(() => latestSnapshot(loc));
+    repoState.catch(() => undefined);
     const background = Boolean(client && opts.backgroundWithNode);
-    cp = client ? await nodeCheckpoint(client, which, background, Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE))) : await storeCheckpoint(dataDir, which, opts.store);
+    try {
+      cp = client ? await nodeCheckpoint(client, which, background, Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE))) : await storeCheckpoint(dataDir, which, opts.store);
+    } finally {
+      await repoState.catch(() => undefined);
+    }
     if (opts.signal?.aborted) throw new GutsError('GUTS_CANCELLED', 'backup interrupted; no snapshot was written');
 
     // What the repository already holds: the SSTs the latest snapshot records (with their checksums) that
@@ -132,10 +142,17 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
     // an older snapshot's SST that the store still holds is in the latest one too; anything else is
     // stored again under the same name (same name, same content).
     const known = new Map<string, SnapshotFile>();
-    const latest = await latestSnapshot(loc);
+    const latest = await repoState;
     if (latest) for (const f of latest.files) if (f.shared) known.set(f.object, f);
-    const present = new Map<string, number>();
-    for (const o of await loc.list('data/')) present.set(o.key, o.size);
+    // Whether those objects still exist with their stored size: a local repository is asked by name
+    // (one stat per SST the store holds, whatever the repository's history); S3 lists data/ (one
+    // request per 1,000 objects instead of one per SST).
+    let listed: Map<string, number> | null = null;
+    if (loc.kind !== 'local') {
+      listed = new Map<string, number>();
+      for (const o of await loc.list('data/')) listed.set(o.key, o.size);
+    }
+    const present = async (key: string): Promise<number | undefined> => (listed ? listed.get(key) : (await loc.stat(key))?.size);
 
     const id = newSnapshotId();
     const files = checkpointFiles(cp.dir);
@@ -159,13 +176,13 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
         key = contentObjectKey(h.xxh3, f.size);
       }
       const k = known.get(key);
-      if (shared && k && k.size === f.size && present.get(key) === k.stored_size) {
+      if (shared && k && k.size === f.size && (await present(key)) === k.stored_size) {
         out[i] = { path: f.rel, size: f.size, mode: 0o600, mtime: f.mtime, xxh3: k.xxh3, object: key, stored_size: k.stored_size, shared: true };
         reused++;
         reusedBytes += f.size;
         return;
       }
-      const r = await putFileObject(loc, key, f.abs, level, opts.signal);
+      const r = batch ? await batch.put(key, f.abs, level, opts.signal) : await putFileObject(loc, key, f.abs, level, opts.signal);
       if (r.rawBytes !== f.size) throw new GutsError('GUTS_IO', `${f.abs} changed size while it was stored (${f.size} -> ${r.rawBytes})`, f.abs);
       out[i] = { path: f.rel, size: f.size, mode: 0o600, mtime: f.mtime, xxh3: r.xxh3, object: key, stored_size: r.storedBytes, shared };
       added++;
@@ -202,6 +219,8 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
     };
     const text = JSON.stringify(manifest, null, 1) + '\n';
     if (opts.signal?.aborted) throw new GutsError('GUTS_CANCELLED', 'backup interrupted; no snapshot was written');
+    // every object the manifest references is durable before the manifest is written
+    batch?.commit();
     await loc.put(snapshotKey(id), text);
 
     const record: LastBackup = { file: `${loc.url.replace(/\/$/, '')}#${id}`, size_bytes: addedBytes, created, kind, checksum: '' };
@@ -228,6 +247,7 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
       ...(cp.wal ? { wal: cp.wal } : {}),
     };
   } finally {
+    batch?.discard();
     try {
       if (cp) await cp.release();
     } finally {

@@ -100,6 +100,35 @@ function checkpointFiles(cpDir: string): CpFile[] {
   return out;
 }
 
+/**
+ * A checkpoint of a stopped store. It is taken through a read-only open first: that writes nothing into
+ * the store (a read-write open writes a new MANIFEST, OPTIONS file and WAL and flushes the recovered WAL,
+ * with their fsyncs: 0.1 s of the 0.3 s an incremental snapshot takes on a 140 MB store) and opens only the
+ * tables it reads. A read-only open takes no lock, so it refuses a store whose RocksDB LOCK a live process
+ * holds (GutsStore.open); a node that starts meanwhile makes the checkpoint fail (a file it replaced is
+ * gone: hard links and copies are checked), never half-succeed. On any failure of that path (for one,
+ * a WAL over the checkpoint's copy limit needs a flush, which a read-only instance cannot do) the
+ * checkpoint is taken as an archive's is, through a read-write open holding the store's lock.
+ */
+async function stoppedStoreCheckpoint(dataDir: string, which: { db: boolean; consensus: boolean }): Promise<Awaited<ReturnType<typeof storeCheckpoint>>> {
+  let ro: GutsStore | null = null;
+  try {
+    ro = await GutsStore.open(dataDir, { readOnly: true });
+  } catch {
+    ro = null;
+  }
+  if (ro) {
+    try {
+      return await storeCheckpoint(dataDir, which, ro);
+    } catch {
+      /* the read-write path below reports what is wrong */
+    } finally {
+      await ro.close();
+    }
+  }
+  return storeCheckpoint(dataDir, which);
+}
+
 export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoCreateResult> {
   const started = process.hrtime.bigint();
   const dataDir = path.resolve(opts.dataDir);
@@ -131,7 +160,7 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
     repoState.catch(() => undefined);
     const background = Boolean(client && opts.backgroundWithNode);
     try {
-      cp = client ? await nodeCheckpoint(client, which, background, Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE))) : await storeCheckpoint(dataDir, which, opts.store);
+      cp = client ? await nodeCheckpoint(client, which, background, Math.min(1, Math.max(0.01, opts.cpuShare ?? DEFAULT_BACKGROUND_CPU_SHARE))) : opts.store ? await storeCheckpoint(dataDir, which, opts.store) : await stoppedStoreCheckpoint(dataDir, which);
     } finally {
       await repoState.catch(() => undefined);
     }

@@ -111,6 +111,8 @@ function checkpointFiles(cpDir: string): CpFile[] {
  * checkpoint is taken as an archive's is, through a read-write open holding the store's lock.
  */
 async function stoppedStoreCheckpoint(dataDir: string, which: { db: boolean; consensus: boolean }): Promise<Awaited<ReturnType<typeof storeCheckpoint>>> {
+  // the checkpoint's removal on libuv's pool: it overlaps the manifest's write (createRepoSnapshot)
+  const offThread = (cp: Awaited<ReturnType<typeof storeCheckpoint>>) => ({ ...cp, release: () => fs.promises.rm(cp.dir, { recursive: true, force: true }) });
   let ro: GutsStore | null = null;
   try {
     ro = await GutsStore.open(dataDir, { readOnly: true });
@@ -119,14 +121,14 @@ async function stoppedStoreCheckpoint(dataDir: string, which: { db: boolean; con
   }
   if (ro) {
     try {
-      return await storeCheckpoint(dataDir, which, ro);
+      return offThread(await storeCheckpoint(dataDir, which, ro));
     } catch {
       /* the read-write path below reports what is wrong */
     } finally {
       await ro.close();
     }
   }
-  return storeCheckpoint(dataDir, which);
+  return offThread(await storeCheckpoint(dataDir, which));
 }
 
 export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoCreateResult> {
@@ -150,6 +152,7 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
   } else if (kind === 'hot' && client) note = `--hot: checkpoint through the running node (process ${client.node.pid}, ${dataDirLayout(dataDir).socket})`;
   const which = { db: true, consensus: true };
   let cp: Awaited<ReturnType<typeof storeCheckpoint>> | null = null;
+  let released: Promise<void> | null = null;
   // local repository: objects packed straight into their files, directories fsynced once (repo-format.ts)
   const batch = loc.kind === 'local' ? new LocalObjectBatch(loc) : null;
   try {
@@ -219,6 +222,11 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
       addedRaw += r.rawBytes;
     });
 
+    // every file is stored: the checkpoint goes while the manifest is written
+    const releasing = cp.release();
+    releasing.catch(() => undefined);
+    released = releasing;
+
     const c = cp.counts;
     const objects = { commit: c.commit, tree: c.tree, blob: c.blob, tag: c.tag };
     const rocksdb: Record<string, { sequence: number }> = {};
@@ -278,7 +286,8 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
   } finally {
     batch?.discard();
     try {
-      if (cp) await cp.release();
+      if (released) await released;
+      else if (cp) await cp.release();
     } finally {
       client?.close();
       await lock.release().catch(() => undefined);

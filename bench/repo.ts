@@ -73,14 +73,14 @@ function createJson(dataDir: string, repo: string, outBase = repo): { sample: Sa
 
 /**
  * The floor of any snapshot of this store by a fresh process: Node start, the addon's load, opening the
- * stopped store (both RocksDB instances) and checkpointing it, then closing it and removing the
- * checkpoint. Whatever the repository does on top, `backup create --repo` cannot take less.
+ * stopped store read-only (both RocksDB instances, as `backup create --repo` does) and checkpointing it,
+ * then closing it and removing the checkpoint. Whatever the repository does on top, `backup create --repo` cannot take less.
  */
 function floorSample(dataDir: string): Sample {
   const storeModule = path.join(__dirname, '..', 'src', 'store');
   const code =
     `const {GutsStore}=require(${JSON.stringify(storeModule)});const fs=require('fs');` +
-    `(async()=>{const d=process.argv[1];const s=await GutsStore.open(d,{create:false});const cp=d+'/checkpoints/bench-floor-'+process.pid;` +
+    `(async()=>{const d=process.argv[1];const s=await GutsStore.open(d,{readOnly:true});const cp=d+'/checkpoints/bench-floor-'+process.pid;` +
     `fs.mkdirSync(d+'/checkpoints',{recursive:true});try{await s.native.checkpoint(cp,{db:true,consensus:true});}finally{await s.close();fs.rmSync(cp,{recursive:true,force:true});}})()`;
   return timeShell(`${q(process.execPath)} -e ${q(code)} ${q(dataDir)}`);
 }

@@ -157,9 +157,13 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
   const batch = loc.kind === 'local' ? new LocalObjectBatch(loc) : null;
   try {
     const created = isoSeconds();
-    // The repository's config and latest manifest are read while the checkpoint is taken (both only read
-    // under our create lock; the checkpoint does not depend on them).
-    const repoState = ensureConfig(loc, created).then(() => latestSnapshot(loc));
+    // The repository's config, latest manifest and (S3) listing of data/ are read while the checkpoint is
+    // taken (all under our create lock; the checkpoint does not depend on them). Whether the objects the
+    // latest manifest records still exist with their stored size: a local repository is asked by name
+    // (one stat per SST the store holds, whatever the repository's history); S3 lists data/ (one request
+    // per 1,000 objects instead of one per SST).
+    const listData = async (): Promise<Map<string, number> | null> => (loc.kind === 'local' ? null : new Map((await loc.list('data/')).map((o) => [o.key, o.size])));
+    const repoState = ensureConfig(loc, created).then(() => Promise.all([latestSnapshot(loc), listData()]));
     repoState.catch(() => undefined);
     const background = Boolean(client && opts.backgroundWithNode);
     try {
@@ -174,16 +178,8 @@ export async function createRepoSnapshot(opts: RepoCreateOptions): Promise<RepoC
     // an older snapshot's SST that the store still holds is in the latest one too; anything else is
     // stored again under the same name (same name, same content).
     const known = new Map<string, SnapshotFile>();
-    const latest = await repoState;
+    const [latest, listed] = await repoState;
     if (latest) for (const f of latest.files) if (f.shared) known.set(f.object, f);
-    // Whether those objects still exist with their stored size: a local repository is asked by name
-    // (one stat per SST the store holds, whatever the repository's history); S3 lists data/ (one
-    // request per 1,000 objects instead of one per SST).
-    let listed: Map<string, number> | null = null;
-    if (loc.kind !== 'local') {
-      listed = new Map<string, number>();
-      for (const o of await loc.list('data/')) listed.set(o.key, o.size);
-    }
     const present = async (key: string): Promise<number | undefined> => (listed ? listed.get(key) : (await loc.stat(key))?.size);
 
     const id = newSnapshotId();

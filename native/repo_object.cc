@@ -84,6 +84,9 @@ struct PackInput {
   int output_fd = -1;
   int level = 3;
   bool hash_only = false;
+  // output_fd is a file: fsynced and closed (errors checked) by the worker
+  bool sync_output = false;
+  std::string output_name = "repository object";
 };
 
 void Pack(const PackInput& in, Fd& out, TaskState& state, ObjectResult& r) {
@@ -119,7 +122,7 @@ void Pack(const PackInput& in, Fd& out, TaskState& state, ObjectResult& r) {
           if (r.raw != static_cast<uint64_t>(size)) throw GutsError(Code::Io, in.source + " changed size while it was read", in.source);
           throw GutsError(Code::Internal, std::string("zstd: ") + ZSTD_getErrorName(rem));
         }
-        WriteAll(out.get(), obuf.data(), ob.pos, "repository object");
+        WriteAll(out.get(), obuf.data(), ob.pos, in.output_name);
         r.stored += ob.pos;
         if (last ? rem == 0 : ib.pos == ib.size) break;
       }
@@ -208,6 +211,10 @@ class PackWorker : public PromiseWorker {
  protected:
   void Run() override {
     Pack(in_, out_, *state_, r_);
+    if (in_.sync_output) {
+      if (fsync(out_.get()) != 0) ThrowErrno("cannot fsync", in_.output_name, errno);
+      if (out_.CloseChecked() != 0) ThrowErrno("cannot close", in_.output_name, errno);
+    }
     out_.Close();  // EOF for the reader of the pipe
   }
   void Finally() override { out_.Close(); }
@@ -292,6 +299,8 @@ void InitRepoObject(Napi::Env env, Napi::Object exports) {
     in.source = o.Get("source").ToString();
     in.hash_only = o.Get("hashOnly").ToBoolean();
     in.output_fd = o.Get("outputFd").IsNumber() ? o.Get("outputFd").As<Napi::Number>().Int32Value() : -1;
+    in.sync_output = o.Get("syncOutput").ToBoolean();
+    if (o.Get("name").IsString()) in.output_name = o.Get("name").As<Napi::String>().Utf8Value();
     in.level = o.Get("level").IsNumber() ? o.Get("level").As<Napi::Number>().Int32Value() : 3;
     if (!in.hash_only && in.output_fd < 0) ThrowJs(e, Code::InvalidArgument, "repoPack: outputFd required");
     if (in.level < 1 || in.level > 19) ThrowJs(e, Code::InvalidArgument, "repoPack: level must be 1-19");

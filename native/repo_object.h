@@ -5,7 +5,9 @@
 //
 //   repoPack({source, outputFd, level, hashOnly?}) -> Task<{rawBytes, storedBytes, xxh3}>
 //     reads `source`, writes the frame to outputFd (owned and closed by the
-//     worker; -1 with hashOnly: only the hash is computed)
+//     worker; -1 with hashOnly: only the hash is computed); syncOutput: the
+//     fd is a file, fsynced and closed (errors reported) before the promise
+//     resolves; `name` names it in errors
 //   repoUnpack({inputFd, output?, maxBytes}) -> Task<{rawBytes, storedBytes, xxh3}>
 //     reads a frame from inputFd (owned and closed), checks it (zstd frame
 //     checksum) and, with `output`, writes the content to that new file

@@ -344,7 +344,7 @@ export interface NativeAddon {
   /** GUTS_CORRUPT unless exactly one valid frame of at most maxBytes */
   walDecompress(compressed: Buffer, maxBytes: number): Promise<Buffer>;
   /** backup repository (native/repo_object.h): a file -> one zstd frame into outputFd (closed by the worker), with its XXH3-128 */
-  repoPack(o: { source: string; outputFd?: number; level?: number; hashOnly?: boolean }): TaskHandle<RepoObjectResult>;
+  repoPack(o: { source: string; outputFd?: number; level?: number; hashOnly?: boolean; syncOutput?: boolean; name?: string }): TaskHandle<RepoObjectResult>;
   /** a repository object from inputFd (closed by the worker), checked, optionally written to the new file `output` */
   repoUnpack(o: { inputFd: number; output?: string; maxBytes?: number; name?: string }): TaskHandle<RepoObjectResult>;
   /** db_session_id / db_id table properties of SST files */

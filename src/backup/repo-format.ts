@@ -16,10 +16,12 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 
 import { ManifestFile, Manifest } from '../archive';
-import { errorCode, GutsError } from '../errors';
+import { errorCode, fsError, GutsError } from '../errors';
+import { fsyncDir } from '../fsutil';
 import { Location } from '../location';
 import { readThroughPipe } from '../location/backup-stream';
 import { native, RepoObjectResult } from '../native';
@@ -308,6 +310,97 @@ export async function putFileObject(loc: Location, key: string, source: string, 
   } finally {
     sock.destroy();
     signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Objects of a local repository, packed by the native worker straight into a
+ * hidden temp file beside their final name (no pipe, no stream on the JS
+ * thread), fsynced by that worker and renamed into place as each completes.
+ * The directories whose entries changed (and the parents of those created)
+ * are fsynced once each by `commit()`, not once per object: the caller writes
+ * the snapshot manifest only after `commit()`, so every object it references
+ * is durable first. A killed run leaves `.<name>.upload-<pid>-<ms>` temp files
+ * (collected by prune, as those of uploads) and unreferenced objects.
+ */
+export class LocalObjectBatch {
+  private readonly dirty = new Set<string>();
+  private readonly made = new Set<string>();
+  private readonly temps = new Set<string>();
+
+  constructor(private readonly loc: Location) {
+    if (loc.kind !== 'local') throw new GutsError('GUTS_INTERNAL', `${loc.url} is not a local repository`);
+  }
+
+  private mkdirs(dir: string): void {
+    if (this.made.has(dir)) return;
+    const missing: string[] = [];
+    for (let d = dir; !fs.existsSync(d); d = path.dirname(d)) missing.unshift(d);
+    for (const d of missing) {
+      try {
+        fs.mkdirSync(d, { mode: 0o700 });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(e, 'cannot create directory', d);
+      }
+      this.dirty.add(path.dirname(d));
+    }
+    this.made.add(dir);
+  }
+
+  /** Packs `source` into the object `key` (replacing one of the same name: same name, same content). */
+  async put(key: string, source: string, level: number, signal?: AbortSignal): Promise<RepoObjectResult> {
+    const file = this.loc.urlOf(key);
+    const dir = path.dirname(file);
+    this.mkdirs(dir);
+    const tmp = path.join(dir, `.${path.basename(file)}.upload-${process.pid}-${Date.now()}`);
+    let fd: number;
+    try {
+      fd = fs.openSync(tmp, 'wx', 0o600);
+    } catch (e) {
+      throw fsError(e, 'cannot create', tmp);
+    }
+    this.temps.add(tmp);
+    let task: ReturnType<typeof native.repoPack>;
+    try {
+      task = native.repoPack({ source, outputFd: fd, level, syncOutput: true, name: tmp });
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+    const onAbort = () => task.cancel();
+    signal?.addEventListener('abort', onAbort);
+    try {
+      const r = await task.promise;
+      if (signal?.aborted) throw new GutsError('GUTS_CANCELLED', `interrupted while storing ${file}`);
+      try {
+        fs.renameSync(tmp, file);
+      } catch (e) {
+        throw fsError(e, 'cannot move into place', file);
+      }
+      this.temps.delete(tmp);
+      this.dirty.add(dir);
+      return r;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Makes every object put so far durable under its name: each changed directory fsynced once. */
+  commit(): void {
+    for (const d of [...this.dirty].sort((a, b) => b.length - a.length)) {
+      try {
+        fsyncDir(d);
+      } catch (e) {
+        throw fsError(e, 'cannot fsync', d);
+      }
+    }
+    this.dirty.clear();
+  }
+
+  /** Removes the temp files of objects that did not complete. */
+  discard(): void {
+    for (const t of this.temps) fs.rmSync(t, { force: true });
+    this.temps.clear();
   }
 }
 

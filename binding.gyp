@@ -21,6 +21,7 @@
         'native/checkpoint.cc',
         'native/tar_writer.cc',
         'native/zstd_stream.cc',
+        'native/deflate_fast.cc',
         'native/archive_writer.cc',
         'native/archive_reader.cc',
         'native/archive_decode.cc',

@@ -22,6 +22,7 @@
 #include <set>
 
 #include "async.h"
+#include "deflate_fast.h"
 #include "errors.h"
 #include "fs_util.h"
 #include "hashing.h"
@@ -958,6 +959,21 @@ void InitArchiveWriter(Napi::Env env, Napi::Object exports) {
     auto* worker = new CreateArchiveWorker(e, std::move(opts), state);
     return MakeTaskHandle(e, worker->Start(), state);
   }));
+  // Test hook (GUTS_TEST_HOOKS=1 at load): debugGzipMember(buffer, tier) ->
+  // one gzip member of GzipEncoder ("stored" | "huffman" | "fast"), synchronous.
+  const char* hooks = std::getenv("GUTS_TEST_HOOKS");
+  if (hooks && std::strcmp(hooks, "1") == 0)
+    exports.Set("debugGzipMember", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+      Napi::Env e = info.Env();
+      if (!info[0].IsBuffer() || !info[1].IsString()) ThrowJs(e, Code::InvalidArgument, "debugGzipMember(buffer, tier)");
+      auto in = info[0].As<Napi::Buffer<uint8_t>>();
+      const std::string t = info[1].As<Napi::String>();
+      const GzipTier tier = t == "stored" ? GzipTier::kStored : t == "huffman" ? GzipTier::kHuffman : GzipTier::kFast;
+      std::vector<uint8_t> out(GzipMemberBound(in.Length()));
+      GzipEncoder enc;
+      size_t n = enc.Member(out.data(), out.size(), in.Data(), in.Length(), tier);
+      return Napi::Buffer<uint8_t>::Copy(e, out.data(), n);
+    }));
 }
 
 }  // namespace guts

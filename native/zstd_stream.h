@@ -13,7 +13,8 @@
 // whose redundancy is far apart (snappy SSTs of random-looking blobs) the
 // "fast" strategy with a frame-sized window and a large hash table
 // (TuneZstd), both smaller and ~2x faster than stock level 3 there. gzip: a sample of each chunk
-// picks stored / Huffman-only / requested deflate (ChooseLevel); zstd: a
+// picks stored / Huffman-only / fast LZ77 blocks of GzipEncoder at levels 1-3
+// (deflate_fast.h), stored / Huffman-only / zlib deflate at 4-9 (ChooseLevel); zstd: a
 // chunk whose sample does not compress (SSTs whose blocks RocksDB already
 // compressed with ZSTD/LZ4, random data) becomes a frame of raw blocks.
 #pragma once

@@ -241,7 +241,10 @@ export async function storeCheckpoint(dataDir: string, which: { db: boolean; con
       throw new GutsError('GUTS_NOT_FOUND', `no store in ${dataDir} (missing ${path.join(layout.db, 'CURRENT')})`, dataDir);
     }
     try {
-      store = await GutsStore.open(dataDir, { create: false });
+      // No compaction for the few hundred ms the store is open: a pending L0
+      // compaction started by this open was cancelled again at close (on the
+      // real-files corpus: 118 MB read, 85 ms of CPU beside the archive's, for nothing).
+      store = await GutsStore.open(dataDir, { create: false, rocksdbOptions: 'disable_auto_compactions=true' });
     } catch (e) {
       if (errorCode(e) !== 'GUTS_LOCKED') throw e;
       const pid = storeLockHolder(dataDir);

@@ -358,6 +358,8 @@ export interface NativeAddon {
   compressions: string[];
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
   debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
+  /** test hook: present only when GUTS_TEST_HOOKS=1 at load; one gzip member of the fast encoder (native/deflate_fast.h) */
+  debugGzipMember?(data: Buffer, tier: 'stored' | 'huffman' | 'fast'): Buffer;
 }
 
 function load(): NativeAddon {

@@ -7,6 +7,7 @@
 //   import DST FORMAT REPO... [--options S] `guts-node import` of each git repo
 //       into a new store DST (in process, same code); prints {objects, bytes, seconds, sst_bytes}
 //   compact DIR FORMAT [--options S]       offline compact writing FORMAT; prints the result
+//   summary DIR                            the SST summary with its table-property parts
 // FORMAT: default | snappy (src/native.ts StoreOptions.format).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -129,7 +130,14 @@ async function main(): Promise<void> {
       await s.close();
     }
   }
-  else throw new Error('usage: store-tool copy SRC DST FORMAT | import DST FORMAT REPO... | compact DIR FORMAT [--options S]');
+  else if (cmd === 'summary') {
+    const s = await GutsStore.open(rest[0], { readOnly: true, create: false });
+    try {
+      out = await native.sstSummary(s.native);
+    } finally {
+      await s.close();
+    }
+  } else throw new Error('usage: store-tool copy SRC DST FORMAT | import DST FORMAT REPO... | compact DIR FORMAT [--options S] | summary DIR');
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 

@@ -64,10 +64,10 @@ rocksdb::Options MakeStoreOptions(const StoreTuning& tuning, bool create, bool r
     rocksdb::ConfigOptions config;
     config.ignore_unknown_options = false;
     config.input_strings_escaped = false;
-    rocksdb::ColumnFamilyOptions cf;
-    rocksdb::Status st = rocksdb::GetColumnFamilyOptionsFromString(config, rocksdb::ColumnFamilyOptions(o), tuning.rocksdb_options, &cf);
+    rocksdb::Options tuned;
+    rocksdb::Status st = rocksdb::GetOptionsFromString(config, o, tuning.rocksdb_options, &tuned);
     if (!st.ok()) throw GutsError(Code::InvalidArgument, "invalid RocksDB options \"" + tuning.rocksdb_options + "\": " + st.ToString());
-    o = rocksdb::Options(rocksdb::DBOptions(o), cf);
+    o = tuned;
   }
   return o;
 }

@@ -15,18 +15,19 @@ namespace {
 
 // Measured on the real-files corpora (bench `store` suite; the table of what
 // was tried: docs/OPERATIONS.md "Store format and tuning"): ZSTD level 3 at
-// the bottom with a 64 KiB dictionary trained per SST from 640 KiB of samples
-// of its data blocks (0.76x of snappy; level 3 alone 0.78x; levels 5-9 with
-// larger dictionaries reach 0.73-0.70x at 2-5x the compaction CPU); LZ4 above;
-// 16 KiB blocks (larger ones gain < 1% and slow point reads).
+// the bottom (0.78x of snappy; levels 5-9 with trained dictionaries reach
+// 0.73-0.70x at 2-5x the compaction CPU); LZ4 above; 16 KiB blocks (larger
+// ones gain < 1% and slow point reads).
 constexpr int kZstdLevel = 3;
-constexpr uint32_t kDictBytes = 64 << 10;
+// A 64 KiB dictionary trained per SST from 640 KiB of samples gains 2% more
+// (0.767x), but this RocksDB build (no ZSTD_STATIC_LINKING_ONLY, so no
+// ROCKSDB_ZSTD_DDICT) digests the dictionary again for every block it reads:
+// random point lookups 1.24x slower than without one. Off until RocksDB is
+// built with the define; the trainer is linked (native/deps/zstd_dict) and
+// bottommost_compression_opts turns it on.
+constexpr uint32_t kDictBytes = 0;
 constexpr uint32_t kDictTrainBytes = 10 * kDictBytes;
 constexpr size_t kBlockSize = 16 * 1024;
-// With a dictionary, RocksDB buffers an output SST's uncompressed data blocks
-// (up to target_file_size_base) to sample them before compressing: 32 MiB
-// files bound that to 32 MiB per running compaction.
-constexpr uint64_t kTargetFileBytes = 32ull << 20;
 // Compactions into the bottommost level (ZSTD) split in two on this 2-core
 // class of machine: the write path's settled throughput (bench).
 constexpr uint32_t kSubcompactions = 2;
@@ -60,7 +61,6 @@ rocksdb::Options MakeStoreOptions(const StoreTuning& tuning, bool create, bool r
     o.bottommost_compression_opts.level = kZstdLevel;
     o.bottommost_compression_opts.max_dict_bytes = kDictBytes;
     o.bottommost_compression_opts.zstd_max_train_bytes = kDictTrainBytes;
-    o.target_file_size_base = kTargetFileBytes;
     o.max_subcompactions = kSubcompactions;
   } else {
     throw GutsError(Code::InvalidArgument, "unknown store format \"" + tuning.format + "\" (expected default or snappy)");

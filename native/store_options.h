@@ -2,8 +2,7 @@
 // caches, and the bounded-memory profile of read-only scans.
 //
 //   format "default"  LZ4 on every level but the bottommost, ZSTD there (where
-//                     nearly all data lives and is rewritten least often),
-//                     with a dictionary trained per SST (store_options.cc).
+//                     nearly all data lives and is rewritten least often).
 //   format "snappy"   the options of every store written before issue 14:
 //                     snappy everywhere. Only tests and benchmarks ask for it
 //                     (to build such a store); any store opens with either,

@@ -5,8 +5,12 @@
 //     ids from all over the key space) and, on the real files, of
 //     `guts-node import` of git repositories (in process, same code);
 //   - store size as written, and after `compact` (all data in the bottommost level);
-//   - verify --full on each compacted store: 1 and N threads, peak RSS, against
-//     git fsck --full of an exported repository (objects/s).
+//   - read cost on each compacted store: point lookups of random ids (cold
+//     block cache) and a full scan of the objects (store-tool read), and
+//     verify --full: 1 and N threads, peak RSS, against git fsck --full of
+//     every exported repository (objects/s).
+// The notes print the issue's figures: size ratio (as written, compacted),
+// write-throughput ratio (client, settled), get and scan time ratios.
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -61,6 +65,12 @@ export async function storeBench(env: BenchEnv): Promise<BenchResult> {
     compacted[f] = (r.out as unknown as { after: { bytes: number } }).after.bytes;
     compactS[f] = r.sample.wall_s;
   }
+  // read cost on both compacted stores, alternating: random gets, full scan
+  const reads: Record<Format, Array<Record<string, number>>> = { snappy: [], default: [] };
+  for (let i = 0; i < env.runs; i++) {
+    for (const f of i % 2 ? [...FORMATS].reverse() : FORMATS) reads[f].push(tool(['read', dir(f, 'copy'), '20000'], out).out);
+  }
+  const readMed = (f: Format, k: string) => stat(reads[f].map((r) => r[k])).median;
   // verify --full on both compacted stores, 1 and N threads, alternating
   const threads = [1, env.threads];
   const verify = new Map<string, Sample[]>();
@@ -93,6 +103,8 @@ export async function storeBench(env: BenchEnv): Promise<BenchResult> {
         settled_MB_per_s: round(objBytes / med(copy[f].map((c) => c.out.settled_seconds)) / 1e6, 1),
         sst_MB: round(written[f] / 1e6, 1),
         compacted_MB: round(compacted[f] / 1e6, 1),
+        gets_per_s: round(reads[f][0].gets / readMed(f, 'get_seconds'), 0),
+        scan_MB_per_s: round(objBytes / readMed(f, 'scan_seconds') / 1e6, 1),
       },
     });
   }
@@ -131,6 +143,9 @@ export async function storeBench(env: BenchEnv): Promise<BenchResult> {
       `object bytes ${round(objBytes / 1e6, 1)} MB; compact took ${round(compactS.snappy, 1)} s (snappy) / ${round(compactS.default, 1)} s (default)`,
     `batch API write throughput, default / snappy: as the client sees it ${ratio(Number(subj('batch API writes, default').extra!.MB_per_s), Number(subj('batch API writes, snappy').extra!.MB_per_s))}×, ` +
       `with the compactions it caused ${ratio(Number(subj('batch API writes, default').extra!.settled_MB_per_s), Number(subj('batch API writes, snappy').extra!.settled_MB_per_s))}× (target ≥ 0.9×)`,
+    `read cost, default / snappy (time, compacted stores, median): get ${ratio(readMed('default', 'get_seconds'), readMed('snappy', 'get_seconds'))}× ` +
+      `(${reads.default[0].gets} random point lookups, cold cache), full scan ${ratio(readMed('default', 'scan_seconds'), readMed('snappy', 'scan_seconds'))}×, ` +
+      `verify --full ${env.threads} threads ${ratio(v('default', env.threads), v('snappy', env.threads))}×`,
     ...(importRepos.length
       ? [`import throughput, default / snappy: ${ratio(Number(subj('import ' + importRepos.length + ' git repos, default').extra!.MB_per_s), Number(subj('import ' + importRepos.length + ' git repos, snappy').extra!.MB_per_s))}× (target ≥ 0.9×)`]
       : []),
@@ -157,6 +172,8 @@ export async function storeBench(env: BenchEnv): Promise<BenchResult> {
       ['settled MB/s', 'settled_MB_per_s'],
       ['SST MB', 'sst_MB'],
       ['compacted MB', 'compacted_MB'],
+      ['gets/s', 'gets_per_s'],
+      ['scan MB/s', 'scan_MB_per_s'],
       ['objects/s', 'objects_per_s'],
       ['× git fsck', 'vs_git_fsck'],
     ],

@@ -7,6 +7,11 @@
 //   import DST FORMAT REPO... [--options S] `guts-node import` of each git repo
 //       into a new store DST (in process, same code); prints {objects, bytes, seconds, sst_bytes}
 //   compact DIR FORMAT [--options S]       offline compact writing FORMAT; prints the result
+//   summary DIR                            the SST summary with its table-property parts
+//   read DIR [GETS]                        read cost: a full scan of the objects (scanObjects
+//       pages, store freshly opened), then GETS (default 20000) point lookups of
+//       random ids, one at a time (store reopened: cold block cache); prints
+//       {objects, scan_seconds, gets, get_seconds}
 // FORMAT: default | snappy (src/native.ts StoreOptions.format).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -112,6 +117,36 @@ async function importRepos(dst: string, format: 'default' | 'snappy', repos: str
   return { objects, bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9, sst_bytes: await sstBytes(dst) };
 }
 
+async function readCost(dir: string, gets: number): Promise<Record<string, number>> {
+  const ids: Buffer[] = [];
+  let s = await GutsStore.open(dir, { readOnly: true, create: false });
+  const t0 = process.hrtime.bigint();
+  try {
+    let after: Buffer | null = null;
+    for (;;) {
+      const page = await s.native.scanObjects('', after, 256);
+      for (const o of page) ids.push(o.id);
+      if (page.length < 256) break;
+      after = page[page.length - 1].id;
+    }
+  } finally {
+    await s.close();
+  }
+  const scanNs = process.hrtime.bigint() - t0;
+  // a fixed pseudo-random order (same ids for every format of the same objects)
+  let x = 12345;
+  const pick = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), ids[x % ids.length]);
+  s = await GutsStore.open(dir, { readOnly: true, create: false });
+  const t1 = process.hrtime.bigint();
+  try {
+    for (let i = 0; i < gets; i++) if (!(await s.native.getObject(pick()))) throw new Error('object missing');
+  } finally {
+    await s.close();
+  }
+  const getNs = process.hrtime.bigint() - t1;
+  return { objects: ids.length, scan_seconds: Number(scanNs) / 1e9, gets, get_seconds: Number(getNs) / 1e9 };
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const opt = args.indexOf('--options');
@@ -129,7 +164,15 @@ async function main(): Promise<void> {
       await s.close();
     }
   }
-  else throw new Error('usage: store-tool copy SRC DST FORMAT | import DST FORMAT REPO... | compact DIR FORMAT [--options S]');
+  else if (cmd === 'summary') {
+    const s = await GutsStore.open(rest[0], { readOnly: true, create: false });
+    try {
+      out = await native.sstSummary(s.native);
+    } finally {
+      await s.close();
+    }
+  } else if (cmd === 'read') out = await readCost(rest[0], Number(rest[1] ?? 20000));
+  else throw new Error('usage: store-tool copy SRC DST FORMAT | import DST FORMAT REPO... | compact DIR FORMAT [--options S] | summary DIR | read DIR [GETS]');
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 

@@ -57,7 +57,16 @@ void Summarize(const Target& t, SstSummary* s) {
       s->bytes += f.size;
       std::string name = "unknown";
       auto it = props.find(f.db_path + f.name);
-      if (it != props.end()) name = CompressionKey(it->second->compression_name);
+      if (it != props.end()) {
+        const rocksdb::TableProperties& tp = *it->second;
+        name = CompressionKey(tp.compression_name);
+        s->data += tp.data_size;
+        s->index += tp.index_size;
+        s->filter += tp.filter_size;
+        s->raw_key += tp.raw_key_size;
+        s->raw_value += tp.raw_value_size;
+        s->entries += tp.num_entries;
+      }
       s->compression[name] += f.size;
     }
   }
@@ -137,13 +146,24 @@ CompactReport CompactStore(Store& store, TaskState& state) {
 
 namespace {
 
-Napi::Object SummaryJs(Napi::Env e, const SstSummary& s) {
+Napi::Object SummaryJs(Napi::Env e, const SstSummary& s, bool parts = false) {
   Napi::Object o = Napi::Object::New(e);
   o.Set("files", Napi::Number::New(e, static_cast<double>(s.files)));
   o.Set("bytes", Napi::Number::New(e, static_cast<double>(s.bytes)));
   Napi::Object c = Napi::Object::New(e);
   for (const auto& kv : s.compression) c.Set(kv.first, Napi::Number::New(e, static_cast<double>(kv.second)));
   o.Set("compression", c);
+  if (parts) {
+    Napi::Object p = Napi::Object::New(e);
+    auto num = [&](const char* k, uint64_t v) { p.Set(k, Napi::Number::New(e, static_cast<double>(v))); };
+    num("data", s.data);
+    num("index", s.index);
+    num("filter", s.filter);
+    num("rawKey", s.raw_key);
+    num("rawValue", s.raw_value);
+    num("entries", s.entries);
+    o.Set("parts", p);
+  }
   return o;
 }
 
@@ -167,14 +187,15 @@ Napi::Value CompactStoreJs(const Napi::CallbackInfo& info) {
   return MakeTaskHandle(env, w->Start(), state);
 }
 
-// sstSummary(store) -> Promise<{files, bytes, compression}>
+// sstSummary(store) -> Promise<{files, bytes, compression, parts: {data, index,
+// filter, rawKey, rawValue, entries}}> (parts: table properties, summed)
 Napi::Value SstSummaryJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   StoreWrap* wrap = StoreWrap::FromValue(info[0]);
   std::shared_ptr<Store> store = wrap->BeginOp(env);
   auto out = std::make_shared<SstSummary>();
   auto* w = new LambdaWorker(
-      env, [store, out]() { *out = SummarizeSsts(*store); }, [out](Napi::Env e) -> Napi::Value { return SummaryJs(e, *out); },
+      env, [store, out]() { *out = SummarizeSsts(*store); }, [out](Napi::Env e) -> Napi::Value { return SummaryJs(e, *out, true); },
       [wrap]() { wrap->EndOp(); });
   return w->Start();
 }

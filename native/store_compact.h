@@ -7,7 +7,7 @@
 //
 //   compactStore(store) -> TaskHandle<{ before, after: { files, bytes,
 //       compression: {name: bytes} }, columnFamilies }>
-//   sstSummary(store) -> Promise<{ files, bytes, compression }>
+//   sstSummary(store) -> Promise<{ files, bytes, compression, parts }>
 //   backgroundWork(store) -> number of flushes and compactions running or pending (synchronous)
 //   compressions: the compression types this build supports ("lz4", "snappy", "zstd")
 //   progress: done/total = SST bytes of the column families finished / all;
@@ -29,6 +29,10 @@ namespace guts {
 struct SstSummary {
   uint64_t files = 0, bytes = 0;
   std::map<std::string, uint64_t> compression;  // "snappy", "lz4", "zstd", "none" -> file bytes
+  // Table properties summed over the SSTs (sstSummary's `parts`; the store
+  // bench's breakdown): compressed data, index and filter blocks; raw key and
+  // value bytes before compression; entries.
+  uint64_t data = 0, index = 0, filter = 0, raw_key = 0, raw_value = 0, entries = 0;
 };
 
 struct CompactReport {

@@ -13,10 +13,24 @@ namespace guts {
 
 namespace {
 
-// Measured on the real-files corpus (bench `store` suite, docs/TUNING.md):
-// ZSTD level 3 at the bottom with 16 KiB blocks; LZ4 above.
+// Measured on the real-files corpora (bench `store` suite; the table of what
+// was tried: docs/OPERATIONS.md "Store format and tuning"): ZSTD level 3 at
+// the bottom (0.78x of snappy; levels 5-9 with trained dictionaries reach
+// 0.73-0.70x at 2-5x the compaction CPU); LZ4 above; 16 KiB blocks (larger
+// ones gain < 1% and slow point reads).
 constexpr int kZstdLevel = 3;
+// A 64 KiB dictionary trained per SST from 640 KiB of samples gains 2% more
+// (0.767x), but this RocksDB build (no ZSTD_STATIC_LINKING_ONLY, so no
+// ROCKSDB_ZSTD_DDICT) digests the dictionary again for every block it reads:
+// random point lookups 1.24x slower than without one. Off until RocksDB is
+// built with the define; the trainer is linked (native/deps/zstd_dict) and
+// bottommost_compression_opts turns it on.
+constexpr uint32_t kDictBytes = 0;
+constexpr uint32_t kDictTrainBytes = 10 * kDictBytes;
 constexpr size_t kBlockSize = 16 * 1024;
+// Compactions into the bottommost level (ZSTD) split in two on this 2-core
+// class of machine: the write path's settled throughput (bench).
+constexpr uint32_t kSubcompactions = 2;
 // The node's block cache (shared by every store of the process).
 constexpr size_t kNodeCacheBytes = 64 << 20;
 // Read-only scans: index and filter blocks and the few data blocks point
@@ -45,6 +59,9 @@ rocksdb::Options MakeStoreOptions(const StoreTuning& tuning, bool create, bool r
     o.bottommost_compression = rocksdb::kZSTD;
     o.bottommost_compression_opts.enabled = true;
     o.bottommost_compression_opts.level = kZstdLevel;
+    o.bottommost_compression_opts.max_dict_bytes = kDictBytes;
+    o.bottommost_compression_opts.zstd_max_train_bytes = kDictTrainBytes;
+    o.max_subcompactions = kSubcompactions;
   } else {
     throw GutsError(Code::InvalidArgument, "unknown store format \"" + tuning.format + "\" (expected default or snappy)");
   }
@@ -64,10 +81,10 @@ rocksdb::Options MakeStoreOptions(const StoreTuning& tuning, bool create, bool r
     rocksdb::ConfigOptions config;
     config.ignore_unknown_options = false;
     config.input_strings_escaped = false;
-    rocksdb::ColumnFamilyOptions cf;
-    rocksdb::Status st = rocksdb::GetColumnFamilyOptionsFromString(config, rocksdb::ColumnFamilyOptions(o), tuning.rocksdb_options, &cf);
+    rocksdb::Options tuned;
+    rocksdb::Status st = rocksdb::GetOptionsFromString(config, o, tuning.rocksdb_options, &tuned);
     if (!st.ok()) throw GutsError(Code::InvalidArgument, "invalid RocksDB options \"" + tuning.rocksdb_options + "\": " + st.ToString());
-    o = rocksdb::Options(rocksdb::DBOptions(o), cf);
+    o = tuned;
   }
   return o;
 }

@@ -7,7 +7,7 @@
 //                     snappy everywhere. Only tests and benchmarks ask for it
 //                     (to build such a store); any store opens with either,
 //                     since each block records its own compression type.
-// rocksdb_options: a ColumnFamilyOptions string applied last (benchmarks
+// rocksdb_options: an Options string (DB and column family options) applied last (benchmarks
 // compare tunings with it; never set by the CLI or the node).
 #pragma once
 #include <rocksdb/options.h>

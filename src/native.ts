@@ -71,7 +71,7 @@ export interface StoreOptions {
    * Every store opens with either.
    */
   format?: 'default' | 'snappy';
-  /** a RocksDB ColumnFamilyOptions string applied last (benchmarks compare tunings with it) */
+  /** a RocksDB Options string (DB and column family options) applied last (benchmarks compare tunings with it) */
   rocksdbOptions?: string;
 }
 
@@ -80,6 +80,8 @@ export interface SstSummary {
   files: number;
   bytes: number;
   compression: Record<string, number>;
+  /** sstSummary only: table properties summed over the SSTs (compressed data/index/filter blocks, raw key/value bytes) */
+  parts?: { data: number; index: number; filter: number; rawKey: number; rawValue: number; entries: number };
 }
 
 export interface Progress {

@@ -15,7 +15,7 @@
     'dependencies': [
       '../../../node_modules/zstd-napi/deps/zstd.gyp:libzstd',
       '../lz4/lz4.gyp:liblz4',
-      '../lz4/lz4.gyp:zdict_stub',
+      '../zstd_dict/zstd_dict.gyp:zstd_dict',
     ],
   },
 }

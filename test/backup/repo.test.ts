@@ -3,7 +3,6 @@
 // killed with SIGKILL, and a real S3-compatible server (s3rver).
 import t, { Test } from 'tap';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -11,6 +10,7 @@ import * as path from 'node:path';
 import { GutsStore } from '../../src/store';
 import { BIN } from '../lib/node-proc';
 import { startS3 } from '../lib/s3';
+import { grow, type Obj } from '../lib/repo-cli';
 
 const ENV = { GUTS_CONFIG: '/dev/null' };
 
@@ -28,36 +28,6 @@ function json(args: string[], env: NodeJS.ProcessEnv = {}) {
     /* left empty: the caller's assertions fail with the stderr below */
   }
   return { ...r, body };
-}
-
-interface Obj {
-  id: string;
-  data: Buffer;
-}
-
-/** Adds about `bytes` of new random text blobs to repository t/r (flushed: they land in a new SST). */
-async function grow(dataDir: string, bytes: number, seed: string): Promise<Obj[]> {
-  const store = await GutsStore.open(dataDir);
-  try {
-    await store.putRepo('t/r');
-    const out: Obj[] = [];
-    let n = 0;
-    let total = 0;
-    while (total < bytes) {
-      const batch = [];
-      for (let i = 0; i < 32; i++, n++) {
-        const data = Buffer.from(`// ${seed} ${n}\n` + Array.from({ length: 40 }, (_, j) => `${j}: ${crypto.randomBytes(12).toString('hex')} lorem ipsum dolor\n`).join(''));
-        batch.push({ type: 'blob' as const, data });
-        total += data.length;
-      }
-      const r = await store.putObjects('t/r', batch);
-      r.ids.forEach((id, i) => out.push({ id, data: batch[i].data }));
-    }
-    await store.flush();
-    return out;
-  } finally {
-    await store.close();
-  }
 }
 
 /** Every object of `present` is in the store with its bytes, none of `absent` is. */

@@ -96,7 +96,16 @@ export function storedKeys(server: S3Server, bucket: string): string[] {
   const out: string[] = [];
   const root = path.join(server.dir, bucket);
   const walk = (rel: string) => {
-    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(path.join(root, rel), { withFileTypes: true });
+    } catch (e) {
+      // s3rver removes a prefix's directory when its last object goes (a lock
+      // released while a test polls the bucket): gone is empty, not an error
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    for (const e of entries) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) walk(r);
       else if (e.name.endsWith('._S3rver_object')) out.push(r.slice(0, -'._S3rver_object'.length));

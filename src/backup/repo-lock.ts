@@ -23,8 +23,6 @@ import { Location } from '../location';
 export const LOCK_REFRESH_MS = 5 * 60e3;
 export const LOCK_STALE_MS = 30 * 60e3;
 
-/** --lock-wait default: an hourly create outlasts a daily prune, a prune a create */
-export const DEFAULT_LOCK_WAIT_SECONDS = 300;
 const POLL_FIRST_MS = 250;
 const POLL_MAX_MS = 5_000;
 

@@ -4,9 +4,9 @@ import { Command } from 'commander';
 
 import { createRepoSnapshot } from '../backup/repo-create';
 import { pruneRepo } from '../backup/repo-prune';
-import { DEFAULT_LOCK_WAIT_SECONDS } from '../backup/repo-lock';
 import { exportSnapshot, listRepo, repoRestoreSource, verifyRepo } from '../backup/repo-read';
 import { KeepPolicy } from '../backup/prune';
+import { CONFIG_KEYS } from '../config';
 import { ExitCode, GutsError } from '../errors';
 import { Location, openLocation } from '../location';
 import { formatBytes } from '../progress';
@@ -15,7 +15,7 @@ import { UsageError } from './usage';
 
 /** `--lock-wait SECONDS` of backup create --repo, prune --repo and run (0 = fail at once with exit 3). */
 export const LOCK_WAIT_FLAG = '--lock-wait <seconds>';
-export const LOCK_WAIT_HELP = `with --repo: wait up to this long for a conflicting repository lock (a create waits for a running prune, a prune for running creates), polling with backoff; 0 = exit 3 at once (default: backup.lock_wait, ${DEFAULT_LOCK_WAIT_SECONDS})`;
+export const LOCK_WAIT_HELP = `with --repo: wait up to this long for a conflicting repository lock (a create waits for a running prune, a prune for running creates), polling with backoff; 0 = exit 3 at once (default: backup.lock_wait, ${CONFIG_KEYS['backup.lock_wait'].default})`;
 export const lockWaitOption = intOption('--lock-wait', 0, 86_400);
 
 /** A usage error of `backup NAME` in the format of commander's own (src/cli/usage.ts). */
@@ -56,7 +56,7 @@ export async function repoCreate(cmd: Command, repo: string, opts: { hot?: boole
         cpuShare: opts.cpuShare !== undefined ? opts.cpuShare / 100 : undefined,
         signal,
         log: (line) => process.stderr.write(`${line}\n`),
-        lockWait: opts.lockWait ?? ctx.loaded.config.backup.lock_wait ?? DEFAULT_LOCK_WAIT_SECONDS,
+        lockWait: opts.lockWait ?? ctx.loaded.config.backup.lock_wait,
       }),
     );
     if (opts.json) printJson(r);
@@ -128,7 +128,7 @@ export async function repoPrune(cmd: Command, repo: string, policy: KeepPolicy, 
       pruneRepo(loc, policy, {
         dryRun: opts.dryRun,
         log: opts.json ? undefined : (l) => process.stderr.write(l + '\n'),
-        lockWait: opts.lockWait ?? context(cmd).loaded.config.backup.lock_wait ?? DEFAULT_LOCK_WAIT_SECONDS,
+        lockWait: opts.lockWait ?? context(cmd).loaded.config.backup.lock_wait,
         onLockWait: (l) => process.stderr.write(l + '\n'),
         signal,
       }),

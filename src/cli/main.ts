@@ -25,15 +25,21 @@ const GROUPS: Array<[string[], () => Register]> = [
 // Global options that take a value (the command name comes after them).
 const VALUE_OPTIONS = new Set(['-c', '--config', '-d', '--data-dir']);
 
-/** The top-level command named on the command line, if any. */
-export function commandName(args: string[]): string | undefined {
+/** Where the top-level command stands on the command line (-1: none). */
+function commandIndex(args: string[]): number {
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    if (a === '--') return args[i + 1];
+    if (a === '--') return i + 1 < args.length ? i + 1 : -1;
     if (VALUE_OPTIONS.has(a)) i++;
-    else if (!a.startsWith('-')) return a;
+    else if (!a.startsWith('-')) return i;
   }
-  return undefined;
+  return -1;
+}
+
+/** The top-level command named on the command line, if any. */
+export function commandName(args: string[]): string | undefined {
+  const i = commandIndex(args);
+  return i < 0 ? undefined : args[i];
 }
 
 /**
@@ -73,10 +79,11 @@ export async function main(argv = process.argv): Promise<void> {
   // repositories too.
   process.umask(0o077);
   const args = argv.slice(2);
-  const name = commandName(args);
-  // The subcommand named after the command (`backup verify`): the group loads only its module.
-  const rest = name === undefined ? [] : args.slice(args.indexOf(name) + 1);
-  const sub = rest.length && !rest[0].startsWith('-') ? rest[0] : undefined;
+  const at = commandIndex(args);
+  const name = at < 0 ? undefined : args[at];
+  // The subcommand named right after the command (`backup verify`): the group loads only its module.
+  const next = at < 0 ? undefined : args[at + 1];
+  const sub = next !== undefined && !next.startsWith('-') ? next : undefined;
   // `guts-node --version` alone needs no command module (~100 ms of requires).
   const versionOnly = name === undefined && args.length === 1 && (args[0] === '--version' || args[0] === '-V');
   // A write past RLIMIT_FSIZE must fail with EFBIG (GUTS_NO_SPACE, cleanup,

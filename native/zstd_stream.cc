@@ -84,9 +84,12 @@ FrameLevel ChooseLevel(Compression c, int requested, double gain, double precomp
 }
 
 bool SstIsPrecompressed(int fd, uint64_t size) {
-  // The properties block sits just before the metaindex block and the footer;
-  // its keys are written whole (restart interval 1): 0, key length, value
-  // length, key, value.
+  // The properties block sits just before the metaindex block and the footer.
+  // Its entries are prefix-compressed (RocksDB writes it with one restart
+  // point): shared key length, unshared length, value length (one-byte
+  // varints here), the unshared key bytes, the value. "rocksdb.compression"
+  // follows "rocksdb.comparator", so it is usually stored as 12 shared bytes
+  // and "ression"; every split is tried.
   static const char kKey[] = "rocksdb.compression";
   constexpr size_t kKeyLen = sizeof kKey - 1;
   constexpr size_t kTail = 64 << 10;
@@ -101,16 +104,20 @@ bool SstIsPrecompressed(int fd, uint64_t size) {
     if (r <= 0) return false;
     got += static_cast<size_t>(r);
   }
-  for (size_t i = 3; i + kKeyLen < n;) {
-    const void* hit = memmem(buf.data() + i, n - i, kKey, kKeyLen);
-    if (!hit) return false;
-    const size_t k = static_cast<size_t>(static_cast<const char*>(hit) - buf.data());
-    i = k + 1;
-    if (k < 3 || buf[k - 3] != 0 || static_cast<size_t>(static_cast<uint8_t>(buf[k - 2])) != kKeyLen) continue;
-    const size_t vlen = static_cast<uint8_t>(buf[k - 1]);
-    if (vlen >= 0x80 || k + kKeyLen + vlen > n) continue;
-    const std::string v(buf.data() + k + kKeyLen, vlen);
-    return v == "ZSTD" || v == "ZSTDNotFinalCompression";
+  for (size_t shared = 0; shared < kKeyLen; shared++) {
+    const char* delta = kKey + shared;
+    const size_t dlen = kKeyLen - shared;
+    for (size_t i = 3; i + dlen < n;) {
+      const void* hit = memmem(buf.data() + i, n - i, delta, dlen);
+      if (!hit) break;
+      const size_t k = static_cast<size_t>(static_cast<const char*>(hit) - buf.data());
+      i = k + 1;
+      if (k < 3 || static_cast<uint8_t>(buf[k - 3]) != shared || static_cast<uint8_t>(buf[k - 2]) != dlen) continue;
+      const size_t vlen = static_cast<uint8_t>(buf[k - 1]);
+      if (vlen >= 0x80 || k + dlen + vlen > n) continue;
+      const std::string v(buf.data() + k + dlen, vlen);
+      return v == "ZSTD" || v == "ZSTDNotFinalCompression";
+    }
   }
   return false;
 }

@@ -5,7 +5,7 @@ import { BackupKind, createBackup, DEFAULT_BACKGROUND_CPU_SHARE } from '../backu
 import { GutsError } from '../errors';
 import { isRemote, splitUrl } from '../location';
 import { createBackupAt } from '../location/backup-stream';
-import { formatBytes, ProgressBar } from '../progress';
+import { formatBytes, groupDigits, ProgressBar } from '../progress';
 import { context, intOption, printJson, run } from './context';
 import { backupCreateJson } from './json';
 import { LOCK_WAIT_FLAG, LOCK_WAIT_HELP, lockWaitOption, repoCreate, repoUsage } from './backup-repo';
@@ -117,7 +117,7 @@ Examples:
           } else {
             const objects = r.objects.commit + r.objects.tree + r.objects.blob + r.objects.tag;
             process.stderr.write(
-              `Backup created: ${r.file} (${formatBytes(r.size_bytes)}, ${objects.toLocaleString('en-US')} objects, ` +
+              `Backup created: ${r.file} (${formatBytes(r.size_bytes)}, ${groupDigits(objects)} objects, ` +
                 `${r.repositories} repositories, ${r.kind}, ${r.duration_s.toFixed(1)} s) ${r.checksum}` +
                 `${r.replaced_existing ? '; replaced the previous file of that name' : ''}\n`,
             );

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { formatObjects } from '../backup-verify';
 import { escapeControls, GutsError } from '../errors';
 import type { TaskHandle } from '../native';
-import { formatBytes, ProgressBar } from '../progress';
+import { formatBytes, groupDigits, ProgressBar } from '../progress';
 import { restoreBackup, RestoreReport } from '../restore';
 import type { PitrReport, RestoreTarget } from '../wal/pitr';
 import { context, intOption, printJson, run } from './context';
@@ -160,14 +160,14 @@ Examples:
           }
           const lines = [
             `Restored ${r.file} (${r.kind}, created ${r.created}) into ${r.target}`,
-            `  Files: ${r.files.toLocaleString('en-US')} (${formatBytes(r.bytes)})`,
+            `  Files: ${groupDigits(r.files)} (${formatBytes(r.bytes)})`,
             `  Objects: ${formatObjects(r.objects)}`,
-            `  Repositories: ${r.repositories.toLocaleString('en-US')}`,
+            `  Repositories: ${groupDigits(r.repositories)}`,
           ];
           if (r.wal) {
             const w = r.wal;
             lines.push(
-              `  WAL: ${w.batches.toLocaleString('en-US')} batches from ${w.segments} segments (${formatBytes(w.wal_bytes)}, timelines ${w.timelines_followed.join(' -> ')}) in ${w.replay_seconds.toFixed(1)} s`,
+              `  WAL: ${groupDigits(w.batches)} batches from ${w.segments} segments (${formatBytes(w.wal_bytes)}, timelines ${w.timelines_followed.join(' -> ')}) in ${w.replay_seconds.toFixed(1)} s`,
               `  Reached: db sequence ${w.reached.db_sequence}, consensus ${w.reached.consensus_sequence}, last commit ${w.reached.commit_time ?? '(none after the base)'} (the real RPO)`,
               `  New timeline: ${w.new_timeline.timeline} (${w.new_timeline.history}${w.new_timeline.history_archived ? ' archived' : ' NOT archived: left in wal/pending/'})`,
             );

@@ -10,8 +10,9 @@ import { context, intOption, printJson, run } from './context';
 import { remoteSource } from './remote';
 import { restoreJson } from './json';
 import { cancelOnSignals } from './signals';
-// Only --repo (and a usage error) needs the repository code: loaded then, not
-// on every restore (~25 ms of start-up: the repository, S3 and node-client modules).
+import { repoUsage } from './repo-flags';
+// Only --repo needs the repository code: loaded then, not on every restore
+// (~25 ms of start-up: the repository, S3 and node-client modules).
 const repoCli = (): typeof import('./backup-repo') => require('./backup-repo') as typeof import('./backup-repo');
 
 interface RestoreFlags {
@@ -108,9 +109,9 @@ Examples:
     )
     .action(
       run(async (fileArg: string | undefined, opts: RestoreFlags, cmd: Command) => {
-        if (opts.repo && fileArg) throw repoCli().repoUsage('restore', 'give an archive or --repo, not both');
-        if (opts.snapshot && !opts.repo) throw repoCli().repoUsage('restore', '--snapshot needs --repo');
-        if (!opts.repo && !fileArg) throw repoCli().repoUsage('restore', "missing required argument 'file' (or --repo <location>)");
+        if (opts.repo && fileArg) throw repoUsage('restore', 'give an archive or --repo, not both');
+        if (opts.snapshot && !opts.repo) throw repoUsage('restore', '--snapshot needs --repo');
+        if (!opts.repo && !fileArg) throw repoUsage('restore', "missing required argument 'file' (or --repo <location>)");
         const repo = opts.repo ? await repoCli().repoRestoreOptions(cmd, opts.repo, opts.snapshot, opts.threads) : null;
         const file = repo ? repo.file : fileArg!;
         const target = opts.target ?? context(cmd).dataDir;

@@ -3,7 +3,10 @@
 #include <rocksdb/utilities/checkpoint.h>
 #include <sys/stat.h>
 
+#include <exception>
 #include <memory>
+#include <system_error>
+#include <thread>
 
 #include "errors.h"
 #include "fs_util.h"
@@ -36,16 +39,42 @@ CheckpointResult CreateCheckpoints(Store& store, const std::string& dir, bool db
   if (mkdir(dir.c_str(), 0700) != 0) ThrowErrno("cannot create checkpoint dir", dir, errno);
   CheckpointResult r;
   try {
+    if (db && !store.db()) throw GutsError(Code::Closed, "object store is not open");
+    if (consensus && !store.consensus()) throw GutsError(Code::Closed, "consensus store is not open");
+    // Both at once, the consensus store's on a second thread: each is a few
+    // fsyncs (MANIFEST copy, CURRENT, directories) and little else, so side
+    // by side they take the time of one (~15 ms of `backup create` here).
+    std::exception_ptr consensus_error;
+    auto consensus_checkpoint = [&] {
+      try {
+        r.consensus_sequence = CheckpointOne(store.consensus(), dir + "/consensus");
+        r.has_consensus = true;
+      } catch (...) {
+        consensus_error = std::current_exception();
+      }
+    };
+    std::thread consensus_thread;
+    if (consensus && db) {
+      try {
+        consensus_thread = std::thread(consensus_checkpoint);
+      } catch (const std::system_error&) {
+        consensus_checkpoint();  // no thread to be had: one after the other
+      }
+    } else if (consensus) {
+      consensus_checkpoint();
+    }
+    std::exception_ptr db_error;
     if (db) {
-      if (!store.db()) throw GutsError(Code::Closed, "object store is not open");
-      r.db_sequence = CheckpointOne(store.db(), dir + "/db");
-      r.has_db = true;
+      try {
+        r.db_sequence = CheckpointOne(store.db(), dir + "/db");
+        r.has_db = true;
+      } catch (...) {
+        db_error = std::current_exception();
+      }
     }
-    if (consensus) {
-      if (!store.consensus()) throw GutsError(Code::Closed, "consensus store is not open");
-      r.consensus_sequence = CheckpointOne(store.consensus(), dir + "/consensus");
-      r.has_consensus = true;
-    }
+    if (consensus_thread.joinable()) consensus_thread.join();  // before `r`, `dir` or the store go away
+    if (db_error) std::rethrow_exception(db_error);
+    if (consensus_error) std::rethrow_exception(consensus_error);
     FsyncPath(dir);
   } catch (...) {
     RemoveTree(dir);

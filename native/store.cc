@@ -7,6 +7,8 @@
 #include <sys/time.h>
 
 #include <cstring>
+#include <system_error>
+#include <thread>
 #include <unordered_set>
 
 #include "errors.h"
@@ -104,20 +106,45 @@ std::shared_ptr<Store> Store::Open(const Options& options) {
     if (options.open_db) EnsureDir(s->db_path());
     if (options.open_consensus) EnsureDir(s->consensus_path());
   }
+  // The two stores open in parallel: a read-write open is mostly waiting on
+  // the disk (a new MANIFEST, CURRENT and OPTIONS file, each fsynced, with
+  // their directory: ~8 fsyncs per store), and the small consensus store took
+  // as long as the object store. Opened one after the other they were ~0.1 s
+  // of every offline command (half of `backup create`'s time outside the
+  // archive on the real-files corpus); side by side the slower one's time.
+  // RocksDB's Env, caches and table factory in `base` are shared safely
+  // between DBs opening at once.
+  rocksdb::Status db_status, consensus_status;
+  auto open_consensus = [&] {
+    try {
+      consensus_status = options.read_only ? rocksdb::DB::OpenForReadOnly(base, s->consensus_path(), &s->consensus_)
+                                           : rocksdb::DB::Open(base, s->consensus_path(), &s->consensus_);
+    } catch (const std::exception& e) {
+      consensus_status = rocksdb::Status::Aborted(e.what());
+    }
+  };
+  std::thread consensus_thread;
+  if (options.open_consensus) {
+    try {
+      consensus_thread = std::thread(open_consensus);
+    } catch (const std::system_error&) {
+      open_consensus();  // no thread to be had: one after the other
+    }
+  }
+  if (options.open_db) {
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (int i = 0; i < kCfCount; i++) descs.emplace_back(kCfNames[i], rocksdb::ColumnFamilyOptions(base));
+    try {
+      db_status = options.read_only ? rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(base), s->db_path(), descs, &s->cfs_, &s->db_)
+                                    : rocksdb::DB::Open(rocksdb::DBOptions(base), s->db_path(), descs, &s->cfs_, &s->db_);
+    } catch (const std::exception& e) {
+      db_status = rocksdb::Status::Aborted(e.what());
+    }
+  }
+  if (consensus_thread.joinable()) consensus_thread.join();  // before anything in `s` or `base` goes away
   try {
-    if (options.open_db) {
-      std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-      for (int i = 0; i < kCfCount; i++) descs.emplace_back(kCfNames[i], rocksdb::ColumnFamilyOptions(base));
-      rocksdb::Status st2 = options.read_only
-                                ? rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(base), s->db_path(), descs, &s->cfs_, &s->db_)
-                                : rocksdb::DB::Open(rocksdb::DBOptions(base), s->db_path(), descs, &s->cfs_, &s->db_);
-      CheckStatus(st2, s->db_path());
-    }
-    if (options.open_consensus) {
-      rocksdb::Status st3 = options.read_only ? rocksdb::DB::OpenForReadOnly(base, s->consensus_path(), &s->consensus_)
-                                              : rocksdb::DB::Open(base, s->consensus_path(), &s->consensus_);
-      CheckStatus(st3, s->consensus_path());
-    }
+    if (options.open_db) CheckStatus(db_status, s->db_path());
+    if (options.open_consensus) CheckStatus(consensus_status, s->consensus_path());
   } catch (...) {
     s->Close();
     throw;

@@ -9,7 +9,9 @@
 // workers -> writer -> producer), so nothing grows with the data size.
 //
 // zstd levels 1-3, per chunk (ChooseLevel, from a level-1 sample): text-like
-// chunks get the level's stock parameters with a frame-sized window; chunks
+// chunks (LZ4 SSTs of source files) the fast strategy with a frame-sized window
+// and a 128K-512K-entry hash table (TuneZstdText: half the CPU of stock level 3,
+// and smaller); chunks
 // whose redundancy is far apart (snappy SSTs of random-looking blobs) the
 // "fast" strategy with a frame-sized window and a large hash table
 // (TuneZstd), both smaller and ~2x faster than stock level 3 there. gzip: a sample of each chunk
@@ -86,6 +88,10 @@ struct ZstdTuning {
   int window_log = 0, hash_log = 0, min_match = 0, target_length = 0;
 };
 ZstdTuning TuneZstd(int requested, size_t frame_size);
+// Levels 1-3 for text-like chunks (the sample gains >= 5%): the fast strategy
+// with a frame-sized window and a larger hash table (zstd_stream.cc); other
+// levels: the stock ones, with window_log.
+ZstdTuning TuneZstdText(int requested, int window_log);
 
 class ChunkCompressor {
  public:

@@ -11,7 +11,7 @@ import { checkArchive, CONFIG_ENTRY, KEY_ENTRY, Manifest, notArchiveError, Objec
 import { escapeControls, GutsError } from './errors';
 import type { ArchiveSource } from './location/backup-stream';
 import { ArchiveProblem, Counts, ReadArchiveResult, TaskHandle } from './native';
-import { formatBytes } from './progress';
+import { formatBytes, groupDigits } from './progress';
 
 export interface VerifyBackupOptions {
   file: string;
@@ -172,7 +172,7 @@ export async function verifyBackup(opts: VerifyBackupOptions): Promise<BackupVer
   }
 }
 
-const n = (v: number) => v.toLocaleString('en-US');
+const n = (v: number) => groupDigits(v);
 
 function manifestWal(m: Manifest | null | undefined): BackupVerifyReport['wal'] {
   const w = m?.wal;

@@ -13,6 +13,17 @@ export function formatBytes(n: number): string {
   return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
+/**
+ * 1234567 -> "1,234,567", as toLocaleString('en-US') prints integers, without
+ * its cost: the first toLocaleString of a process initializes ICU (13-20 ms,
+ * a tenth of a small backup's or restore's wall time).
+ */
+export function groupDigits(n: number): string {
+  if (!Number.isSafeInteger(n)) return n.toLocaleString('en-US');
+  const s = String(Math.abs(n)).replace(/\B(?=(\d{3})+$)/g, ',');
+  return n < 0 ? `-${s}` : s;
+}
+
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--:--';
   const s = Math.max(0, Math.round(seconds));

@@ -11,6 +11,7 @@ const { XXHash128 } = require('xxhash-addon') as { XXHash128: { hash(b: Buffer):
 
 import { ArchiveEntrySpec, native } from '../src/native';
 import { GitObject, GutsStore } from '../src/store';
+import { groupDigits } from '../src/progress';
 
 const ROOT = path.resolve(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'guts-node.js');
@@ -521,4 +522,10 @@ t.test('native writer: pax headers for long paths, in-memory files, invalid inpu
   await bad([{ path: 'db/link', source: path.join(dir, 'link'), type: 'file' }], 'GUTS_INVALID_ARGUMENT');
   t.notOk(fs.existsSync(path.join(dir, 'bad.tar.partial')));
   t.notOk(fs.existsSync(path.join(dir, 'bad.tar')));
+});
+
+t.test('the human summaries group digits as toLocaleString("en-US") does, without loading ICU', async (t) => {
+  const values = [0, 7, 999, 1000, 33_869, 100_000, 999_999, 1_000_000, 12_345_678_901, Number.MAX_SAFE_INTEGER, -1234, -999];
+  for (const v of values) t.equal(groupDigits(v), v.toLocaleString('en-US'), String(v));
+  t.equal(groupDigits(1234.5), (1234.5).toLocaleString('en-US'), 'a fraction falls back to toLocaleString');
 });

@@ -128,20 +128,30 @@ function nearlyRandom(n: number): Buffer {
   return b;
 }
 
-/** An SST-like file: `body`, then a properties-block entry naming the compression (key written whole). */
-function fakeSst(body: Buffer, compression: string): Buffer {
+/**
+ * An SST-like file: `body`, then a properties-block entry naming the
+ * compression: the key written whole, or (`shared`) prefix-compressed after
+ * "rocksdb.comparator" as RocksDB writes it (12 shared bytes, then "ression").
+ */
+function fakeSst(body: Buffer, compression: string, shared = false): Buffer {
   const key = Buffer.from('rocksdb.compression');
-  const entry = Buffer.concat([Buffer.from([0, key.length, compression.length]), key, Buffer.from(compression)]);
+  const value = Buffer.from(compression);
+  const cmp = Buffer.from('rocksdb.comparator');
+  const cmpValue = Buffer.from('leveldb.BytewiseComparator');
+  const entry = shared
+    ? Buffer.concat([Buffer.from([0, cmp.length, cmpValue.length]), cmp, cmpValue, Buffer.from([12, key.length - 12, value.length]), key.subarray(12), value])
+    : Buffer.concat([Buffer.from([0, key.length, value.length]), key, value]);
   return Buffer.concat([body, entry, Buffer.alloc(48 + 5)]);
 }
 
 t.test('SSTs whose properties say ZSTD are stored raw when their sample gains < 2%; other SSTs of the same bytes are compressed', async (t) => {
   const dir = t.testdir({ src: {} });
   const body = nearlyRandom(4 << 20);
-  const run = async (compression: string) => {
-    const sst = path.join(dir, 'src', `${compression}.sst`);
-    fs.writeFileSync(sst, fakeSst(body, compression));
-    const out = path.join(dir, `${compression}.tar.zst`);
+  const run = async (compression: string, shared = false) => {
+    const name = `${compression}${shared ? '-shared' : ''}`;
+    const sst = path.join(dir, 'src', `${name}.sst`);
+    fs.writeFileSync(sst, fakeSst(body, compression, shared));
+    const out = path.join(dir, `${name}.tar.zst`);
     const r = await native.createArchive({
       output: out,
       format: 'tar.zst',
@@ -154,15 +164,20 @@ t.test('SSTs whose properties say ZSTD are stored raw when their sample gains < 
       ],
       manifestBase: '{"format":"guts-backup"}',
     }).promise;
-    t.equal(spawnSync('zstd', ['-t', '-q', out]).status, 0, `${compression}: zstd -t`);
-    const x = path.join(dir, `x-${compression}`);
+    t.equal(spawnSync('zstd', ['-t', '-q', out]).status, 0, `${name}: zstd -t`);
+    const x = path.join(dir, `x-${name}`);
     fs.mkdirSync(x);
     execFileSync('tar', ['-I', 'zstd', '-xf', out, '-C', x]);
-    t.ok(fs.readFileSync(path.join(x, 'db', '000012.sst')).equals(fs.readFileSync(sst)), `${compression}: extracts unchanged`);
+    t.ok(fs.readFileSync(path.join(x, 'db', '000012.sst')).equals(fs.readFileSync(sst)), `${name}: extracts unchanged`);
     return r;
   };
   const zstd = await run('ZSTD');
   t.ok((zstd.levels.raw ?? 0) >= 3, `ZSTD SST stored raw: ${JSON.stringify(zstd.levels)}`);
+  // RocksDB's own layout: the key prefix-compressed against the one before it
+  const zstdShared = await run('ZSTD', true);
+  t.ok((zstdShared.levels.raw ?? 0) >= 3, `ZSTD SST (prefix-compressed properties) stored raw: ${JSON.stringify(zstdShared.levels)}`);
+  const lz4Shared = await run('LZ4', true);
+  t.equal(lz4Shared.levels.raw ?? 0, 0, `LZ4 SST (prefix-compressed properties) compressed: ${JSON.stringify(lz4Shared.levels)}`);
   const snappy = await run('Snappy');
   t.equal(snappy.levels.raw ?? 0, 0, `Snappy SST compressed: ${JSON.stringify(snappy.levels)}`);
   t.ok(snappy.archiveBytes < zstd.archiveBytes, 'compressing it would have gained a little');

@@ -143,3 +143,21 @@ t.test('the addon loads and works in a worker thread', async (t) => {
   await w.terminate();
   t.equal(native.versions.rocksdb, '6.17.3');
 });
+
+t.test('the object and consensus stores open side by side: when one fails, the other is closed again (lock released)', async (t) => {
+  const dir = t.testdir();
+  const s = await GutsStore.open(dir);
+  await s.putObjects('alice/demo', [{ type: 'blob', data: Buffer.from('x') }]);
+  await s.close();
+  const fs = await import('node:fs');
+  for (const which of ['consensus', 'db']) {
+    const current = path.join(dir, which, 'CURRENT');
+    const saved = fs.readFileSync(current);
+    fs.writeFileSync(current, 'MANIFEST-999999\n'); // names a MANIFEST that is not there
+    await t.rejects(GutsStore.open(dir), { code: 'GUTS_IO', message: new RegExp(`store ${dir}/${which}:`) }, `${which} fails, named`);
+    fs.writeFileSync(current, saved);
+    const again = await GutsStore.open(dir); // GUTS_LOCKED if the other store had stayed open
+    t.equal((await again.counts()).blob, 1, `after a failed ${which}: both open again`);
+    await again.close();
+  }
+});

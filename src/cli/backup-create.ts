@@ -4,11 +4,10 @@ import * as os from 'node:os';
 import { BackupKind, createBackup, DEFAULT_BACKGROUND_CPU_SHARE } from '../backup';
 import { GutsError } from '../errors';
 import { isRemote, splitUrl } from '../location';
-import { createBackupAt } from '../location/backup-stream';
-import { formatBytes, ProgressBar } from '../progress';
+import { formatBytes, groupDigits, ProgressBar } from '../progress';
 import { context, intOption, printJson, run } from './context';
 import { backupCreateJson } from './json';
-import { LOCK_WAIT_FLAG, LOCK_WAIT_HELP, lockWaitOption, repoCreate, repoUsage } from './backup-repo';
+import { LOCK_WAIT_FLAG, LOCK_WAIT_HELP, lockWaitOption, repoUsage } from './repo-flags';
 
 interface CreateOpts {
   output?: string;
@@ -74,7 +73,8 @@ Examples:
       run(async (opts: CreateOpts, cmd: Command) => {
         if (opts.repo && opts.output) throw repoUsage('create', 'give --output or --repo, not both');
         if (opts.lockWait !== undefined && !opts.repo) throw repoUsage('create', '--lock-wait needs --repo (an archive takes no repository lock)');
-        if (opts.repo) return repoCreate(cmd, opts.repo, opts);
+        // the repository code (and S3) only for --repo; the streamed upload only for a URL
+        if (opts.repo) return (require('./backup-repo') as typeof import('./backup-repo')).repoCreate(cmd, opts.repo, opts);
         if (!opts.output) throw repoUsage('create', "required option '-o, --output <file>' not specified (or --repo <location>)");
         const output = opts.output;
         const ctx = context(cmd);
@@ -108,7 +108,7 @@ Examples:
             },
           };
           const r = remote
-            ? await createBackupAt({ ...common, location: remote.location, key: remote.key })
+            ? await (require('../location/backup-stream') as typeof import('../location/backup-stream')).createBackupAt({ ...common, location: remote.location, key: remote.key })
             : await createBackup({ ...common, output });
           (bar as ProgressBar | null)?.stop();
           bar = null;
@@ -117,7 +117,7 @@ Examples:
           } else {
             const objects = r.objects.commit + r.objects.tree + r.objects.blob + r.objects.tag;
             process.stderr.write(
-              `Backup created: ${r.file} (${formatBytes(r.size_bytes)}, ${objects.toLocaleString('en-US')} objects, ` +
+              `Backup created: ${r.file} (${formatBytes(r.size_bytes)}, ${groupDigits(objects)} objects, ` +
                 `${r.repositories} repositories, ${r.kind}, ${r.duration_s.toFixed(1)} s) ${r.checksum}` +
                 `${r.replaced_existing ? '; replaced the previous file of that name' : ''}\n`,
             );

@@ -6,22 +6,15 @@ import { createRepoSnapshot } from '../backup/repo-create';
 import { pruneRepo } from '../backup/repo-prune';
 import { exportSnapshot, listRepo, repoRestoreSource, verifyRepo } from '../backup/repo-read';
 import { KeepPolicy } from '../backup/prune';
-import { CONFIG_KEYS } from '../config';
 import { ExitCode, GutsError } from '../errors';
 import { Location, openLocation } from '../location';
 import { formatBytes } from '../progress';
 import { context, intOption, printJson, run } from './context';
-import { UsageError } from './usage';
+import { repoUsage } from './repo-flags';
 
-/** `--lock-wait SECONDS` of backup create --repo, prune --repo and run (0 = fail at once with exit 3). */
-export const LOCK_WAIT_FLAG = '--lock-wait <seconds>';
-export const LOCK_WAIT_HELP = `with --repo: wait up to this long for a conflicting repository lock (a create waits for a running prune, a prune for running creates), polling with backoff; 0 = exit 3 at once (default: backup.lock_wait, ${CONFIG_KEYS['backup.lock_wait'].default})`;
-export const lockWaitOption = intOption('--lock-wait', 0, 86_400);
-
-/** A usage error of `backup NAME` in the format of commander's own (src/cli/usage.ts). */
-export function repoUsage(name: string, message: string): UsageError {
-  return new UsageError(`backup ${name}: ${message}`, `Try 'guts-node backup ${name} --help'.`);
-}
+// In their own small module, so that `backup create` to a file and `backup restore`
+// from one do not load the repository code (and S3) to define their flags.
+export { LOCK_WAIT_FLAG, LOCK_WAIT_HELP, lockWaitOption, repoUsage } from './repo-flags';
 
 function openRepo(cmd: Command, url: string): Location {
   return openLocation(url, context(cmd).loaded.config);

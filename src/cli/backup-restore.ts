@@ -3,14 +3,17 @@ import { Command } from 'commander';
 import { formatObjects } from '../backup-verify';
 import { escapeControls, GutsError } from '../errors';
 import type { TaskHandle } from '../native';
-import { formatBytes, ProgressBar } from '../progress';
+import { formatBytes, groupDigits, ProgressBar } from '../progress';
 import { restoreBackup, RestoreReport } from '../restore';
 import type { PitrReport, RestoreTarget } from '../wal/pitr';
 import { context, intOption, printJson, run } from './context';
 import { remoteSource } from './remote';
 import { restoreJson } from './json';
 import { cancelOnSignals } from './signals';
-import { repoRestoreOptions, repoUsage } from './backup-repo';
+import { repoUsage } from './repo-flags';
+// Only --repo needs the repository code: loaded then, not on every restore
+// (~25 ms of start-up: the repository, S3 and node-client modules).
+const repoCli = (): typeof import('./backup-repo') => require('./backup-repo') as typeof import('./backup-repo');
 
 interface RestoreFlags {
   target?: string;
@@ -109,7 +112,7 @@ Examples:
         if (opts.repo && fileArg) throw repoUsage('restore', 'give an archive or --repo, not both');
         if (opts.snapshot && !opts.repo) throw repoUsage('restore', '--snapshot needs --repo');
         if (!opts.repo && !fileArg) throw repoUsage('restore', "missing required argument 'file' (or --repo <location>)");
-        const repo = opts.repo ? await repoRestoreOptions(cmd, opts.repo, opts.snapshot, opts.threads) : null;
+        const repo = opts.repo ? await repoCli().repoRestoreOptions(cmd, opts.repo, opts.snapshot, opts.threads) : null;
         const file = repo ? repo.file : fileArg!;
         const target = opts.target ?? context(cmd).dataDir;
         const bars: ProgressBar[] = [];
@@ -158,14 +161,14 @@ Examples:
           }
           const lines = [
             `Restored ${r.file} (${r.kind}, created ${r.created}) into ${r.target}`,
-            `  Files: ${r.files.toLocaleString('en-US')} (${formatBytes(r.bytes)})`,
+            `  Files: ${groupDigits(r.files)} (${formatBytes(r.bytes)})`,
             `  Objects: ${formatObjects(r.objects)}`,
-            `  Repositories: ${r.repositories.toLocaleString('en-US')}`,
+            `  Repositories: ${groupDigits(r.repositories)}`,
           ];
           if (r.wal) {
             const w = r.wal;
             lines.push(
-              `  WAL: ${w.batches.toLocaleString('en-US')} batches from ${w.segments} segments (${formatBytes(w.wal_bytes)}, timelines ${w.timelines_followed.join(' -> ')}) in ${w.replay_seconds.toFixed(1)} s`,
+              `  WAL: ${groupDigits(w.batches)} batches from ${w.segments} segments (${formatBytes(w.wal_bytes)}, timelines ${w.timelines_followed.join(' -> ')}) in ${w.replay_seconds.toFixed(1)} s`,
               `  Reached: db sequence ${w.reached.db_sequence}, consensus ${w.reached.consensus_sequence}, last commit ${w.reached.commit_time ?? '(none after the base)'} (the real RPO)`,
               `  New timeline: ${w.new_timeline.timeline} (${w.new_timeline.history}${w.new_timeline.history_archived ? ' archived' : ' NOT archived: left in wal/pending/'})`,
             );

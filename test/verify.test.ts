@@ -7,7 +7,7 @@ import * as path from 'node:path';
 
 import { native } from '../src/native';
 import { GitObject, GutsStore } from '../src/store';
-import { verifyDataDir } from '../src/verify';
+import { formatCount, verifyDataDir } from '../src/verify';
 import { cli, holdStore } from './fixtures/cli';
 
 // A small store: two repositories sharing some blobs, commits, a tag, refs.
@@ -243,4 +243,10 @@ t.test('consensus: tampered block count is a MISMATCH; a consensus-only dir veri
   const good = cli(['verify', '--data-dir', copyConsensus('only-good'), '--full']);
   t.equal(good.status, 0, good.stdout + good.stderr);
   t.match(good.stdout, /^OK: consensus only: 3 consensus blocks \(finalized 2\), \d+ SST files/m);
+});
+
+t.test('formatCount groups digits like en-US without Intl', async (t) => {
+  for (const n of [0, 7, 999, 1000, 12345, 999999, 1000000, 1234567890, -4321, Number.MAX_SAFE_INTEGER, 1234.5]) {
+    t.equal(formatCount(n), n.toLocaleString('en-US'), String(n));
+  }
 });

@@ -245,7 +245,7 @@ void AddProblem(ObjectReport& report, ObjectProblem p) {
 }
 
 // Objects, counts, repositories, refs of db/.
-void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport& report) {
+void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport& report, bool rehash) {
   rocksdb::DB* db = store.db();
   rocksdb::ColumnFamilyHandle* objects_cf = store.cf(Store::kObjects);
 
@@ -358,6 +358,7 @@ void VerifyObjectStore(Store& store, int threads, TaskState& state, ObjectReport
           continue;
         }
         local.ForType(type)++;
+        if (!rehash) continue;  // the decode floor (debugDecodeObjects)
         GitObjectId(sha1, type, reinterpret_cast<const uint8_t*>(value.data()) + 1, value.size() - 1, id);
         if (std::memcmp(id, key.data(), 20) != 0) {
           std::string hex = Hex(key);
@@ -574,7 +575,7 @@ void VerifyConsensus(Store& store, ObjectReport& report) {
 
 }  // namespace
 
-ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
+ObjectReport VerifyObjects(Store& store, int threads, TaskState& state, bool rehash) {
   if (!store.db() && !store.consensus()) throw GutsError(Code::Closed, "store is not open");
 #ifdef __GLIBC__
   // A large object is one data block: read, decompressed, hashed, freed, per
@@ -586,7 +587,7 @@ ObjectReport VerifyObjects(Store& store, int threads, TaskState& state) {
   std::call_once(malloc_once, [] { mallopt(M_MMAP_THRESHOLD, 1 << 20); });
 #endif
   ObjectReport report;
-  if (store.db()) VerifyObjectStore(store, threads, state, report);
+  if (store.db()) VerifyObjectStore(store, threads, state, report, rehash);
   state.CheckCancelled();
   VerifyConsensus(store, report);
   std::set<std::string> affected;
@@ -626,7 +627,9 @@ int ThreadsOption(Napi::Value opts) {
 }
 
 // verifyObjects(store, {threads, listAffected}) -> TaskHandle<VerifyObjectsResult>
-Napi::Value VerifyObjectsJs(const Napi::CallbackInfo& info) {
+// debugDecodeObjects(store, {threads}): the same scan without the SHA-1 (test
+// hook; the bench's floor: what reading and decompressing the objects costs).
+Napi::Value StartVerifyObjects(const Napi::CallbackInfo& info, bool rehash) {
   Napi::Env env = info.Env();
   StoreWrap* wrap = StoreWrap::FromValue(info[0]);
   int threads = ThreadsOption(info[1]);
@@ -634,7 +637,7 @@ Napi::Value VerifyObjectsJs(const Napi::CallbackInfo& info) {
   auto state = std::make_shared<TaskState>();
   auto out = std::make_shared<ObjectReport>();
   auto* w = new LambdaWorker(
-      env, [store, threads, state, out]() { *out = VerifyObjects(*store, threads, *state); },
+      env, [store, threads, state, out, rehash]() { *out = VerifyObjects(*store, threads, *state, rehash); },
       [out](Napi::Env e) -> Napi::Value {
         Napi::Object r = Napi::Object::New(e);
         r.Set("objects", Napi::Number::New(e, static_cast<double>(out->objects)));
@@ -652,6 +655,9 @@ Napi::Value VerifyObjectsJs(const Napi::CallbackInfo& info) {
       [wrap]() { wrap->EndOp(); });
   return MakeTaskHandle(env, w->Start(), state);
 }
+
+Napi::Value VerifyObjectsJs(const Napi::CallbackInfo& info) { return StartVerifyObjects(info, true); }
+Napi::Value DebugDecodeObjectsJs(const Napi::CallbackInfo& info) { return StartVerifyObjects(info, false); }
 
 // verifyChecksums(store, {threads, skipObjects}?) -> Promise<{files, bytes, problems}>
 Napi::Value VerifyChecksumsJs(const Napi::CallbackInfo& info) {
@@ -711,7 +717,10 @@ void InitObjectVerifier(Napi::Env env, Napi::Object exports) {
   exports.Set("verifyObjects", Napi::Function::New(env, VerifyObjectsJs));
   exports.Set("verifyChecksums", Napi::Function::New(env, VerifyChecksumsJs));
   const char* hooks = std::getenv("GUTS_TEST_HOOKS");
-  if (hooks && std::strcmp(hooks, "1") == 0) exports.Set("debugPutRaw", Napi::Function::New(env, DebugPutRawJs));
+  if (hooks && std::strcmp(hooks, "1") == 0) {
+    exports.Set("debugPutRaw", Napi::Function::New(env, DebugPutRawJs));
+    exports.Set("debugDecodeObjects", Napi::Function::New(env, DebugDecodeObjectsJs));
+  }
 }
 
 }  // namespace guts

@@ -13,6 +13,8 @@
 //       it. Repositories of corrupt objects and of unreadable intervals are
 //       found by one scan of the membership keys, only when something is
 //       corrupt. Memory is flat in data size (problem lists are capped).
+//   debugDecodeObjects(store, {threads})  test hook (same condition as
+//       debugPutRaw): the object scan without re-hashing, the decode floor.
 //   debugPutRaw(store, cf, key, value)  test hook, exported only when
 //       GUTS_TEST_HOOKS=1 is set when the addon loads: writes a raw value
 //       into a column family, bypassing every invariant, so tests can build
@@ -55,7 +57,9 @@ struct ObjectReport {
 // skip_objects: leave out the objects CF's files (the full object scan reads
 // every one of their blocks with checksums verified anyway).
 ChecksumReport VerifyChecksums(Store& store, int threads, bool skip_objects);
-ObjectReport VerifyObjects(Store& store, int threads, TaskState& state);
+// rehash=false: the same scan without the SHA-1 (debugDecodeObjects, a test
+// hook: the bench measures the decode floor with it).
+ObjectReport VerifyObjects(Store& store, int threads, TaskState& state, bool rehash = true);
 
 void InitObjectVerifier(Napi::Env env, Napi::Object exports);
 

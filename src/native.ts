@@ -358,6 +358,8 @@ export interface NativeAddon {
   backgroundWork(store: NativeStore): number;
   /** compression types this build of RocksDB supports, sorted ("lz4", "snappy", "zstd") */
   compressions: string[];
+  /** test hook: present only when GUTS_TEST_HOOKS=1 at load; verifyObjects without re-hashing (the bench's decode floor) */
+  debugDecodeObjects?(store: NativeStore, options: { threads: number }): TaskHandle<VerifyObjectsResult>;
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; value null deletes */
   debugPutRaw?(store: NativeStore, cf: RawColumnFamily, key: Buffer, value: Buffer | null): Promise<void>;
   /** test hook: present only when GUTS_TEST_HOOKS=1 at load; one gzip member of the fast encoder (native/deflate_fast.h) */

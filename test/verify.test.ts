@@ -7,7 +7,7 @@ import * as path from 'node:path';
 
 import { native } from '../src/native';
 import { GitObject, GutsStore } from '../src/store';
-import { verifyDataDir } from '../src/verify';
+import { formatCount, verifyDataDir } from '../src/verify';
 import { cli, holdStore } from './fixtures/cli';
 
 // A small store: two repositories sharing some blobs, commits, a tag, refs.
@@ -55,6 +55,7 @@ async function withRawStore(dir: string, fn: (s: GutsStore) => Promise<void>): P
 
 t.test('debugPutRaw exists only with GUTS_TEST_HOOKS=1', async (t) => {
   t.type(native.debugPutRaw, 'function');
+  t.type(native.debugDecodeObjects, 'function');
 });
 
 t.test('clean store: quick and full verify pass with exact counts', async (t) => {
@@ -104,6 +105,21 @@ t.test('corrupt object value: CORRUPT naming the object and its repositories', a
   t.match(c.stdout, /^Affected repositories \(2\):\n {2}alice\/app\n {2}bob\/lib$/m);
   // the quick check cannot see a well-formed block with a wrong object
   t.equal(cli(['verify', '--data-dir', dir]).status, 0);
+
+  // debugDecodeObjects (the bench's decode floor): the same scan without the
+  // SHA-1 reads and counts every object, and so cannot see the wrong body
+  const ro = await GutsStore.open(dir, { readOnly: true });
+  try {
+    const d = await native.debugDecodeObjects!(ro.native, { threads: 2 }).promise;
+    const v = await native.verifyObjects(ro.native, { threads: 2, listAffected: false }).promise;
+    t.equal(d.objects, 303);
+    t.match(d.counts, { commit: 1, tree: 1, blob: 300, tag: 1 });
+    t.same(d.problems, [], 'nothing re-hashed');
+    t.equal(v.problems.length, 1, 'verifyObjects re-hashes');
+    t.equal(d.bytes, v.bytes, 'the same bytes read');
+  } finally {
+    await ro.close();
+  }
 });
 
 t.test('invalid type byte: CORRUPT, and the recount disagrees', async (t) => {
@@ -243,4 +259,10 @@ t.test('consensus: tampered block count is a MISMATCH; a consensus-only dir veri
   const good = cli(['verify', '--data-dir', copyConsensus('only-good'), '--full']);
   t.equal(good.status, 0, good.stdout + good.stderr);
   t.match(good.stdout, /^OK: consensus only: 3 consensus blocks \(finalized 2\), \d+ SST files/m);
+});
+
+t.test('formatCount groups digits like en-US without Intl', async (t) => {
+  for (const n of [0, 7, 999, 1000, 12345, 999999, 1000000, 1234567890, -4321, Number.MAX_SAFE_INTEGER, 1234.5]) {
+    t.equal(formatCount(n), n.toLocaleString('en-US'), String(n));
+  }
 });

@@ -196,6 +196,8 @@ export function realCorpus(work: string, maxBytes: number, log: (s: string) => v
   try {
     meta = JSON.parse(fs.readFileSync(doneFile, 'utf8'));
     if (meta?.version !== VERSION) meta = undefined;
+    // a large corpus cached before the kernel tree was installed is built again with it
+    else if (maxBytes > 1e9 && !meta.repos.some((r) => path.basename(r) === 'linux') && realSources(maxBytes, log).some((s) => s.name === 'linux')) meta = undefined;
   } catch {
     meta = undefined;
   }

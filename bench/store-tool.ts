@@ -11,7 +11,9 @@
 //   read DIR [GETS]                        read cost: a full scan of the objects (scanObjects
 //       pages, store freshly opened), then GETS (default 20000) point lookups of
 //       random ids, one at a time (store reopened: cold block cache); prints
-//       {objects, scan_seconds, gets, get_seconds}
+//       {objects, scan_seconds, scan_cpu_seconds, gets, get_seconds, get_cpu_seconds}
+//       (cpu: the process's user + system CPU, all threads: steadier than wall
+//       time on a loaded machine)
 // FORMAT: default | snappy (src/native.ts StoreOptions.format).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -120,6 +122,7 @@ async function importRepos(dst: string, format: 'default' | 'snappy', repos: str
 async function readCost(dir: string, gets: number): Promise<Record<string, number>> {
   const ids: Buffer[] = [];
   let s = await GutsStore.open(dir, { readOnly: true, create: false });
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   try {
     let after: Buffer | null = null;
@@ -133,10 +136,12 @@ async function readCost(dir: string, gets: number): Promise<Record<string, numbe
     await s.close();
   }
   const scanNs = process.hrtime.bigint() - t0;
+  const scanCpu = process.cpuUsage(c0);
   // a fixed pseudo-random order (same ids for every format of the same objects)
   let x = 12345;
   const pick = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), ids[x % ids.length]);
   s = await GutsStore.open(dir, { readOnly: true, create: false });
+  const c1 = process.cpuUsage();
   const t1 = process.hrtime.bigint();
   try {
     for (let i = 0; i < gets; i++) if (!(await s.native.getObject(pick()))) throw new Error('object missing');
@@ -144,7 +149,16 @@ async function readCost(dir: string, gets: number): Promise<Record<string, numbe
     await s.close();
   }
   const getNs = process.hrtime.bigint() - t1;
-  return { objects: ids.length, scan_seconds: Number(scanNs) / 1e9, gets, get_seconds: Number(getNs) / 1e9 };
+  const getCpu = process.cpuUsage(c1);
+  const cpu = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
+  return {
+    objects: ids.length,
+    scan_seconds: Number(scanNs) / 1e9,
+    scan_cpu_seconds: cpu(scanCpu),
+    gets,
+    get_seconds: Number(getNs) / 1e9,
+    get_cpu_seconds: cpu(getCpu),
+  };
 }
 
 async function main(): Promise<void> {

@@ -19,12 +19,15 @@ namespace {
 // 0.73-0.70x at 2-5x the compaction CPU); LZ4 above; 16 KiB blocks (larger
 // ones gain < 1% and slow point reads).
 constexpr int kZstdLevel = 3;
-// A 64 KiB dictionary trained per SST from 640 KiB of samples gains 2% more
-// (0.767x), but this RocksDB build (no ZSTD_STATIC_LINKING_ONLY, so no
-// ROCKSDB_ZSTD_DDICT) digests the dictionary again for every block it reads:
-// random point lookups 1.24x slower than without one. Off until RocksDB is
-// built with the define; the trainer is linked (native/deps/zstd_dict) and
-// bottommost_compression_opts turns it on.
+// No dictionary by default. RocksDB is now built with ZSTD_STATIC_LINKING_ONLY
+// (ROCKSDB_ZSTD_DDICT: each SST's dictionary is digested once per table
+// reader), yet a trained dictionary still costs more than it saves: on the
+// 1000 MB corpus a 64 KiB one gains 2.7% of size (0.764x vs 0.785x of snappy)
+// for 1.18-1.28x the CPU of random gets (1.15-1.19x with 16-32 KiB), 1.16x the write
+// path's CPU and 0.63-0.69x its settled throughput (docs/OPERATIONS.md). The
+// read cost is zstd's cold-dictionary decoding: a get's block comes from
+// another SST (another dictionary) than the previous one. The trainer stays
+// linked (native/deps/zstd_dict); bottommost_compression_opts turns it on.
 constexpr uint32_t kDictBytes = 0;
 constexpr uint32_t kDictTrainBytes = 10 * kDictBytes;
 constexpr size_t kBlockSize = 16 * 1024;

@@ -97,8 +97,27 @@ std::shared_ptr<Store> Store::Open(const Options& options) {
   }
   StoreTuning tuning = options.tuning;
   tuning.bounded_memory = options.read_only;
+  // Dynamic level sizes for a database created now in the default format;
+  // an existing one keeps what its OPTIONS file records (a read-only open
+  // compacts nothing and writes no OPTIONS file: it needs no answer).
+  auto dynamic_levels = [&](const std::string& path) {
+    if (options.read_only) return false;
+    struct stat cur;
+    if (stat((path + "/CURRENT").c_str(), &cur) == 0) return RecordedDynamicLevels(path);
+    return tuning.format == "default";
+  };
+  tuning.dynamic_levels = options.open_db ? dynamic_levels(s->db_path()) : false;
   rocksdb::Options base = MakeStoreOptions(tuning, options.create && !options.read_only, WalRetained(options.data_dir));
   if (options.replay) TuneForReplay(&base);
+  rocksdb::Options consensus_base = base;
+  if (options.open_consensus) {
+    StoreTuning consensus_tuning = tuning;
+    consensus_tuning.dynamic_levels = dynamic_levels(s->consensus_path());
+    if (consensus_tuning.dynamic_levels != tuning.dynamic_levels) {
+      consensus_base = MakeStoreOptions(consensus_tuning, options.create && !options.read_only, WalRetained(options.data_dir));
+      if (options.replay) TuneForReplay(&consensus_base);
+    }
+  }
   if (options.create && !options.read_only) {
     // RocksDB creates missing store dirs 0755 (env/fs_posix.cc), whatever we
     // ask: make them here first, owner-only, so no other local user can read
@@ -117,8 +136,8 @@ std::shared_ptr<Store> Store::Open(const Options& options) {
   rocksdb::Status db_status, consensus_status;
   auto open_consensus = [&] {
     try {
-      consensus_status = options.read_only ? rocksdb::DB::OpenForReadOnly(base, s->consensus_path(), &s->consensus_)
-                                           : rocksdb::DB::Open(base, s->consensus_path(), &s->consensus_);
+      consensus_status = options.read_only ? rocksdb::DB::OpenForReadOnly(consensus_base, s->consensus_path(), &s->consensus_)
+                                           : rocksdb::DB::Open(consensus_base, s->consensus_path(), &s->consensus_);
     } catch (const std::exception& e) {
       consensus_status = rocksdb::Status::Aborted(e.what());
     }
@@ -141,7 +160,7 @@ std::shared_ptr<Store> Store::Open(const Options& options) {
       db_status = rocksdb::Status::Aborted(e.what());
     }
   }
-  if (consensus_thread.joinable()) consensus_thread.join();  // before anything in `s` or `base` goes away
+  if (consensus_thread.joinable()) consensus_thread.join();  // before anything in `s`, `base` or `consensus_base` goes away
   try {
     if (options.open_db) CheckStatus(db_status, s->db_path());
     if (options.open_consensus) CheckStatus(consensus_status, s->consensus_path());

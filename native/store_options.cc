@@ -4,6 +4,7 @@
 #include <rocksdb/convenience.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/options_util.h>
 
 #include <algorithm>
 
@@ -68,6 +69,7 @@ rocksdb::Options MakeStoreOptions(const StoreTuning& tuning, bool create, bool r
   } else {
     throw GutsError(Code::InvalidArgument, "unknown store format \"" + tuning.format + "\" (expected default or snappy)");
   }
+  o.level_compaction_dynamic_level_bytes = tuning.dynamic_levels;
   static std::shared_ptr<rocksdb::Cache> node_cache = rocksdb::NewLRUCache(kNodeCacheBytes);
   rocksdb::BlockBasedTableOptions t;
   if (tuning.bounded_memory) {
@@ -90,6 +92,16 @@ rocksdb::Options MakeStoreOptions(const StoreTuning& tuning, bool create, bool r
     o = tuned;
   }
   return o;
+}
+
+bool RecordedDynamicLevels(const std::string& db_path) {
+  rocksdb::ConfigOptions config;
+  config.ignore_unknown_options = true;
+  rocksdb::DBOptions db_options;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  if (!rocksdb::LoadLatestOptions(config, db_path, &db_options, &cfs).ok()) return false;
+  // every column family of a store is created with the same options
+  return !cfs.empty() && cfs.front().options.level_compaction_dynamic_level_bytes;
 }
 
 std::vector<std::string> SupportedCompressions() {

@@ -292,3 +292,59 @@ t.test('a store written with a trained ZSTD dictionary opens with the default op
   t.equal(v2.status, 0, v2.stderr);
   t.same(JSON.parse(v2.stdout).problems, []);
 });
+
+/** level_compaction_dynamic_level_bytes of every column family in the latest OPTIONS file of a RocksDB dir. */
+function recordedDynamicLevels(dbDir: string): boolean[] {
+  const latest = fs
+    .readdirSync(dbDir)
+    .filter((f) => /^OPTIONS-\d+$/.test(f))
+    .sort((a, b) => Number(a.slice(8)) - Number(b.slice(8)))
+    .pop();
+  if (!latest) throw new Error(`no OPTIONS file in ${dbDir}`);
+  return [...fs.readFileSync(path.join(dbDir, latest), 'utf8').matchAll(/^\s*level_compaction_dynamic_level_bytes=(true|false)$/gm)].map((m) => m[1] === 'true');
+}
+
+t.test('dynamic level sizes: on for a store created in the default format; an existing store keeps what it records', async (t) => {
+  const dir = t.testdir();
+  const files = realFiles(256 << 10);
+  const put = async (dataDir: string, opts: Parameters<typeof GutsStore.open>[1] = {}) => {
+    const s = await GutsStore.open(dataDir, opts);
+    try {
+      await s.putObjects('alice/rocksdb', files.slice(0, 20).map((data) => ({ type: 'blob' as const, data })));
+      await s.flush();
+    } finally {
+      await s.close();
+    }
+  };
+  const all = (dataDir: string) => [...recordedDynamicLevels(path.join(dataDir, 'db')), ...recordedDynamicLevels(path.join(dataDir, 'consensus'))];
+
+  // a new store in the default format
+  const fresh = path.join(dir, 'fresh');
+  await put(fresh);
+  t.ok(all(fresh).length >= 2, 'OPTIONS files of db/ and consensus/ read');
+  t.ok(all(fresh).every((v) => v), 'a new store has dynamic level sizes in db/ and consensus/');
+  await put(fresh);
+  t.ok(all(fresh).every((v) => v), 'and keeps them when opened again');
+
+  // a store of the format before issue 14 (snappy) keeps fixed sizes when the default format opens it
+  const old = path.join(dir, 'old');
+  await snappyStore(old, files);
+  t.ok(all(old).every((v) => !v), 'a snappy store records fixed level sizes');
+  await put(old);
+  t.ok(all(old).every((v) => !v), 'opened in the default format, it keeps them (RocksDB advises against switching)');
+
+  // a default-format store written before dynamic sizes were the default
+  const before = path.join(dir, 'before');
+  await put(before, { rocksdbOptions: 'level_compaction_dynamic_level_bytes=false' });
+  t.ok(all(before).every((v) => !v), 'a store created with fixed sizes');
+  await put(before);
+  t.ok(all(before).every((v) => !v), 'keeps them when the default options open it');
+
+  // the offline compact keeps the store's choice too, and the store stays whole
+  const c = cli(['compact', '--data-dir', old, '--json'], { env: ENV });
+  t.equal(c.status, 0, c.stderr);
+  t.ok(all(old).every((v) => !v), 'compact keeps the recorded fixed sizes');
+  const v = cli(['verify', '--data-dir', old, '--full', '--json'], { env: ENV });
+  t.equal(v.status, 0, v.stderr);
+  t.same(JSON.parse(v.stdout).problems, []);
+});

@@ -7,6 +7,7 @@
 //   import DST FORMAT REPO... [--options S] `guts-node import` of each git repo
 //       into a new store DST (in process, same code); prints {objects, bytes, seconds, sst_bytes}
 //   compact DIR FORMAT [--options S]       offline compact writing FORMAT; prints the result
+//   settle DIR                             open DIR read-write until no compaction is pending (as a node would)
 //   summary DIR                            the SST summary with its table-property parts
 //   read DIR [GETS]                        read cost: a full scan of the objects (scanObjects
 //       pages, store freshly opened), then GETS (default 20000) point lookups of
@@ -169,7 +170,19 @@ async function main(): Promise<void> {
   let out: unknown;
   if (cmd === 'copy') out = await copy(rest[0], rest[1], rest[2] as 'default' | 'snappy', rocksdbOptions);
   else if (cmd === 'import') out = await importRepos(rest[0], rest[1] as 'default' | 'snappy', rest.slice(2), rocksdbOptions);
-  else if (cmd === 'compact') {
+  else if (cmd === 'settle') {
+    // what a node does in its first seconds on a data dir an import closed
+    // with compactions pending: open it read-write and let them finish
+    const t0 = process.hrtime.bigint();
+    const s = await GutsStore.open(rest[0], { create: false });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      await settle(s);
+    } finally {
+      await s.close();
+    }
+    out = { settle_seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  } else if (cmd === 'compact') {
     // in the given format: the snappy baseline stays snappy when compacted
     const s = await GutsStore.open(rest[0], { create: false, format: (rest[1] ?? 'default') as 'default' | 'snappy', rocksdbOptions });
     try {
@@ -186,7 +199,7 @@ async function main(): Promise<void> {
       await s.close();
     }
   } else if (cmd === 'read') out = await readCost(rest[0], Number(rest[1] ?? 20000));
-  else throw new Error('usage: store-tool copy SRC DST FORMAT | import DST FORMAT REPO... | compact DIR FORMAT [--options S] | summary DIR | read DIR [GETS]');
+  else throw new Error('usage: store-tool copy SRC DST FORMAT | import DST FORMAT REPO... | compact DIR FORMAT [--options S] | settle DIR | summary DIR | read DIR [GETS]');
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 
 import { errorCode, GutsError } from './errors';
 import { Counts, native, NativeStore, ObjectProblem, Progress } from './native';
-import { formatBytes } from './progress';
+import { formatBytes, groupDigits } from './progress';
 import { dataDirLayout, storeLockHolder } from './store';
 import { storePermissionWarnings } from './store-permissions';
 
@@ -286,16 +286,8 @@ export async function verifyDataDir(dir: string, opts: VerifyOptions): Promise<V
   }
 }
 
-/**
- * "1,234,567" (en-US grouping). Not Intl.NumberFormat: creating one loads ICU
- * locale data, ~13 ms of CPU on every `verify` start (a serial part that caps
- * the 1 -> 2 thread scaling of `verify --full`, issue 14).
- */
-export const formatCount = (n: number): string => {
-  if (!Number.isSafeInteger(n)) return n.toLocaleString('en-US');
-  const digits = String(Math.abs(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-  return n < 0 ? `-${digits}` : digits;
-};
+/** "1,234,567" (en-US grouping without Intl: creating a NumberFormat loads ICU, a serial part of every verify's start). */
+export const formatCount = groupDigits;
 
 /** "50,000 blobs, 10,000 trees, 5,000 commits" (tags only when present) — the guide's order. */
 export function formatTypeCounts(c: Pick<Counts, 'commit' | 'tree' | 'blob' | 'tag'>): string {

@@ -135,10 +135,7 @@ async function openReadOnly(dir: string): Promise<Opened | { failed: string[] }>
   }
   if (!hasDb && !hasConsensus) return { failed: problems };
   const tryOpen = async (db: boolean, consensus: boolean): Promise<NativeStore | string> => {
-    // max_file_opening_threads=1: RocksDB's default opens the table readers of
-    // every column family with 16 threads each (~100 threads created and
-    // joined for a handful of files); one thread opens them in half the CPU.
-    const n = new native.Store(dir, { readOnly: true, create: false, db, consensus, rocksdbOptions: 'max_file_opening_threads=1' });
+    const n = new native.Store(dir, { readOnly: true, create: false, db, consensus });
     try {
       await n.open();
       return n;

@@ -4,6 +4,20 @@ import * as path from 'node:path';
 
 import { fsError } from './errors';
 
+let tempSeq = 0;
+
+/**
+ * A temp name beside `file` that no other write in this process (or another
+ * process) picks: pid + a per-process counter + random. A millisecond clock is
+ * not enough, two writes of one file in the same millisecond (state.json from
+ * the WAL tail and the archive loop) shared one temp file and the second
+ * rename failed with ENOENT.
+ */
+export function tempPathFor(file: string, tag = 'tmp'): string {
+  const unique = `${process.pid}-${(tempSeq++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  return path.join(path.dirname(file), `.${path.basename(file)}.${tag}-${unique}`);
+}
+
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
@@ -47,7 +61,7 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o60
  * server whose requests must not wait for a journal commit.
  */
 export async function writeFileAtomicAsync(file: string, data: string | Buffer, mode = 0o600): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${Date.now()}`);
+  const tmp = tempPathFor(file);
   try {
     const fh = await fs.promises.open(tmp, 'w', mode);
     try {

@@ -22,10 +22,10 @@ import { dataDirLayout, storeLockHolder } from './store';
 /**
  * Top-level entries a guts data dir (or an earlier restore) may hold; --force
  * replaces a directory holding only these (plus atomic-write temp files like
- * ".last-backup.json.tmp-123").
+ * ".last-backup.json.tmp-123-0-k3j9x").
  */
 export const DATA_DIR_ENTRIES = new Set(['db', 'consensus', 'checkpoints', 'last-backup.json', 'node.pid', 'admin.sock', 'lost+found', 'wal']);
-const ATOMIC_TEMP = /^\.(last-backup\.json|node\.pid)\.tmp-\d+(-\d+)?$/;
+const ATOMIC_TEMP = /^\.(last-backup\.json|node\.pid)\.tmp-\d+(-[0-9a-z]+)*$/; // fsutil.tempPathFor
 
 /**
  * The physical absolute path `target` names, as the kernel reads it: each

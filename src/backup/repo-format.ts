@@ -21,7 +21,7 @@ import { Readable, Transform } from 'node:stream';
 
 import { ManifestFile, Manifest } from '../archive';
 import { errorCode, fsError, GutsError } from '../errors';
-import { fsyncDir } from '../fsutil';
+import { fsyncDir, tempPathFor } from '../fsutil';
 import { Location } from '../location';
 import { readThroughPipe } from '../location/backup-stream';
 import { native, RepoObjectResult } from '../native';
@@ -320,7 +320,7 @@ export async function putFileObject(loc: Location, key: string, source: string, 
  * The directories whose entries changed (and the parents of those created)
  * are fsynced once each by `commit()`, not once per object: the caller writes
  * the snapshot manifest only after `commit()`, so every object it references
- * is durable first. A killed run leaves `.<name>.upload-<pid>-<ms>` temp files
+ * is durable first. A killed run leaves `.<name>.upload-<pid>-<n>-<random>` temp files
  * (collected by prune, as those of uploads) and unreferenced objects.
  */
 export class LocalObjectBatch {
@@ -352,7 +352,7 @@ export class LocalObjectBatch {
     const file = this.loc.urlOf(key);
     const dir = path.dirname(file);
     this.mkdirs(dir);
-    const tmp = path.join(dir, `.${path.basename(file)}.upload-${process.pid}-${Date.now()}`);
+    const tmp = tempPathFor(file, 'upload');
     let fd: number;
     try {
       fd = fs.openSync(tmp, 'wx', 0o600);

@@ -31,7 +31,7 @@ export interface RepoPruneResult {
   kept_bytes: number;
 }
 
-/** Temp files of local uploads whose process is gone (`.<name>.upload-<pid>-<ms>`). */
+/** Temp files of local uploads whose process is gone (`.<name>.upload-<pid>-<n>-<random>`, fsutil.tempPathFor; older builds wrote `-<ms>`). */
 function deadUploadTemps(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string) => {
@@ -45,7 +45,7 @@ function deadUploadTemps(root: string): string[] {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) walk(p);
       else {
-        const m = /^\..+\.upload-(\d+)-\d+$/.exec(e.name);
+        const m = /^\..+\.upload-(\d+)(-[0-9a-z]+)+$/.exec(e.name);
         if (m && !isProcessAlive(Number(m[1]))) out.push(p);
       }
     }
@@ -53,7 +53,7 @@ function deadUploadTemps(root: string): string[] {
   for (const sub of ['data', 'files', 'snapshots', 'locks', '.']) {
     if (sub === '.') {
       for (const name of fs.existsSync(root) ? fs.readdirSync(root) : []) {
-        const m = /^\..+\.upload-(\d+)-\d+$/.exec(name);
+        const m = /^\..+\.upload-(\d+)(-[0-9a-z]+)+$/.exec(name);
         if (m && !isProcessAlive(Number(m[1]))) out.push(path.join(root, name));
       }
     } else walk(path.join(root, sub));

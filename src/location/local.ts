@@ -8,7 +8,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 import { fsError, GutsError } from '../errors';
-import { fsyncDir, writeFileAtomic } from '../fsutil';
+import { fsyncDir, tempPathFor, writeFileAtomic } from '../fsutil';
 import { byteSourceStream, isByteSource } from './byte-source';
 import { ByteSource, Location, ObjectInfo, ReadOptions, UploadOptions } from './types';
 
@@ -54,7 +54,7 @@ export class LocalLocation implements Location {
       throw fsError(e, 'cannot create directory', dir);
     }
     if (!opts.overwrite && fs.existsSync(file)) throw new GutsError('GUTS_EXISTS', `${file} already exists`, file);
-    const tmp = path.join(dir, `.${path.basename(file)}.upload-${process.pid}-${Date.now()}`);
+    const tmp = tempPathFor(file, 'upload');
     let bytes = 0;
     const count = new Transform({
       transform(chunk: Buffer, _enc, cb) {

@@ -12,6 +12,7 @@ import { pipeline } from 'node:stream/promises';
 
 import type { GutsConfig } from '../config';
 import { fsError, GutsError } from '../errors';
+import { tempPathFor } from '../fsutil';
 import { checkArchiveName, PutResult, WalLocation } from '../wal/target';
 import { openLocation } from './index';
 import { Location } from './types';
@@ -53,7 +54,7 @@ export class ObjectWalLocation implements WalLocation {
     checkArchiveName(name);
     if (!(await this.location.stat(name))) return false;
     const dest = path.resolve(destPath);
-    const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}-${Date.now().toString(36)}`);
+    const tmp = tempPathFor(dest);
     try {
       const fh = await fs.promises.open(tmp, 'wx', 0o600);
       try {

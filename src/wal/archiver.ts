@@ -88,6 +88,7 @@ export class WalArchiver {
   private timer: NodeJS.Timeout | null = null;
   /** tail passes run one after the other (timer, wal mark, shutdown) */
   private chain: Promise<void> = Promise.resolve();
+  private stateWrites: Promise<void> = Promise.resolve();
   private pushing: Promise<void> | null = null;
   private stopped = false;
   /** the last archive round during stop() */
@@ -151,7 +152,7 @@ export class WalArchiver {
       await this.newTimeline({ db: seqs.db + 1, consensus: seqs.consensus + 1 }, { reason: 'the store was replaced (db/IDENTITY changed)', was: loaded.db_identity, now: identity });
     }
     if (identity) this.state.db_identity = identity;
-    await writeWalStateAsync(this.dataDir, this.state);
+    await this.saveState();
     this.updateGate();
     this.log.info('WAL archiving on', {
       timeline: this.state.timeline,
@@ -247,7 +248,7 @@ export class WalArchiver {
   async noteBaseBackup(timeline: number): Promise<void> {
     if (timeline !== this.state.timeline || !this.state.needs_base_backup) return;
     this.state.needs_base_backup = false;
-    await writeWalStateAsync(this.dataDir, this.state);
+    await this.saveState();
   }
 
   /**
@@ -269,7 +270,7 @@ export class WalArchiver {
       this.state.marks = this.state.marks.filter((n) => n !== name);
       throw e;
     }
-    await writeWalStateAsync(this.dataDir, this.state);
+    await this.saveState();
     // Tail until the mark is in, then close: the mark's segment is named and queued.
     for (let i = 0; i < 1000 && this.tailNext.db <= m.seq; i++) await this.tailOnce(false);
     if (this.tailNext.db <= m.seq) throw new GutsError('GUTS_INTERNAL', `restore point at ${m.seq} not reached by the WAL tail`);
@@ -304,8 +305,27 @@ export class WalArchiver {
 
   /** Runs fn after every tail pass, segment close or timeline change before it, and before any after it. */
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.chain.catch(() => undefined).then(fn);
-    this.chain = p.then(() => undefined);
+    const p = this.chain.then(fn);
+    // The chain itself never rejects: a failed pass is the caller's to handle,
+    // and a rejected chain with no handler yet took the node down.
+    this.chain = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    return p;
+  }
+
+  /**
+   * Writes state.json from the state as it is when the write starts, one write
+   * at a time: the tail (segment closes) and the archive loop both advance it,
+   * and two renames racing could leave the older state on disk.
+   */
+  private saveState(): Promise<void> {
+    const p = this.stateWrites.then(() => writeWalStateAsync(this.dataDir, this.state));
+    this.stateWrites = p.then(
+      () => undefined,
+      () => undefined,
+    );
     return p;
   }
 
@@ -372,7 +392,7 @@ export class WalArchiver {
     // now, and a failed state write must not leave it out of the queue (after
     // a crash the start-up adopts it from pending/).
     this.pending.push({ name, bytes: file.length, kind: 'segment', timeline: header.timeline, segment: header.segment, firstTimeUs: header.firstTimeUs, lastTimeUs: header.lastTimeUs, closedAt });
-    await writeWalStateAsync(this.dataDir, s);
+    await this.saveState();
     this.log.debug('WAL segment closed', { segment: name, records: header.recordCount, bytes: file.length });
     this.updateGate();
     this.kickPush();
@@ -423,7 +443,7 @@ export class WalArchiver {
     this.tailNext = { db: s.db_next_seq, consensus: s.consensus_next_seq };
     s.timeline_switches_total++;
     s.needs_base_backup = true;
-    await writeWalStateAsync(this.dataDir, s);
+    await this.saveState();
     this.pending.push({ name, bytes: bytes.length, kind: 'history', timeline: history.timeline, segment: -1, firstTimeUs: 0, lastTimeUs: 0 });
     this.pending.sort(comparePending);
     this.log.error('WAL CONTINUITY BROKEN: new timeline started; the archive cannot restore across this point, take a new base backup now', {
@@ -482,7 +502,7 @@ export class WalArchiver {
         // Another restore or node claimed this id while our history waited: nothing of it is archived yet (its history goes first).
         await this.serialized(async () => {
           if (this.pending[0] !== head || head.timeline !== this.state.timeline) return;
-          this.pending = await renumberTimeline(this.dataDir, this.state, this.pending, this.config, this.log);
+          this.pending = await renumberTimeline(this.dataDir, this.state, () => this.saveState(), this.pending, this.config, this.log);
         });
         this.updateGate();
         continue;
@@ -494,7 +514,7 @@ export class WalArchiver {
         this.backoffMs = this.backoffMs ? Math.min(BACKOFF_MAX_MS, this.backoffMs * 2) : BACKOFF_START_MS;
         this.nextAttemptAt = Date.now() + this.backoffMs;
         this.log.warn('WAL archive failed; retrying', { segment: head.name, error, retry_in_s: this.backoffMs / 1000, pending: this.pending.length, pending_bytes: this.pendingBytes });
-        await writeWalStateAsync(this.dataDir, this.state).catch(() => undefined);
+        await this.saveState().catch(() => undefined);
         this.updateGate(); // the 503 reason names the error `wal status` shows
         return;
       }
@@ -507,7 +527,7 @@ export class WalArchiver {
       if (this.backoffMs) this.log.info('WAL archiving recovered', { segment: head.name, after_failures: this.state.archive_failures_total });
       this.backoffMs = 0;
       this.nextAttemptAt = 0;
-      await writeWalStateAsync(this.dataDir, this.state);
+      await this.saveState();
       await fs.promises.rm(file, { force: true });
       this.pending.shift();
       this.updateGate();

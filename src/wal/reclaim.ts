@@ -17,7 +17,7 @@ import type { GutsError } from '../errors';
 import { fsyncDir, writeFileAtomicAsync } from '../fsutil';
 import { newestArchivedTimeline, PendingEntry } from './resume';
 import { decodeHistory, decodeSegment, encodeHistory, encodeSegment, historyName, segmentName } from './segment';
-import { comparePending, WalState, walLayout, writeWalStateAsync } from './state';
+import { comparePending, WalState, walLayout } from './state';
 import { walSource } from './target';
 
 /**
@@ -42,7 +42,7 @@ export async function historyTaken(dataDir: string, config: GutsConfig, name: st
 }
 
 /** Moves the current timeline (nothing of it archived) to the next free id; returns the new pending queue. */
-export async function renumberTimeline(dataDir: string, state: WalState, pending: PendingEntry[], config: GutsConfig, log: Logger): Promise<PendingEntry[]> {
+export async function renumberTimeline(dataDir: string, state: WalState, saveState: () => Promise<void>, pending: PendingEntry[], config: GutsConfig, log: Logger): Promise<PendingEntry[]> {
   const dir = walLayout(dataDir).pending;
   const old = state.timeline;
   const newest = await newestArchivedTimeline(dataDir, config, log);
@@ -76,7 +76,7 @@ export async function renumberTimeline(dataDir: string, state: WalState, pending
   state.timeline = next;
   if (prev !== null) state.prev_checksum = prev;
   state.abandoned_timelines = [...(state.abandoned_timelines ?? []), old];
-  await writeWalStateAsync(dataDir, state);
+  await saveState();
   for (const p of pending) if (p.timeline === old) await fs.promises.rm(path.join(dir, p.name), { force: true });
   fsyncDir(dir);
   log.error('WAL: timeline id taken in the archive by another restore or node while its history waited to be archived; renumbered what is pending to the next free id', {

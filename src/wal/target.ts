@@ -16,7 +16,7 @@ import * as path from 'node:path';
 
 import type { GutsConfig } from '../config';
 import { fsError, GutsError } from '../errors';
-import { fsyncDir } from '../fsutil';
+import { fsyncDir, tempPathFor } from '../fsutil';
 import { describeWalCommandFailure, runWalCommand, WalCommandOptions } from './command';
 
 /** Archived file names: segments and histories, never a path, never hidden. */
@@ -80,7 +80,7 @@ async function copyToTemp(src: string, dstDir: string, name: string): Promise<st
   } catch (e) {
     throw fsError(e, 'cannot read', src);
   }
-  const tmp = path.join(dstDir, `.${name}.tmp-${process.pid}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);
+  const tmp = tempPathFor(path.join(dstDir, name));
   try {
     await fs.promises.copyFile(src, tmp, fs.constants.COPYFILE_EXCL);
     const fh = await fs.promises.open(tmp, 'r+');

@@ -270,12 +270,19 @@ t.test('kill -9 during create and during prune, 10 times each', async (t) => {
   }
   const v = json(['backup', 'verify', '--repo', repo]);
   t.equal(v.code, 0, 'repository verifies clean after 10 killed creates');
+  // temp files of uploads whose process is gone, as this build and older builds name them
+  const deadPid = 4_194_000; // above any pid this machine hands out in a test run
+  const planted = [path.join(repo, 'data', `.planted.upload-${deadPid}-0-k3j9x`), path.join(repo, 'data', `.planted-old.upload-${deadPid}-1764400000000`)];
+  for (const f of planted) fs.writeFileSync(f, 'partial');
   const p = json(['backup', 'prune', '--repo', repo, '--keep-last', '100']);
   t.equal(p.code, 0, `prune: ${p.stderr}`);
+  for (const f of planted) t.notOk(fs.existsSync(f), `${path.basename(f)} removed by prune`);
   t.ok(p.body.swept_objects + p.body.removed_leftovers.length > 0, `leftovers collected: ${p.body.swept_objects} objects, ${p.body.removed_leftovers.length} locks/temp files`);
   const again = json(['backup', 'prune', '--repo', repo, '--keep-last', '100']);
   t.equal(again.body.swept_objects, 0, 'nothing left for a second prune');
   t.same(fs.readdirSync(path.join(repo, 'locks')), [], 'no lock left');
+  const uploadTemps = (fs.readdirSync(repo, { recursive: true }) as string[]).filter((n) => /(^|\/)\.[^/]+\.upload-\d+-/.test(n));
+  t.same(uploadTemps, [], 'no temp file of a killed upload left');
   t.equal(cli(['--data-dir', data, 'backup', 'create', '--repo', repo]).code, 0, 'create works after the kills');
 
   for (let i = 0; i < 10; i++) {

@@ -60,7 +60,15 @@ export async function startNode(dataDir: string, extra: string[] = [], env: Node
     exited,
     stop: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
+      // A node that does not stop is a bug to see, not a test that hangs until tap's timeout.
+      let timer: NodeJS.Timeout | undefined;
+      const hung = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error(`node did not stop within 60 s of SIGTERM; stderr:\n${err}`));
+        }, 60_000);
+      });
+      return Promise.race([exited, hung]).finally(() => clearTimeout(timer));
     },
   };
 }
@@ -84,6 +92,8 @@ export function request(url: string, opts: { method?: string; body?: string | Bu
       res.on('error', reject);
     });
     req.on('error', reject);
+    // No answer in 60 s is a hung node: fail with the URL rather than at tap's timeout.
+    req.setTimeout(60_000, () => req.destroy(new Error(`no answer from ${opts.method ?? 'GET'} ${url} within 60 s`)));
     req.end(opts.body);
   });
 }

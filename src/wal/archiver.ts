@@ -334,7 +334,10 @@ export class WalArchiver {
     if (!store) return;
     for (const db of DBS) {
       for (;;) {
-        const room = Math.max(64 * 1024, this.settings.segmentSize - this.open.bytes);
+        // Read no further than the segment's room: a segment overshoots
+        // segment_size by at most one batch (the reader stops after the batch
+        // that crosses maxBytes), however many batches wait.
+        const room = Math.max(1, this.settings.segmentSize - this.open.bytes);
         const r = await native.walTail(store.native, db, this.tailNext[db], { maxBytes: room, maxBatches: 20_000 });
         if (r.gap) {
           await this.switchTimeline(db, r.gap, r.latest);

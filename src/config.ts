@@ -122,7 +122,7 @@ export const CONFIG_KEYS: Record<string, KeySpec> = {
   'backup.s3.access_key_id': { kind: 'string', default: '', help: 'S3 access key id (prefer the AWS environment or a profile); AWS_ACCESS_KEY_ID overrides it' },
   'backup.s3.secret_access_key': { kind: 'string', default: '', help: 'S3 secret key (never printed; keep config.yaml 0600)', secret: true },
   'backup.s3.force_path_style': { kind: 'bool', default: false, help: 'path-style addressing even without a custom endpoint' },
-  'backup.repo': { kind: 'string', default: '', help: '`backup run`: a snapshot into this backup repository (a directory or s3://bucket/prefix) instead of an archive to backup.to (empty = archives)' },
+  'backup.repo': { kind: 'string', default: '', help: '`backup run`: a snapshot into this backup repository (a directory or s3://bucket/prefix) instead of an archive to backup.to; also what `backup list` / `prune` act on when given no location (empty = archives)' },
   'backup.lock_wait': { kind: 'int', default: 300, min: 0, max: 86400, help: 'seconds `backup run` / `create --repo` / `prune --repo` wait for a conflicting repository lock (0 = exit 3 at once)' },
 };
 

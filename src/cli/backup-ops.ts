@@ -37,14 +37,16 @@ export function registerBackupOps(backup: Command): void {
   backup
     .command('list')
     .description('every backup at a location: kind, created, size, objects, repositories, WAL position, sidecar/manifest present')
-    .argument('[location]', 'directory or s3://bucket/prefix (default: backup.to, else backup.dir)')
-    .option('--repo <location>', 'list the snapshots of a backup repository instead (--json: one object, docs/JSON.md)')
+    .argument('[location]', 'directory or s3://bucket/prefix (default: backup.repo if set, else backup.to, else backup.dir)')
+    .option('--repo <location>', 'list the snapshots of a backup repository instead (--json: one object, docs/JSON.md; default when no location is given: backup.repo)')
     .option('--json', 'print a JSON array')
     .action(
       run(async (arg: string | undefined, opts: { json?: boolean; repo?: string }, cmd: Command) => {
         if (opts.repo && arg) throw repoUsage('list', 'give a location or --repo, not both');
-        if (opts.repo) return repoList(cmd, opts.repo, opts);
         const cfg = context(cmd).loaded.config;
+        // as `backup run`: backup.repo unless the command line names an archive location
+        const repo = opts.repo || (arg ? '' : cfg.backup.repo);
+        if (repo) return repoList(cmd, repo, opts);
         const location = openLocation(defaultLocation(cfg, arg), cfg);
         try {
           const entries = await listBackups(location);
@@ -70,10 +72,10 @@ export function registerBackupOps(backup: Command): void {
     backup
       .command('prune')
       .description('remove backups no keep rule needs (restic-style); the newest valid backup is always kept; sidecars go with their archives')
-      .argument('[location]', 'directory or s3://bucket/prefix (default: backup.to, else backup.dir)'),
+      .argument('[location]', 'directory or s3://bucket/prefix (default: backup.repo if set, else backup.to, else backup.dir)'),
   )
     .option('--dry-run', 'print what would be removed, remove nothing')
-    .option('--repo <location>', 'prune the snapshots of a backup repository instead, then sweep objects no kept snapshot references (under an exclusive repository lock)')
+    .option('--repo <location>', 'prune the snapshots of a backup repository instead, then sweep objects no kept snapshot references (under an exclusive repository lock; default when no location and no --archive-dir is given: backup.repo)')
     .option('--archive-dir <dir|url>', 'WAL archive whose segments older than every kept backup are removed (default: wal.archive_dir)')
     .option('--json', 'print one JSON object: kept (with reasons), removed, wal')
     .option(LOCK_WAIT_FLAG, LOCK_WAIT_HELP, lockWaitOption)
@@ -92,8 +94,10 @@ from the WAL archive when no kept backup has a WAL position.`,
         const cfg = context(cmd).loaded.config;
         const policy = policyFrom(opts, cfg.backup);
         if (opts.repo && (arg || opts.archiveDir)) throw repoUsage('prune', '--repo takes no location argument and no --archive-dir (repository prune never removes WAL segments)');
-        if (opts.lockWait !== undefined && !opts.repo) throw repoUsage('prune', '--lock-wait needs --repo (archive prune takes no repository lock)');
-        if (opts.repo) return repoPrune(cmd, opts.repo, policy, opts);
+        // as `backup run`: backup.repo unless the command line names an archive location (or a WAL archive to prune with it)
+        const repo = opts.repo || (arg || opts.archiveDir ? '' : cfg.backup.repo);
+        if (opts.lockWait !== undefined && !repo) throw repoUsage('prune', '--lock-wait needs --repo or backup.repo (archive prune takes no repository lock)');
+        if (repo) return repoPrune(cmd, repo, policy, opts);
         const location = openLocation(defaultLocation(cfg, arg), cfg);
         try {
           const r = await pruneBackups(location, policy, {

@@ -134,6 +134,14 @@ t.test('backup run with backup.repo', async (t) => {
   t.match(r3.prune.wal, /never removes WAL/);
   const list = await cli(['backup', 'list', '--repo', repo, '--json']);
   t.same(list.body.snapshots.map((s: any) => s.id), [r2.snapshot.id, r3.snapshot.id], 'the repository holds the two newest');
+  // list and prune given no location act on backup.repo, as run does
+  t.same((await cli(['backup', 'list', '--json'])).body, list.body, 'backup list with backup.repo set: the repository');
+  const dry = await cli(['backup', 'prune', '--keep-last', '1', '--dry-run', '--json']);
+  t.equal(dry.code, 0, dry.stderr);
+  t.same(dry.body.removed.map((s: any) => s.id), [r2.snapshot.id], 'backup prune with backup.repo set: the repository (dry run)');
+  fs.mkdirSync(path.join(dir, 'no-archives-here'));
+  const archList = await cli(['backup', 'list', path.join(dir, 'no-archives-here'), '--json']);
+  t.same(archList.body, [], 'a location argument lists archives although backup.repo is set');
   const v = await cli(['backup', 'verify', '--repo', repo, '--json']);
   t.equal(v.body.status, 'VALID', 'and verifies after the sweep');
 

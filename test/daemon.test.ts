@@ -9,13 +9,13 @@ import * as path from 'node:path';
 import { withSocketPath } from '../src/daemon/protocol';
 import { connectNode, requireNode } from '../src/node-client';
 import { dataDirLayout, gitObjectId, GutsStore } from '../src/store';
-import { BIN, cli, metric, pushObjects, request, sleep, startNode, waitFor } from './lib/node-proc';
+import { BIN, cli, metric, pushObjects, request, sleep, startNode, stopAtEnd, waitFor } from './lib/node-proc';
 
 const blob = (s: string) => ({ type: 'blob', data: Buffer.from(s) });
 
 t.test('serve: health, object API, metrics, status, 0600 socket, second serve locked, SIGTERM clean', async (t) => {
   const dataDir = path.join(t.testdir(), 'data');
-  const node = await startNode(dataDir);
+  const node = stopAtEnd(t, await startNode(dataDir));
   const l = dataDirLayout(dataDir);
 
   t.equal(fs.statSync(l.socket).mode & 0o777, 0o600, 'admin socket is 0600');
@@ -211,7 +211,7 @@ function rawSession(socketPath: string) {
 t.test('checkpoint leases: expiry, owner disconnect, keepalive; leftovers of a crashed node removed at start', async (t) => {
   const dataDir = path.join(t.testdir(), 'data');
   const l = dataDirLayout(dataDir);
-  let node = await startNode(dataDir);
+  let node = stopAtEnd(t, await startNode(dataDir));
   await pushObjects(node.url, 'a/b', [blob('one')]);
 
   // a lease nobody renews expires while its connection stays open
@@ -346,7 +346,7 @@ t.test('config: api.addr, JSON logs at debug level, metrics on their own address
 
 t.test('SIGTERM under write load: in-flight writes finish, every acknowledged object is durable', async (t) => {
   const dataDir = path.join(t.testdir(), 'data');
-  const node = await startNode(dataDir);
+  const node = stopAtEnd(t, await startNode(dataDir));
   const acked: string[] = [];
   let refused = 0;
   let stop = false;

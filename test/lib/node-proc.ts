@@ -73,6 +73,16 @@ export async function startNode(dataDir: string, extra: string[] = [], env: Node
   };
 }
 
+/**
+ * Stops `node` when test `t` ends, passed or failed: a failed assertion must not
+ * leave a node running, which keeps the test process alive until tap's timeout
+ * (and the node orphaned after it). Stopping a node that has exited is a no-op.
+ */
+export function stopAtEnd(t: { teardown(fn: () => unknown): void }, node: NodeProc): NodeProc {
+  t.teardown(() => node.stop());
+  return node;
+}
+
 export interface HttpResult {
   status: number;
   headers: http.IncomingHttpHeaders;

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 
 import { verifyBackup } from '../../src/backup-verify';
 import { BIN } from '../fixtures/cli';
-import { startNode } from '../lib/node-proc';
+import { startNode, stopAtEnd } from '../lib/node-proc';
 import { checkpointsLeft, prng, runSeed, seedStore } from './helpers';
 
 const SEED = runSeed(4242);
@@ -40,7 +40,7 @@ t.test('concurrent creates of the same output', async (t) => {
   seedStore(dataDir, '8MiB');
   const rnd = prng(SEED);
   let good = 0;
-  let node = await startNode(dataDir);
+  let node = stopAtEnd(t, await startNode(dataDir));
   for (let round = 0; round <= ROUNDS; round++) {
     if (round === ROUNDS) {
       await node.stop(); // the last round: the CLI runs open the store themselves

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { cli, metric, pushObjects, request, sleep, startNode, waitFor } from '../lib/node-proc';
+import { cli, metric, pushObjects, request, sleep, startNode, stopAtEnd, waitFor } from '../lib/node-proc';
 import { GutsStore } from '../../src/store';
 import { decodeHistory, encodeHistory, ZERO_CHECKSUM } from '../../src/wal/segment';
 import { readArchive, occurrences, walConfig } from './lib';
@@ -112,7 +112,9 @@ t.test('an archive command failing for 30 s, then recovering: retried with backo
   t.match(s.last_error.message, /exited with status 3: archive is down/);
   t.match(node.stderr(), /archive is down/, "the command's stderr is in the node log");
   fs.writeFileSync(flag, '');
-  await waitFor(async () => metric((await request(node.url + '/metrics')).body.toString(), 'guts_wal_pending_segments') === 0, 70_000, 'the backlog archived');
+  await waitFor(async () => metric((await request(node.url + '/metrics')).body.toString(), 'guts_wal_pending_segments') === 0, 70_000, 'the backlog archived').catch((e) => {
+    throw new Error(`${(e as Error).message}; node log:\n${node.stderr().split('\n').slice(-30).join('\n')}`);
+  });
   await node.stop();
   const a = await readArchive(archive);
   t.ok(a.segments.length > 5, `${a.segments.length} segments, chained and continuous`);
@@ -154,7 +156,7 @@ t.test('a gap in the WAL starts a new timeline, loudly, with its history archive
   const data = path.join(dir, 'data');
   const config = walConfig(dir, { archive_command: `cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`, archive_timeout: '200ms' });
   const env = { GUTS_CONFIG: config };
-  let node = await startNode(data, [], env);
+  let node = stopAtEnd(t, await startNode(data, [], env));
   t.equal((await pushObjects(node.url, 'a/b', blob('<before the gap>'))).status, 200);
   await node.stop();
   // Writes the archiver never sees: WAL retention off (no wal/ dir), flushed, logs deleted.
@@ -192,7 +194,7 @@ t.test('a store replaced under the archive (plain restore) archives on a new tim
   const data = path.join(dir, 'data');
   const config = walConfig(dir, { archive_command: `cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`, restore_command: `cp ${archive}/%f %p`, archive_timeout: '200ms' });
   const env = { GUTS_CONFIG: config };
-  let node = await startNode(data, [], env);
+  let node = stopAtEnd(t, await startNode(data, [], env));
   t.equal((await pushObjects(node.url, 'a/b', blob('<in the base>'))).status, 200);
   const base = path.join(dir, 'base.tar.zst');
   t.equal(cli(['backup', 'create', '--hot', '--output', base, '--data-dir', data], env).code, 0);
@@ -217,7 +219,7 @@ t.test('a store replaced under the archive (plain restore) archives on a new tim
   fs.renameSync(path.join(data, 'wal'), path.join(dir, 'wal-kept'));
   t.equal(cli(['backup', 'restore', base, '--force', '--data-dir', data], env).code, 0);
   fs.renameSync(path.join(dir, 'wal-kept'), path.join(data, 'wal'));
-  node = await startNode(data, [], env);
+  node = stopAtEnd(t, await startNode(data, [], env));
   t.match(node.stderr(), /WAL CONTINUITY BROKEN.*store was replaced/);
   t.equal((await pushObjects(node.url, 'a/b', blob('<on timeline 3>'))).status, 200);
   await waitFor(() => fs.readdirSync(archive).some((f) => f.startsWith('00000003-')), 5000, 'timeline 3 archived');
@@ -299,7 +301,7 @@ t.test('a gap never takes a timeline id a restore already claimed in the archive
   const data = path.join(dir, 'data');
   const config = walConfig(dir, { archive_command: `cp %p ${archive}/%f`, archive_dir: archive, archive_timeout: '200ms' });
   const env = { GUTS_CONFIG: config };
-  let node = await startNode(data, [], env);
+  let node = stopAtEnd(t, await startNode(data, [], env));
   t.equal((await pushObjects(node.url, 'a/b', blob('<before the gap>'))).status, 200);
   await waitFor(() => fs.readdirSync(archive).some((f) => f.startsWith('00000001-')), 5000, 'timeline 1 archived');
   await node.stop();
@@ -334,7 +336,7 @@ t.test('a timeline id claimed in the archive while the gap history waited to be 
     archive_timeout: '200ms',
   });
   const env = { GUTS_CONFIG: config };
-  let node = await startNode(data, [], env);
+  let node = stopAtEnd(t, await startNode(data, [], env));
   t.equal((await pushObjects(node.url, 'a/b', blob('<before the gap>'))).status, 200);
   await waitFor(() => fs.readdirSync(archive).some((f) => f.startsWith('00000001-')), 5000, 'timeline 1 archived');
   await node.stop();

@@ -5,7 +5,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { pushObjects, request, sleep, startNode, waitFor, metric } from '../lib/node-proc';
+import { metric, pushObjects, request, sleep, startNode, stopAtEnd, waitFor } from '../lib/node-proc';
 import { occurrences, readArchive, walConfig } from './lib';
 
 const ROUNDS = 10;
@@ -20,7 +20,7 @@ t.test(`kill -9 while archiving, ${ROUNDS} times: every acknowledged write archi
   const acked: string[] = [];
   let n = 0;
   for (let round = 0; round < ROUNDS; round++) {
-    const node = await startNode(data, [], env);
+    const node = stopAtEnd(t, await startNode(data, [], env));
     const until = Date.now() + 300 + Math.floor(Math.random() * 500);
     while (Date.now() < until) {
       const body = `<round ${round} write ${n++}>`;
@@ -32,7 +32,7 @@ t.test(`kill -9 while archiving, ${ROUNDS} times: every acknowledged write archi
     await node.exited;
   }
   // A last start archives what the kills left pending; then a clean stop.
-  const node = await startNode(data, [], env);
+  const node = stopAtEnd(t, await startNode(data, [], env));
   await pushObjects(node.url, 'a/b', [{ type: 'blob', data: Buffer.from('<final>') }]);
   await waitFor(async () => {
     const m = (await request(node.url + '/metrics')).body.toString();

@@ -6,7 +6,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { cli, pushObjects, sleep, startNode, waitFor } from '../lib/node-proc';
+import { cli, pushObjects, sleep, startNode, stopAtEnd, waitFor } from '../lib/node-proc';
 
 const blob = (label: string) => ({ type: 'blob', data: Buffer.from(`object written ${label}\n`) });
 
@@ -49,7 +49,7 @@ t.test('kill -9, then base + archived WAL: every write acknowledged before archi
     t.equal(r.code, 0, r.stderr);
   }
   t.equal(cli(['dev', 'seed', '--data-dir', data, '--size', '4MiB', '--seed', '3'], env).code, 0);
-  const node = await startNode(data, [], env);
+  const node = stopAtEnd(t, await startNode(data, [], env));
   const base = path.join(dir, 'base.tar.zst');
   let r = cli(['backup', 'create', '--hot', '--data-dir', data, '--output', base, '--json'], env);
   t.equal(r.code, 0, r.stderr);
@@ -101,7 +101,7 @@ t.test('kill -9, then base + archived WAL: every write acknowledged before archi
   t.same(await at('at-time', '--until', T), [true, true, true, true, true, false, false]);
 
   // 3. a node on the restored store writes a second history (timeline 2) ...
-  const node2 = await startNode(full, [], env);
+  const node2 = stopAtEnd(t, await startNode(full, [], env));
   const set5 = await write(node2.url, ['five-a', 'five-b']);
   await waitFor(() => JSON.parse(cli(['wal', 'status', '--data-dir', full, '--json'], env).stdout).last_archived?.name?.startsWith('00000002-') ?? false, 10_000, 'timeline 2 archived');
   await node2.stop();

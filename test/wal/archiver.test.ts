@@ -112,7 +112,9 @@ t.test('an archive command failing for 30 s, then recovering: retried with backo
   t.match(s.last_error.message, /exited with status 3: archive is down/);
   t.match(node.stderr(), /archive is down/, "the command's stderr is in the node log");
   fs.writeFileSync(flag, '');
-  await waitFor(async () => metric((await request(node.url + '/metrics')).body.toString(), 'guts_wal_pending_segments') === 0, 70_000, 'the backlog archived').catch((e) => {
+  // The next attempt can be up to 32 s away (the backoff after ~30 s of failures), and
+  // ~90 segments then go one command each: on 2 busy cores that took over 70 s.
+  await waitFor(async () => metric((await request(node.url + '/metrics')).body.toString(), 'guts_wal_pending_segments') === 0, 180_000, 'the backlog archived').catch((e) => {
     throw new Error(`${(e as Error).message}; node log:\n${node.stderr().split('\n').slice(-30).join('\n')}`);
   });
   await node.stop();

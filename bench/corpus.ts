@@ -240,5 +240,8 @@ export function realCorpus(work: string, maxBytes: number, log: (s: string) => v
   const dataDir = path.join(work, 'real-data');
   fs.rmSync(dataDir, { recursive: true, force: true });
   execFileSync('cp', ['-a', path.join(cache, 'data'), dataDir]);
+  // private like a store guts-node writes (a cache settled by an older
+  // store-tool holds 0644 files, and verify would warn about them)
+  execFileSync('chmod', ['-R', 'go-rwx', dataDir]);
   return { dataDir, repos: meta.repos, fileBytes: meta.fileBytes, files: meta.files, commits: meta.commits };
 }

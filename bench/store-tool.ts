@@ -180,7 +180,7 @@ async function main(): Promise<void> {
     const t0 = process.hrtime.bigint();
     const s = await GutsStore.open(rest[0], { create: false });
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, 200)); // RocksDB schedules the compactions an open finds due on its background threads: let it, before asking what is pending
       await settle(s);
     } finally {
       await s.close();

@@ -18,6 +18,12 @@ export function tempPathFor(file: string, tag = 'tmp'): string {
   return path.join(path.dirname(file), `.${path.basename(file)}.${tag}-${unique}`);
 }
 
+/** The parts of a name tempPathFor made (or an older build's `.<base>.<tag>-<pid>[-<ms>]`); null for any other name. */
+export function parseTempName(name: string): { base: string; tag: string; pid: number } | null {
+  const m = /^\.(.+)\.([a-z]+)-(\d+)(?:-[0-9a-z]+)*$/.exec(name);
+  return m ? { base: m[1], tag: m[2], pid: Number(m[3]) } : null;
+}
+
 export function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {

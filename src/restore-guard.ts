@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { fsError, GutsError } from './errors';
-import { isProcessAlive } from './fsutil';
+import { isProcessAlive, parseTempName } from './fsutil';
 import { probeSocket, readPidFile } from './daemon/runtime-files';
 import { dataDirLayout, storeLockHolder } from './store';
 
@@ -25,7 +25,11 @@ import { dataDirLayout, storeLockHolder } from './store';
  * ".last-backup.json.tmp-123-0-k3j9x").
  */
 export const DATA_DIR_ENTRIES = new Set(['db', 'consensus', 'checkpoints', 'last-backup.json', 'node.pid', 'admin.sock', 'lost+found', 'wal']);
-const ATOMIC_TEMP = /^\.(last-backup\.json|node\.pid)\.tmp-\d+(-[0-9a-z]+)*$/; // fsutil.tempPathFor
+/** An atomic-write temp file (fsutil.tempPathFor) of one of the data dir's own files. */
+function isAtomicTemp(name: string): boolean {
+  const t = parseTempName(name);
+  return t?.tag === 'tmp' && (t.base === 'last-backup.json' || t.base === 'node.pid');
+}
 
 /**
  * The physical absolute path `target` names, as the kernel reads it: each
@@ -223,7 +227,7 @@ export async function refuseLiveStoreTarget(target: string, action = 'restore in
 export function checkReplaceable(target: string, entries: string[], opts: { force?: boolean; forceAny?: boolean }): void {
   if (!entries.length || opts.forceAny) return;
   if (!opts.force) throw new GutsError('GUTS_EXISTS', `target ${target} is not empty (use --force to replace its data)`, target);
-  const foreign = entries.filter((name) => !DATA_DIR_ENTRIES.has(name) && !ATOMIC_TEMP.test(name));
+  const foreign = entries.filter((name) => !DATA_DIR_ENTRIES.has(name) && !isAtomicTemp(name));
   if (foreign.length) {
     const shown = foreign.slice(0, 3).map((n) => JSON.stringify(n)).join(', ') + (foreign.length > 3 ? `, … (${foreign.length} in all)` : '');
     throw new GutsError(

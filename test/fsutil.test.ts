@@ -3,7 +3,7 @@ import t from 'tap';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { tempPathFor, writeFileAtomicAsync } from '../src/fsutil';
+import { parseTempName, tempPathFor, writeFileAtomicAsync } from '../src/fsutil';
 
 t.test('writeFileAtomicAsync: 200 concurrent writes of one file all land, nothing left behind', async (t) => {
   const dir = t.testdir({});
@@ -23,4 +23,12 @@ t.test('tempPathFor: beside the file, hidden, unique within a millisecond', asyn
   t.equal(names.size, 10_000);
   for (const n of [...names].slice(0, 3)) t.match(n, new RegExp(`^/x/y/\\.state\\.json\\.tmp-${process.pid}-[0-9a-z]+-[0-9a-z]+$`));
   t.match(tempPathFor('/x/f.tar', 'upload'), /^\/x\/\.f\.tar\.upload-\d+-/);
+});
+
+t.test('parseTempName: reads back what tempPathFor made, and older builds\' names', async (t) => {
+  t.same(parseTempName(path.basename(tempPathFor('/x/f.tar.zst', 'upload'))), { base: 'f.tar.zst', tag: 'upload', pid: process.pid });
+  t.same(parseTempName(path.basename(tempPathFor('/x/state.json'))), { base: 'state.json', tag: 'tmp', pid: process.pid });
+  t.same(parseTempName('.obj.upload-4194000-1764400000000'), { base: 'obj', tag: 'upload', pid: 4194000 }, 'pid + milliseconds (older builds)');
+  t.same(parseTempName('.last-backup.json.tmp-123'), { base: 'last-backup.json', tag: 'tmp', pid: 123 }, 'pid alone (writeFileAtomic)');
+  for (const other of ['state.json', '.state.json', '.f.upload-x1', 'f.tmp-12', '.f.tmp-12-UPPER']) t.equal(parseTempName(other), null, other);
 });

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { isProcessAlive } from '../fsutil';
+import { isProcessAlive, parseTempName } from '../fsutil';
 import { Location } from '../location';
 import { BackupEntry } from './list';
 import { decide, KeepPolicy } from './prune';
@@ -31,7 +31,13 @@ export interface RepoPruneResult {
   kept_bytes: number;
 }
 
-/** Temp files of local uploads whose process is gone (`.<name>.upload-<pid>-<n>-<random>`, fsutil.tempPathFor; older builds wrote `-<ms>`). */
+/** A temp file of a local upload (fsutil.tempPathFor, tag `upload`) whose process is gone. */
+function isDeadUpload(name: string): boolean {
+  const t = parseTempName(name);
+  return t?.tag === 'upload' && !isProcessAlive(t.pid);
+}
+
+/** Temp files of local uploads whose process is gone. */
 function deadUploadTemps(root: string): string[] {
   const out: string[] = [];
   const walk = (dir: string) => {
@@ -45,16 +51,14 @@ function deadUploadTemps(root: string): string[] {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) walk(p);
       else {
-        const m = /^\..+\.upload-(\d+)(-[0-9a-z]+)+$/.exec(e.name);
-        if (m && !isProcessAlive(Number(m[1]))) out.push(p);
+        if (isDeadUpload(e.name)) out.push(p);
       }
     }
   };
   for (const sub of ['data', 'files', 'snapshots', 'locks', '.']) {
     if (sub === '.') {
       for (const name of fs.existsSync(root) ? fs.readdirSync(root) : []) {
-        const m = /^\..+\.upload-(\d+)(-[0-9a-z]+)+$/.exec(name);
-        if (m && !isProcessAlive(Number(m[1]))) out.push(path.join(root, name));
+        if (isDeadUpload(name)) out.push(path.join(root, name));
       }
     } else walk(path.join(root, sub));
   }

@@ -87,8 +87,9 @@ export class WalArchiver {
   private tailNext = { db: 1, consensus: 1 };
   private timer: NodeJS.Timeout | null = null;
   /** tail passes run one after the other (timer, wal mark, shutdown) */
-  private chain: Promise<void> = Promise.resolve();
-  private stateWrites: Promise<void> = Promise.resolve();
+  private readonly passes = new SerialQueue();
+  /** state.json writes, one at a time: the tail (segment closes) and the archive loop both advance it */
+  private readonly stateWrites = new SerialQueue();
   private pushing: Promise<void> | null = null;
   private stopped = false;
   /** the last archive round during stop() */
@@ -172,7 +173,7 @@ export class WalArchiver {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.abort.abort();
-    await this.chain.catch(() => undefined);
+    await this.passes.idle();
     await this.pushing?.catch(() => undefined);
     if (this.store()) {
       try {
@@ -305,28 +306,12 @@ export class WalArchiver {
 
   /** Runs fn after every tail pass, segment close or timeline change before it, and before any after it. */
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.chain.then(fn);
-    // The chain itself never rejects: a failed pass is the caller's to handle,
-    // and a rejected chain with no handler yet took the node down.
-    this.chain = p.then(
-      () => undefined,
-      () => undefined,
-    );
-    return p;
+    return this.passes.run(fn);
   }
 
-  /**
-   * Writes state.json from the state as it is when the write starts, one write
-   * at a time: the tail (segment closes) and the archive loop both advance it,
-   * and two renames racing could leave the older state on disk.
-   */
+  /** Writes state.json from the state as it is when the write starts (two renames racing could leave the older state on disk). */
   private saveState(): Promise<void> {
-    const p = this.stateWrites.then(() => writeWalStateAsync(this.dataDir, this.state));
-    this.stateWrites = p.then(
-      () => undefined,
-      () => undefined,
-    );
-    return p;
+    return this.stateWrites.run(() => writeWalStateAsync(this.dataDir, this.state));
   }
 
   private async tailPass(closing: boolean): Promise<void> {
@@ -574,5 +559,29 @@ export class WalArchiver {
     const s = this.store();
     if (!s) throw new GutsError('GUTS_CLOSED', 'the store is not open');
     return s;
+  }
+}
+
+/**
+ * Runs tasks one after another. A failed task rejects its own promise only:
+ * the queue never holds a rejected promise, which with no handler attached
+ * yet is an unhandled rejection, and Node exits on one (a failed segment
+ * close took the node down that way).
+ */
+class SerialQueue {
+  private tail: Promise<void> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(fn);
+    this.tail = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    return p;
+  }
+
+  /** Resolves once every task queued so far has settled. */
+  idle(): Promise<void> {
+    return this.tail;
   }
 }

@@ -13,7 +13,7 @@ t.test('sealing fails for 3 s: the node keeps serving and loses nothing', async 
   const archive = path.join(dir, 'archive');
   const data = path.join(dir, 'data');
   const config = walConfig(dir, { archive_command: `cp %p ${archive}/.%f.tmp && mv ${archive}/.%f.tmp ${archive}/%f`, archive_timeout: '100ms' });
-  const node = await startNode(data, [], { GUTS_CONFIG: config, GUTS_LOG_LEVEL: 'info' });
+  const node = await startNode(data, [], { GUTS_CONFIG: config });
   t.teardown(() => node.stop());
   const acked: string[] = [];
   let n = 0;

@@ -86,8 +86,15 @@ export const snapshotKey = (id: string) => `snapshots/${id}.json`;
 export const SNAPSHOT_KEY = /^snapshots\/([0-9]{8}T[0-9]{6}Z-[0-9a-f]{8})\.json$/;
 export const ID_RE = /^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$/;
 
+/**
+ * `YYYYMMDDTHHMMSSZ-<8 hex>`: the first 3 hex digits are the milliseconds, the
+ * other 5 random, so ids sort by creation time also within one second (with a
+ * wholly random suffix two snapshots of one second listed, restored as
+ * "latest" and kept by --keep-last in a random order).
+ */
 export function newSnapshotId(d = new Date()): string {
-  return `${d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')}-${crypto.randomBytes(4).toString('hex')}`;
+  const ms = d.getUTCMilliseconds().toString(16).padStart(3, '0');
+  return `${d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')}-${ms}${crypto.randomBytes(3).toString('hex').slice(0, 5)}`;
 }
 
 export function sstObjectKey(fileName: string, size: number, sessionId: string): string | null {
